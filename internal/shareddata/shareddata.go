@@ -1,6 +1,6 @@
-// Package testdata locates the shared real ESP32 test files, which live
+// Package shareddata locates the shared real ESP32 test files, which live
 // outside the repository in ../shared/testdata/esp32 and are never copied in.
-package testdata
+package shareddata
 
 import (
 	"os"
