@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Gota's one entry point for building, serving and testing.
+#
+#   ./build.sh          generate the Vugu code, build the WebAssembly page into dist/
+#   ./build.sh serve    build, then serve the page on 127.0.0.1:${PORT:-8080}
+#                       with a virtual ESP32 attached (no hardware needed)
+#   ./build.sh test     install what the tests need, then run every test
+#   ./build.sh bench    print the speed figures (link, flash, browser)
+#
+# Needs Go 1.26 on PATH. `test` installs Chromium and Lua 5.1 from Debian's
+# packages when they are missing (apt-get; run as root or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DIST=dist
+
+# build: Vugu code generation, the WASM binary and its JavaScript support file.
+build() {
+	go tool vugugen -s -skip-go-mod -skip-main web >/dev/null
+	mkdir -p "$DIST"
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$DIST/main.wasm" ./wasm
+	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$DIST/wasm_exec.js"
+	go build -o "$DIST/gota" ./cmd/gota
+}
+
+# deps installs the system packages the tests drive: Debian's Chromium for
+# the browser tests and lua5.1 (luac5.1 -p) for the NodeMCU agent's syntax check.
+deps() {
+	local missing=()
+	command -v chromium >/dev/null || missing+=(chromium)
+	command -v luac5.1 >/dev/null || missing+=(lua5.1)
+	[ ${#missing[@]} -eq 0 ] && return
+	local sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	echo "installing ${missing[*]} with apt-get" >&2
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+check_format() {
+	local bad
+	bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './dist/*'))
+	if [ -n "$bad" ]; then
+		echo "gofmt needed on:" >&2
+		echo "$bad" >&2
+		return 1
+	fi
+}
+
+case "${1:-build}" in
+build)
+	build
+	echo "built $DIST/ (page) and $DIST/gota (CLI)"
+	;;
+serve)
+	build
+	exec "$DIST/gota" serve --dir "$DIST" --addr "127.0.0.1:${PORT:-8080}" "${@:2}"
+	;;
+test)
+	deps
+	build
+	check_format
+	go vet ./...
+	GOOS=js GOARCH=wasm go vet ./core/... ./protocol/... ./wasm/...
+	# Fuzz targets run their seed corpora as part of go test.
+	go test -count=1 -timeout 12m ./...
+	;;
+bench)
+	build
+	"$DIST/gota" bench
+	go test -run '^$' -bench . -benchtime 1x ./web/... ./e2e/...
+	;;
+*)
+	echo "usage: $0 [build|serve|test|bench]" >&2
+	exit 2
+	;;
+esac
