@@ -104,8 +104,12 @@ func (img *Image) Verify(opt VerifyOptions) error {
 	}
 	if opt.PartitionSize > 0 {
 		if total := img.Length + img.SignatureLen; total > opt.PartitionSize {
-			return fmt.Errorf("image is %d bytes (0x%x, signature included), partition holds %d (0x%x): %w",
-				total, total, opt.PartitionSize, opt.PartitionSize, ErrTooBig)
+			what := "image"
+			if img.SignatureLen > 0 {
+				what = fmt.Sprintf("image with its %d-byte %s signature", img.SignatureLen, img.Signature)
+			}
+			return fmt.Errorf("%s is %d bytes (0x%x), partition holds %d (0x%x): %w",
+				what, total, total, opt.PartitionSize, opt.PartitionSize, ErrTooBig)
 		}
 	}
 	if img.HashAppended && !img.DigestOK {
