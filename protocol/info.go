@@ -1,0 +1,179 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// InfoReply is the device state carried by INFO_R, encoded as text lines
+// "key=value\n" (SPEC.md, "INFO"): easy to print from Lua or C. Keys the
+// reader does not know are ignored; "part" starts a new partition and the
+// keys after it describe that partition.
+type InfoReply struct {
+	Chip       string // esptool name, e.g. "esp32"
+	ChipRev    int
+	Running    string
+	Next       string
+	Partitions []InfoPartition
+}
+
+// InfoPartition is one app partition in an InfoReply.
+type InfoPartition struct {
+	Label         string
+	Subtype       int
+	Offset        uint32
+	Size          uint32
+	State         string
+	Name          string
+	Version       string
+	Date          string
+	Time          string
+	IDFVersion    string
+	SecureVersion uint32
+	SHA256        string // lower-case hex
+	ImageLen      int
+}
+
+// Encode returns the text form.
+func (m *InfoReply) Encode() []byte {
+	var b bytes.Buffer
+	kv := func(k, v string) {
+		if v == "" {
+			return
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strings.Map(func(r rune) rune {
+			if r == '\n' || r == '\r' {
+				return ' '
+			}
+			return r
+		}, v))
+		b.WriteByte('\n')
+	}
+	kv("chip", m.Chip)
+	kv("chip_rev", strconv.Itoa(m.ChipRev))
+	kv("running", m.Running)
+	kv("next", m.Next)
+	for _, p := range m.Partitions {
+		kv("part", p.Label)
+		kv("subtype", strconv.Itoa(p.Subtype))
+		kv("offset", strconv.FormatUint(uint64(p.Offset), 10))
+		kv("size", strconv.FormatUint(uint64(p.Size), 10))
+		kv("state", p.State)
+		kv("name", p.Name)
+		kv("version", p.Version)
+		kv("date", p.Date)
+		kv("time", p.Time)
+		kv("idf_version", p.IDFVersion)
+		if p.Name != "" || p.SecureVersion != 0 {
+			kv("secure_version", strconv.FormatUint(uint64(p.SecureVersion), 10))
+		}
+		kv("sha256", p.SHA256)
+		if p.ImageLen > 0 {
+			kv("image_len", strconv.Itoa(p.ImageLen))
+		}
+	}
+	return b.Bytes()
+}
+
+// DecodeInfo parses the text form. Numbers that do not parse are errors
+// naming the line; unknown keys are skipped.
+func DecodeInfo(text []byte) (*InfoReply, error) {
+	m := &InfoReply{}
+	var cur *InfoPartition
+	for i, line := range strings.Split(string(text), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("info line %d %q: no '='", i+1, line)
+		}
+		num := func() (uint64, error) {
+			n, err := strconv.ParseUint(v, 0, 32)
+			if err != nil {
+				return 0, fmt.Errorf("info line %d: %s=%q is not a number", i+1, k, v)
+			}
+			return n, nil
+		}
+		if k == "part" {
+			m.Partitions = append(m.Partitions, InfoPartition{Label: v})
+			cur = &m.Partitions[len(m.Partitions)-1]
+			continue
+		}
+		if cur == nil {
+			switch k {
+			case "chip":
+				m.Chip = v
+			case "chip_rev":
+				n, err := num()
+				if err != nil {
+					return nil, err
+				}
+				m.ChipRev = int(n)
+			case "running":
+				m.Running = v
+			case "next":
+				m.Next = v
+			}
+			continue
+		}
+		var err error
+		var n uint64
+		switch k {
+		case "subtype", "offset", "size", "secure_version", "image_len":
+			if n, err = num(); err != nil {
+				return nil, err
+			}
+		}
+		switch k {
+		case "subtype":
+			cur.Subtype = int(n)
+		case "offset":
+			cur.Offset = uint32(n)
+		case "size":
+			cur.Size = uint32(n)
+		case "secure_version":
+			cur.SecureVersion = uint32(n)
+		case "image_len":
+			cur.ImageLen = int(n)
+		case "state":
+			cur.State = v
+		case "name":
+			cur.Name = v
+		case "version":
+			cur.Version = v
+		case "date":
+			cur.Date = v
+		case "time":
+			cur.Time = v
+		case "idf_version":
+			cur.IDFVersion = v
+		case "sha256":
+			cur.SHA256 = v
+		}
+	}
+	return m, nil
+}
+
+// InfoChunk builds an INFO_R payload: total length u32, then text from
+// offset, at most max-4 bytes of it.
+func InfoChunk(text []byte, offset, max int) []byte {
+	offset = min(offset, len(text))
+	end := min(len(text), offset+max-4)
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(text))), text[offset:end]...)
+}
+
+// DecodeInfoChunk splits an INFO_R payload into the total text length and
+// the chunk.
+func DecodeInfoChunk(p []byte) (total int, chunk []byte, err error) {
+	if len(p) < 4 {
+		return 0, nil, short(TypeInfo.Reply(), len(p), 4)
+	}
+	return int(binary.LittleEndian.Uint32(p)), p[4:], nil
+}
