@@ -1,0 +1,520 @@
+package partition
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// keyword is one name gen_esp32part.py knows for a number; slices keep the
+// script's dict order, which its messages and its CSV output follow.
+type keyword struct {
+	name  string
+	value int64
+}
+
+var typeNames = []keyword{{"app", 0x00}, {"data", 0x01}}
+
+var appSubtypeNames = func() []keyword {
+	k := []keyword{{"factory", 0x00}, {"test", 0x20}}
+	for n := 0; n < 16; n++ {
+		k = append(k, keyword{fmt.Sprintf("ota_%d", n), int64(SubtypeOTA0) + int64(n)})
+	}
+	return k
+}()
+
+var dataSubtypeNames = []keyword{
+	{"ota", 0x00}, {"phy", 0x01}, {"nvs", 0x02}, {"coredump", 0x03},
+	{"nvs_keys", 0x04}, {"efuse", 0x05}, {"undefined", 0x06},
+	{"esphttpd", 0x80}, {"fat", 0x81}, {"spiffs", 0x82}, {"littlefs", 0x83},
+}
+
+func subtypeNames(t Type) []keyword {
+	switch t {
+	case TypeApp:
+		return appSubtypeNames
+	case TypeData:
+		return dataSubtypeNames
+	}
+	return nil
+}
+
+var flagNames = []struct {
+	name string
+	bit  uint32
+}{{"encrypted", FlagEncrypted}, {"readonly", FlagReadonly}}
+
+func lookupKeyword(v int64, keywords []keyword) string {
+	for _, k := range keywords {
+		if k.value == v {
+			return k.name
+		}
+	}
+	return fmt.Sprintf("%d", v)
+}
+
+// alignment returns the offset alignment gen_esp32part.py requires (and
+// pads empty offsets to): 64 KiB for apps, 4 KiB for everything else.
+func alignment(t int64) int64 {
+	if t == int64(TypeApp) {
+		return 0x10000
+	}
+	return 0x1000
+}
+
+// appSizeAlign is the size alignment for apps without secure boot (the
+// script's default): the minimum flash erase size.
+const appSizeAlign = 0x1000
+
+// CSV writes the table as gen_esp32part.py writes it when converting a
+// binary to CSV: two comment lines, then name,type,subtype,offset,size,flags
+// with no spaces; offsets in hex, sizes in M or K when they divide evenly,
+// names for known types and subtypes, decimal numbers for others. Flag bits
+// without a name are not written, as in the script.
+func (t *Table) CSV() []byte {
+	var b strings.Builder
+	b.WriteString("# ESP-IDF Partition Table\n")
+	b.WriteString("# Name, Type, SubType, Offset, Size, Flags\n")
+	for _, p := range t.Partitions {
+		b.WriteString(strings.Join([]string{
+			p.Name,
+			p.TypeName(),
+			p.SubtypeName(),
+			fmt.Sprintf("0x%x", p.Offset),
+			FormatSize(p.Size),
+			strings.Join(p.FlagNames(), ":"),
+		}, ","))
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// FormatSize writes a size as gen_esp32part.py does: "1M", "20K", else "0x..".
+func FormatSize(n uint32) string {
+	switch {
+	case n%0x100000 == 0:
+		return fmt.Sprintf("%dM", n/0x100000)
+	case n%0x400 == 0:
+		return fmt.Sprintf("%dK", n/0x400)
+	}
+	return fmt.Sprintf("0x%x", n)
+}
+
+// row is a partition as parsed from CSV, before range checks: the script
+// computes with unbounded integers and only fails (with a traceback) when
+// packing, so keep wide values until then.
+type row struct {
+	line    int
+	name    string
+	typ     int64
+	subtype int64
+	offset  int64
+	hasOff  bool
+	size    int64
+	flags   uint32
+}
+
+// ParseCSV parses CSV with gen_esp32part.py's rules; tableOffset is where
+// the table sits (DefaultTableOffset normally). Errors name the line and rule.
+//
+// It also runs the script's verification (on by default in the script), so
+// a returned table is ready to Encode. Differences from the script: no
+// environment variable expansion (a line starting with $NAME is refused as
+// "unknown variable", as the script does when NAME is unset); a leading
+// UTF-8 BOM is ignored; values that do not fit the binary fields, labels
+// longer than 16 bytes and input that is not UTF-8 are refused where the
+// script would crash or truncate; its warnings (names that look like types
+// or subtypes, unknown flags in binaries) are not reported.
+func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
+	if !utf8.Valid(csv) {
+		return nil, errorf(ErrSyntax, "CSV input is not valid UTF-8")
+	}
+	text := strings.TrimPrefix(string(csv), "\uFEFF")
+	var rows []row
+	for i, line := range splitLines(text) {
+		lineNo := i + 1
+		if name, ok := leadingVariable(line); ok {
+			return nil, errorf(ErrSyntax, "Error at line %d: unknown variable '%s'", lineNo, name)
+		}
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		r, err := parseRow(line)
+		if err != nil {
+			return nil, &ruleError{rule: ruleOf(err), msg: fmt.Sprintf("Error at line %d: %v", lineNo, err)}
+		}
+		r.line = lineNo
+		rows = append(rows, r)
+	}
+
+	// Fix up missing offsets and negative sizes, as from_csv does.
+	lastEnd := int64(tableOffset) + TableSectorSize
+	for i := range rows {
+		e := &rows[i]
+		if e.hasOff && e.offset < lastEnd {
+			if i == 0 || e.sameAs(rows[0]) {
+				return nil, errorf(ErrOverlap, "CSV Error at line %d: Partitions overlap. Partition sets offset 0x%x. "+
+					"But partition table occupies the whole sector 0x%x. Use a free offset 0x%x or higher.",
+					e.line, e.offset, tableOffset, lastEnd)
+			}
+			return nil, errorf(ErrOverlap, "CSV Error at line %d: Partitions overlap. Partition sets offset 0x%x. Previous partition ends 0x%x",
+				e.line, e.offset, lastEnd)
+		}
+		if !e.hasOff {
+			pad := alignment(e.typ)
+			if lastEnd%pad != 0 {
+				lastEnd += pad - lastEnd%pad
+			}
+			e.offset, e.hasOff = lastEnd, true
+		}
+		if e.size < 0 {
+			e.size = -e.size - e.offset
+		}
+		lastEnd = e.offset + e.size
+		if lastEnd > math.MaxInt64/2 {
+			return nil, errorf(ErrRange, "Error at line %d: partition end 0x%x out of range", e.line, lastEnd)
+		}
+	}
+
+	// Range checks the script leaves to struct.pack.
+	t := &Table{}
+	for _, e := range rows {
+		for _, f := range []struct {
+			what     string
+			v, limit int64
+		}{{"type", e.typ, 0xFF}, {"subtype", e.subtype, 0xFF}, {"offset", e.offset, math.MaxUint32}, {"size", e.size, math.MaxUint32}} {
+			if f.v < 0 || f.v > f.limit {
+				return nil, errorf(ErrRange, "Error at line %d: %s %d (0x%x) does not fit in 0..0x%x", e.line, f.what, f.v, f.v, f.limit)
+			}
+		}
+		t.Partitions = append(t.Partitions, Partition{
+			Name: e.name, Type: Type(e.typ), Subtype: uint8(e.subtype),
+			Offset: uint32(e.offset), Size: uint32(e.size), Flags: e.flags,
+		})
+	}
+	lines := make([]int, len(rows))
+	for i, e := range rows {
+		lines[i] = e.line
+	}
+	if err := t.verify(tableOffset, func(i int) string { return fmt.Sprintf("Error at line %d: ", lines[i]) }); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (r row) sameAs(o row) bool {
+	// PartitionDefinition.__eq__: name, type, subtype, offset, size.
+	return r.name == o.name && r.typ == o.typ && r.subtype == o.subtype &&
+		r.hasOff == o.hasOff && r.offset == o.offset && r.size == o.size
+}
+
+func ruleOf(err error) error {
+	if re, ok := err.(*ruleError); ok {
+		return re.rule
+	}
+	return ErrSyntax
+}
+
+// splitLines splits like Python's str.splitlines.
+func splitLines(s string) []string {
+	var lines []string
+	for len(s) > 0 {
+		i := strings.IndexFunc(s, isLineBreak)
+		if i < 0 {
+			lines = append(lines, s)
+			break
+		}
+		lines = append(lines, s[:i])
+		r, n := utf8.DecodeRuneInString(s[i:])
+		s = s[i+n:]
+		if r == '\r' && strings.HasPrefix(s, "\n") {
+			s = s[1:]
+		}
+	}
+	return lines
+}
+
+func isLineBreak(r rune) bool {
+	switch r {
+	case '\n', '\r', '\v', '\f', 0x1c, 0x1d, 0x1e, 0x85, 0x2028, 0x2029:
+		return true
+	}
+	return false
+}
+
+// leadingVariable mimics the script's check after os.path.expandvars: a
+// line that starts with an unexpanded $NAME is an error.
+func leadingVariable(line string) (string, bool) {
+	if !strings.HasPrefix(line, "$") {
+		return "", false
+	}
+	n := 1
+	for n < len(line) && (line[n] == '_' || isAlpha(line[n]) || n > 1 && isDigit(line[n])) {
+		n++
+	}
+	if n == 1 {
+		return "", false
+	}
+	return line[1:n], true
+}
+
+func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// parseRow is PartitionDefinition.from_csv.
+func parseRow(line string) (row, error) {
+	fields := strings.Split(line+",,,,", ",")
+	for i := range fields {
+		fields[i] = strings.TrimSpace(fields[i])
+	}
+	var r row
+	var err error
+	r.name = fields[0]
+	if fields[1] == "" {
+		return r, errorf(ErrSyntax, "Field 'type' can't be left empty.")
+	}
+	if r.typ, err = parseInt(fields[1], typeNames); err != nil {
+		return r, err
+	}
+	if fields[2] == "" {
+		if r.typ == int64(TypeApp) {
+			return r, errorf(ErrSyntax, "App partition cannot have an empty subtype")
+		}
+		r.subtype = int64(SubtypeUndef)
+	} else {
+		var kw []keyword
+		if r.typ >= 0 && r.typ <= 0xFF {
+			kw = subtypeNames(Type(r.typ))
+		}
+		if r.subtype, err = parseInt(fields[2], kw); err != nil {
+			return r, err
+		}
+	}
+	if fields[3] != "" {
+		if r.offset, err = parseInt(fields[3], nil); err != nil {
+			return r, err
+		}
+		r.hasOff = true
+	}
+	if fields[4] == "" {
+		return r, errorf(ErrSyntax, "Size field can't be empty")
+	}
+	if r.size, err = parseInt(fields[4], nil); err != nil {
+		return r, err
+	}
+	for _, flag := range strings.Split(fields[5], ":") {
+		known := false
+		for _, f := range flagNames {
+			if flag == f.name {
+				r.flags |= f.bit
+				known = true
+			}
+		}
+		if !known && flag != "" {
+			return r, errorf(ErrFlags, "CSV flag column contains unknown flag '%s'", flag)
+		}
+	}
+	return r, nil
+}
+
+// parseInt is the script's parse_int: Python's int(v, 0) with k/m
+// suffixes (applied recursively, so "1kk" is 1 MiB) and keyword lookup.
+func parseInt(v string, keywords []keyword) (int64, error) {
+	lower := strings.ToLower(v)
+	for _, s := range []struct {
+		letter string
+		mult   int64
+	}{{"k", 1024}, {"m", 1024 * 1024}} {
+		if strings.HasSuffix(lower, s.letter) {
+			n, err := parseInt(v[:len(v)-1], keywords)
+			if err != nil {
+				return 0, err
+			}
+			if n > math.MaxInt64/s.mult || n < math.MinInt64/s.mult {
+				return 0, errorf(ErrRange, "Value '%s' out of range", v)
+			}
+			return n * s.mult, nil
+		}
+	}
+	n, ok, overflow := pyInt(v)
+	if overflow {
+		return 0, errorf(ErrRange, "Value '%s' out of range", v)
+	}
+	if ok {
+		return n, nil
+	}
+	if len(keywords) == 0 {
+		return 0, errorf(ErrSyntax, "Invalid field value %s", v)
+	}
+	for _, k := range keywords {
+		if k.name == lower {
+			return k.value, nil
+		}
+	}
+	names := make([]string, len(keywords))
+	for i, k := range keywords {
+		names[i] = k.name
+	}
+	return 0, errorf(ErrSyntax, "Value '%s' is not valid. Known keywords: %s", v, strings.Join(names, ", "))
+}
+
+// pyInt parses like Python's int(s, 0): surrounding white space, a sign,
+// 0x/0o/0b prefixes, single underscores between digits, and no leading
+// zeros on decimal numbers other than zero itself.
+func pyInt(s string) (n int64, ok, overflow bool) {
+	s = strings.TrimSpace(s)
+	neg := false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	base := int64(10)
+	allowLeadingUnderscore := false
+	if len(s) >= 2 && s[0] == '0' {
+		switch s[1] {
+		case 'x', 'X':
+			base = 16
+		case 'o', 'O':
+			base = 8
+		case 'b', 'B':
+			base = 2
+		}
+		if base != 10 {
+			s = s[2:]
+			allowLeadingUnderscore = true
+		}
+	}
+	if s == "" {
+		return 0, false, false
+	}
+	var u uint64
+	digits := 0
+	prevUnderscore := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' {
+			if prevUnderscore || (i == 0 && !allowLeadingUnderscore) || i == len(s)-1 {
+				return 0, false, false
+			}
+			prevUnderscore = true
+			continue
+		}
+		prevUnderscore = false
+		d := digitValue(c)
+		if d < 0 || int64(d) >= base {
+			return 0, false, false
+		}
+		if base == 10 && digits > 0 && u == 0 && d != 0 {
+			return 0, false, false // "07": leading zero
+		}
+		digits++
+		if u > (math.MaxInt64-uint64(d))/uint64(base) {
+			overflow = true
+			continue // keep validating the syntax
+		}
+		u = u*uint64(base) + uint64(d)
+	}
+	if digits == 0 {
+		return 0, false, false
+	}
+	if overflow {
+		return 0, true, true
+	}
+	if neg {
+		return -int64(u), true, false
+	}
+	return int64(u), true, false
+}
+
+func digitValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'Z':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// Verify applies gen_esp32part.py's checks (alignment, overlaps, names,
+// otadata size, below tableOffset+0x1000).
+//
+// The checks run in the script's order: each partition (offset alignment,
+// app size alignment to 4 KiB, readonly otadata/coredump, and here the
+// label length), then unique names, then offsets in ascending order (below
+// the table's sector, overlaps), then otadata count and size.
+func (t *Table) Verify(tableOffset uint32) error {
+	return t.verify(tableOffset, func(i int) string {
+		return fmt.Sprintf("partition %d (%q): ", i, t.Partitions[i].Name)
+	})
+}
+
+func (t *Table) verify(tableOffset uint32, where func(int) string) error {
+	fail := func(i int, rule error, format string, args ...any) error {
+		return &ruleError{rule: rule, msg: where(i) + fmt.Sprintf(format, args...)}
+	}
+	for i, p := range t.Partitions {
+		if align := alignment(int64(p.Type)); int64(p.Offset)%align != 0 {
+			return fail(i, ErrAlign, "Partition %s invalid: Offset 0x%x is not aligned to 0x%x", p.Name, p.Offset, align)
+		}
+		if p.Type == TypeApp && p.Size%appSizeAlign != 0 {
+			return fail(i, ErrAlign, "Partition %s invalid: Size 0x%x is not aligned to 0x%x", p.Name, p.Size, appSizeAlign)
+		}
+		if p.Type == TypeData && (p.Subtype == SubtypeOTAData || p.Subtype == SubtypeCoredump) && p.Flags&FlagReadonly != 0 {
+			return fail(i, ErrFlags, "Partition %s invalid: '%s' partition of type %d and subtype %d is always read-write and cannot be read-only",
+				p.Name, p.Name, p.Type, p.Subtype)
+		}
+		if len(p.Name) > MaxNameLen {
+			return fail(i, ErrName, "Partition %s invalid: name is %d bytes, longer than %d", p.Name, len(p.Name), MaxNameLen)
+		}
+	}
+
+	first := map[string]int{}
+	for i, p := range t.Partitions {
+		if j, dup := first[p.Name]; dup {
+			return fail(i, ErrDuplicate, "Partition names must be unique (%q is also %s)", p.Name, strings.TrimSuffix(where(j), ": "))
+		}
+		first[p.Name] = i
+	}
+
+	order := make([]int, len(t.Partitions))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return t.Partitions[order[a]].Offset < t.Partitions[order[b]].Offset })
+	minOffset := uint64(tableOffset) + TableSectorSize
+	last := -1
+	for _, i := range order {
+		p := t.Partitions[i]
+		if uint64(p.Offset) < minOffset {
+			return fail(i, ErrBelowTable, "Partition offset 0x%x is below 0x%x", p.Offset, minOffset)
+		}
+		if last >= 0 {
+			l := t.Partitions[last]
+			if uint64(p.Offset) < l.End() {
+				return fail(i, ErrOverlap, "Partition at 0x%x overlaps 0x%x-0x%x (%s)", p.Offset, l.Offset, l.End()-1,
+					strings.TrimSuffix(where(last), ": "))
+			}
+		}
+		last = i
+	}
+
+	otadata := -1
+	for i, p := range t.Partitions {
+		if p.Type == TypeData && p.Subtype == SubtypeOTAData {
+			if otadata >= 0 {
+				return fail(i, ErrOTAData, "Found multiple otadata partitions. Only one partition can be defined with type=\"data\"(1) and subtype=\"ota\"(0).")
+			}
+			otadata = i
+		}
+	}
+	if otadata >= 0 && t.Partitions[otadata].Size != OTADataSize {
+		return fail(otadata, ErrOTAData, "otadata partition must have size = 0x2000")
+	}
+	return nil
+}
