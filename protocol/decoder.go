@@ -34,7 +34,7 @@ type Stats struct {
 }
 
 // NewDecoder returns a decoder accepting payloads up to maxPayload bytes
-// (at least BaseMaxPayload, at most LimitMaxPayload). frame receives each
+// (clamped to BaseMaxPayload..LimitMaxPayload). frame receives each
 // valid frame (its Payload is a fresh copy); text receives log bytes. Either
 // callback may be nil.
 func NewDecoder(maxPayload int, frame func(Frame), text func([]byte)) *Decoder {

@@ -22,7 +22,7 @@ const (
 
 	// BaseMaxPayload is the payload size every implementation must accept
 	// before and after the handshake.
-	BaseMaxPayload = 1024
+	BaseMaxPayload = 256
 	// LimitMaxPayload is the largest payload the length field can express.
 	LimitMaxPayload = 0xFFFF
 )
