@@ -199,7 +199,7 @@ func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
 	for i, e := range rows {
 		lines[i] = e.line
 	}
-	if err := t.verify(tableOffset, func(i int) string { return fmt.Sprintf("Error at line %d: ", lines[i]) }); err != nil {
+	if err := t.verify(tableOffset, "Error at ", func(i int) string { return fmt.Sprintf("line %d", lines[i]) }); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -449,14 +449,16 @@ func digitValue(c byte) int {
 // label length), then unique names, then offsets in ascending order (below
 // the table's sector, overlaps), then otadata count and size.
 func (t *Table) Verify(tableOffset uint32) error {
-	return t.verify(tableOffset, func(i int) string {
-		return fmt.Sprintf("partition %d (%q): ", i, t.Partitions[i].Name)
+	return t.verify(tableOffset, "", func(i int) string {
+		return fmt.Sprintf("partition %d (%q)", i, t.Partitions[i].Name)
 	})
 }
 
-func (t *Table) verify(tableOffset uint32, where func(int) string) error {
+// verify runs the checks; loc names partition i ("line 7" for CSV input)
+// and prefix comes before it in messages.
+func (t *Table) verify(tableOffset uint32, prefix string, loc func(int) string) error {
 	fail := func(i int, rule error, format string, args ...any) error {
-		return &ruleError{rule: rule, msg: where(i) + fmt.Sprintf(format, args...)}
+		return &ruleError{rule: rule, msg: prefix + loc(i) + ": " + fmt.Sprintf(format, args...)}
 	}
 	for i, p := range t.Partitions {
 		if align := alignment(int64(p.Type)); int64(p.Offset)%align != 0 {
@@ -477,7 +479,7 @@ func (t *Table) verify(tableOffset uint32, where func(int) string) error {
 	first := map[string]int{}
 	for i, p := range t.Partitions {
 		if j, dup := first[p.Name]; dup {
-			return fail(i, ErrDuplicate, "Partition names must be unique (%q is also %s)", p.Name, strings.TrimSuffix(where(j), ": "))
+			return fail(i, ErrDuplicate, "Partition names must be unique (%q is also at %s)", p.Name, loc(j))
 		}
 		first[p.Name] = i
 	}
@@ -497,8 +499,7 @@ func (t *Table) verify(tableOffset uint32, where func(int) string) error {
 		if last >= 0 {
 			l := t.Partitions[last]
 			if uint64(p.Offset) < l.End() {
-				return fail(i, ErrOverlap, "Partition at 0x%x overlaps 0x%x-0x%x (%s)", p.Offset, l.Offset, l.End()-1,
-					strings.TrimSuffix(where(last), ": "))
+				return fail(i, ErrOverlap, "Partition at 0x%x overlaps 0x%x-0x%x (%s)", p.Offset, l.Offset, l.End()-1, loc(last))
 			}
 		}
 		last = i
