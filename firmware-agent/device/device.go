@@ -2,14 +2,20 @@
 // second-stage bootloader rules and ESP-IDF's OTA API as NodeMCU's
 // otaupgrade module exposes it.
 //
-// API CONTRACT (stub; bodies filled in by the issue-3 work). The agent
-// (issue 4) and the Lua harness (issue 6) use exactly these names.
+// The behaviour follows ESP-IDF v5.1.3 (bootloader_utility.c,
+// esp_ota_ops.c) and NodeMCU's otaupgrade.c call for call, including
+// their quirks: see the comments at each method. The agent (issue 4) and
+// the Lua harness (issue 6) use these names.
 package device
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"sync"
 
 	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/otadata"
 	"github.com/gota-dev/gota/core/partition"
 	"github.com/gota-dev/gota/firmware-agent/flash"
 )
@@ -33,14 +39,20 @@ const (
 
 // Error is an OTA failure: the esp_err_t ESP-IDF returns, the message
 // NodeMCU's otaupgrade raises, and the underlying cause.
+//
+// Where NodeMCU fails without calling ESP-IDF ("no upgrade in progress"),
+// Code is ErrInvalidState. A flash failure (injected power cut) has Code
+// ErrFlashOpFail and Err wrapping flash.ErrPowerCut.
 type Error struct {
 	Code    int    // esp_err_t
 	Message string // NodeMCU's string, e.g. "validation failed"
 	Err     error  // detail (e.g. an espimage error), may be nil
 }
 
-func (e *Error) Error() string { panic("TODO") }
 func (e *Error) Unwrap() error { return e.Err }
+
+// DefaultChipRev is the chip revision a Config without one gets (v3.0).
+const DefaultChipRev = 300
 
 // Config describes a device.
 type Config struct {
@@ -52,83 +64,188 @@ type Config struct {
 	Log         io.Writer // boot and app log lines, ESP-IDF style; may be nil
 }
 
-// CreateOptions for Create.
-type CreateOptions struct {
-	FlashSize   int              // bytes; default 4 MiB
-	Table       *partition.Table // nil = default two-OTA table
-	TableOffset uint32
-	App         []byte // image written to ota_0 (or factory when present)
-	Chip        espimage.Chip
+func (c *Config) bootConfig() BootConfig {
+	return BootConfig{Chip: c.Chip, ChipRev: c.ChipRev, NoRollback: c.NoRollback}
 }
 
-// Create writes a new flash file ready to boot.
-func Create(path string, opt CreateOptions) error { panic("TODO") }
-
-// DefaultTable returns the default partition table: nvs, otadata, phy,
-// and two OTA slots large enough for the shared test images.
-func DefaultTable() *partition.Table { panic("TODO") }
+// otaEntry is esp_ota_ops.c's ota_ops_entry_t.
+type otaEntry struct {
+	handle    uint32
+	part      partition.Partition
+	needErase bool // OTA_WITH_SEQUENTIAL_WRITES: erase sectors as writes reach them
+	written   int
+}
 
 // Device is a running virtual ESP32.
-type Device struct{}
+type Device struct {
+	mu    sync.Mutex
+	cfg   Config
+	fl    *flash.Flash
+	table *partition.Table
+	log   *logger
+
+	running *partition.Partition // nil when nothing booted
+	image   *espimage.Image      // the running image
+	boots   int
+
+	// esp_ota_ops.c state.
+	ota        *otaEntry // the one live entry (older ones are unreachable in NodeMCU)
+	lastHandle uint32
+	// otaupgrade.c's statics.
+	luaHandle uint32
+	luaNext   *partition.Partition
+
+	onReboot []func()
+}
+
+// ReadTable reads and decodes the partition table at off.
+func ReadTable(r io.ReaderAt, off uint32) (*partition.Table, error) {
+	buf := make([]byte, partition.MaxTableSize)
+	if _, err := r.ReadAt(buf, int64(off)); err != nil {
+		return nil, fmt.Errorf("read partition table at 0x%x: %w", off, err)
+	}
+	t, err := partition.Decode(buf)
+	if err != nil {
+		return nil, fmt.Errorf("partition table at 0x%x: %w", off, err)
+	}
+	return t, nil
+}
 
 // Open boots the device on cfg.Flash (reads the table, applies the
-// bootloader rules, logs like ESP-IDF).
-func Open(cfg Config) (*Device, error) { panic("TODO") }
+// bootloader rules, logs like ESP-IDF). When nothing is bootable Open
+// returns the Device together with an error wrapping ErrNoBootableApp:
+// OTA calls then fail, and Reboot tries again.
+func Open(cfg Config) (*Device, error) {
+	if cfg.Flash == nil {
+		return nil, errors.New("device: Config.Flash is nil")
+	}
+	if cfg.TableOffset == 0 {
+		cfg.TableOffset = partition.DefaultTableOffset
+	}
+	if cfg.ChipRev == 0 {
+		cfg.ChipRev = DefaultChipRev
+	}
+	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log)}
+	t, err := ReadTable(cfg.Flash, cfg.TableOffset)
+	if err != nil {
+		d.log.rom(true)
+		d.log.bootHeader(d)
+		d.log.line('E', "boot", "Failed to verify partition table")
+		d.log.line('E', "boot", "load partition table error!")
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	d.table = t
+	d.mu.Lock()
+	err = d.boot(true)
+	d.mu.Unlock()
+	if err != nil {
+		return d, err
+	}
+	d.runCallbacks()
+	return d, nil
+}
 
 // Reboot restarts the device: any OTA in progress is dropped and the boot
 // rules are applied again. OnReboot callbacks run after the boot log.
-func (d *Device) Reboot() error { panic("TODO") }
+func (d *Device) Reboot() error {
+	d.mu.Lock()
+	err := d.boot(false)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	d.runCallbacks()
+	return nil
+}
+
+func (d *Device) runCallbacks() {
+	d.mu.Lock()
+	cbs := append([]func(){}, d.onReboot...)
+	d.mu.Unlock()
+	for _, f := range cbs {
+		f()
+	}
+}
+
+// boot runs the second-stage bootloader and starts the app. Called with
+// d.mu held.
+func (d *Device) boot(powerOn bool) error {
+	d.ota, d.lastHandle, d.luaHandle, d.luaNext = nil, 0, 0, nil
+	d.running, d.image = nil, nil
+	d.boots++
+	d.log.rom(powerOn)
+	d.log.bootHeader(d)
+	d.log.table(d.table)
+
+	pl, err := PlanBoot(d.fl, d.table, d.cfg.bootConfig())
+	if err != nil {
+		d.log.line('E', "boot", err.Error())
+		return fmt.Errorf("device: boot: %w", err)
+	}
+	// The bootloader's otadata writes happen before it loads the app,
+	// except the initial-entry one, which follows a successful load.
+	for _, w := range pl.Writes {
+		if err := d.writeOtadata(w.Sector, w.Entry); err != nil {
+			return fmt.Errorf("device: boot: otadata sector %d (%s): %w", w.Sector, w.Reason, err)
+		}
+	}
+	for _, l := range pl.Log {
+		d.log.line(l.Level, l.Tag, l.Text)
+	}
+	if pl.Boot == nil {
+		return fmt.Errorf("device: boot: %w", ErrNoBootableApp)
+	}
+	p := *pl.Boot
+	d.running, d.image = &p, pl.Image
+	d.log.app(d)
+	return nil
+}
+
+// writeOtadata erases an otadata sector and programs entry at its start,
+// as both the bootloader's write_otadata and the app's rewrite_ota_seq do.
+func (d *Device) writeOtadata(sector int, e otadata.Entry) error {
+	od := d.table.OTAData()
+	if od == nil {
+		return errors.New("no otadata partition")
+	}
+	off := od.Offset + uint32(sector)*flash.SectorSize
+	if err := d.fl.EraseRange(off, flash.SectorSize); err != nil {
+		return err
+	}
+	return d.fl.Program(off, e.Bytes())
+}
 
 // OnReboot registers f to run after every reboot (the agent reappears).
-func (d *Device) OnReboot(f func()) { panic("TODO") }
+func (d *Device) OnReboot(f func()) {
+	d.mu.Lock()
+	d.onReboot = append(d.onReboot, f)
+	d.mu.Unlock()
+}
 
 // Chip returns the chip and revision.
-func (d *Device) Chip() (espimage.Chip, uint16) { panic("TODO") }
+func (d *Device) Chip() (espimage.Chip, uint16) { return d.cfg.Chip, d.cfg.ChipRev }
 
 // Table returns the partition table in use.
-func (d *Device) Table() *partition.Table { panic("TODO") }
+func (d *Device) Table() *partition.Table { return d.table }
 
-// Commence is otaupgrade.commence(): esp_ota_begin on the next update
-// partition with OTA_SIZE_UNKNOWN (whole-partition erase).
-func (d *Device) Commence() error { panic("TODO") }
+// Flash returns the device's flash.
+func (d *Device) Flash() *flash.Flash { return d.fl }
 
-// Target returns the partition the running OTA writes to and how many
-// bytes have been written; ok is false when no OTA is in progress.
-func (d *Device) Target() (p partition.Partition, written int, ok bool) { panic("TODO") }
-
-// Write is otaupgrade.write(data): esp_ota_write (sequential).
-func (d *Device) Write(p []byte) error { panic("TODO") }
-
-// Complete is otaupgrade.complete(reboot): esp_ota_end then
-// esp_ota_set_boot_partition, then a reboot when reboot is true.
-func (d *Device) Complete(reboot bool) error { panic("TODO") }
-
-// Accept is otaupgrade.accept(): esp_ota_mark_app_valid_cancel_rollback.
-func (d *Device) Accept() error { panic("TODO") }
-
-// Rollback is otaupgrade.rollback(): esp_ota_mark_app_invalid_rollback_and_reboot.
-func (d *Device) Rollback() error { panic("TODO") }
-
-// Info is what otaupgrade.info() returns, plus chip and digests.
-type Info struct {
-	Running    string // label of the running partition
-	Next       string // label of the next boot partition
-	Chip       espimage.Chip
-	ChipRev    uint16
-	Partitions []PartitionInfo // every app partition, table order
+// Running returns the partition the app runs from, or nil when nothing
+// booted.
+func (d *Device) Running() *partition.Partition {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running == nil {
+		return nil
+	}
+	p := *d.running
+	return &p
 }
 
-// PartitionInfo describes one app partition.
-type PartitionInfo struct {
-	Label    string
-	Subtype  uint8
-	Offset   uint32
-	Size     uint32
-	State    string            // "new","testing","valid","invalid","aborted","undefined" or "" (no entry)
-	App      *espimage.AppDesc // nil when the descriptor is unreadable
-	SHA256   []byte            // appended digest of the image there, nil if none
-	ImageLen int               // 0 when no valid image
+// Boots returns how many times the device has booted (Open counts as 1).
+func (d *Device) Boots() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.boots
 }
-
-// Info is otaupgrade.info().
-func (d *Device) Info() (Info, error) { panic("TODO") }
