@@ -1,0 +1,103 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	var sha [32]byte
+	for i := range sha {
+		sha[i] = byte(i * 3)
+	}
+	h := Hello{Version: 1, Caps: CapDeflate | CapSHA256, MaxPayload: 4096, Window: 65536, Agent: "gota-go/1"}
+	if got, err := DecodeHello(h.Encode()); err != nil || got != h {
+		t.Errorf("hello: %+v %v", got, err)
+	}
+	b := Begin{Size: 316944, SHA256: sha, Flags: BeginResume}
+	if got, err := DecodeBegin(b.Encode()); err != nil || got != b {
+		t.Errorf("begin: %+v %v", got, err)
+	}
+	s := Status{State: StatusReceiving, Size: 9, Received: 8, Written: 7, SHA256: sha}
+	if got, err := DecodeStatus(s.Encode()); err != nil || got != s {
+		t.Errorf("status: %+v %v", got, err)
+	}
+	a := Ack{Received: 1 << 31, Written: 77}
+	if got, err := DecodeAck(a.Encode()); err != nil || got != a {
+		t.Errorf("ack: %+v %v", got, err)
+	}
+	e := &Error{Request: TypeEnd, Code: 0x1503, Message: "validation failed"}
+	if got, err := DecodeError(e.Encode()); err != nil || *got != *e {
+		t.Errorf("error: %+v %v", got, err)
+	}
+	if e.Error() != "device: validation failed (ESP_ERR_OTA_VALIDATE_FAILED 0x1503, END)" {
+		t.Errorf("error text %q", e.Error())
+	}
+	r := Ready{Version: 1, Reason: ReadyBoot, Agent: "x"}
+	if got, err := DecodeReady(r.Encode()); err != nil || got != r {
+		t.Errorf("ready: %+v %v", got, err)
+	}
+	// Short payloads name the message and sizes.
+	if _, err := DecodeBegin(make([]byte, 36)); !errors.Is(err, ErrShort) || err.Error() != "BEGIN payload is 36 bytes, need 37: payload too short" {
+		t.Errorf("short begin: %v", err)
+	}
+}
+
+func TestInfoRoundTrip(t *testing.T) {
+	in := &InfoReply{Chip: "esp32", ChipRev: 300, Running: "app0", Next: "app1", Partitions: []InfoPartition{
+		{Label: "app0", Subtype: 16, Offset: 0x10000, Size: 0x140000, State: "valid", Name: "arduino-lib-builder", Version: "37d69ca", Date: "Feb 12 2025", Time: "12:11:56", IDFVersion: "v5.3.2", SHA256: "ab01", ImageLen: 316944},
+		{Label: "app1", Subtype: 17, Offset: 0x150000, Size: 0x140000},
+	}}
+	got, err := DecodeInfo(in.Encode())
+	if err != nil || !reflect.DeepEqual(got, in) {
+		t.Errorf("info round trip:\n got %+v %v\nwant %+v", got, err, in)
+	}
+	if _, err := DecodeInfo([]byte("chip=esp32\npart=a\nsize=12k\n")); err == nil || err.Error() != `info line 3: size="12k" is not a number` {
+		t.Errorf("bad number: %v", err)
+	}
+	// Chunked transfer.
+	text := in.Encode()
+	var all []byte
+	for len(all) < len(text) {
+		total, chunk, err := DecodeInfoChunk(InfoChunk(text, len(all), 40))
+		if err != nil || total != len(text) || len(chunk) == 0 {
+			t.Fatalf("chunk: %d %d %v", total, len(chunk), err)
+		}
+		all = append(all, chunk...)
+	}
+	if !bytes.Equal(all, text) {
+		t.Error("chunked info differs")
+	}
+}
+
+func TestDeflate(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	image := make([]byte, 200000)
+	for i := range image {
+		if i%3 == 0 {
+			image[i] = byte(r.IntN(256))
+		} else {
+			image[i] = byte(i / 1000)
+		}
+	}
+	total := 0
+	for off := 0; off < len(image); off += 8192 {
+		end := min(off+8192, len(image))
+		c := Deflate(image[:off], image[off:end])
+		total += len(c)
+		plain, err := Inflate(image[:off], c, 8192)
+		if err != nil || !bytes.Equal(plain, image[off:end]) {
+			t.Fatalf("offset %d: %v", off, err)
+		}
+	}
+	t.Logf("compressed %d -> %d", len(image), total)
+	if _, err := Inflate(nil, Deflate(nil, image[:5000]), 4999); err == nil {
+		t.Error("no error for output over the limit")
+	}
+	if _, err := Inflate(nil, []byte{0xFF, 0xFF, 0xFF}, 100); err == nil {
+		t.Error("no error for garbage")
+	}
+}
