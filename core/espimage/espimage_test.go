@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -651,4 +652,81 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMappedRegion(t *testing.T) {
+	tests := []struct {
+		chip Chip
+		addr uint32
+		want string
+	}{
+		{ChipESP32, 0x3F400000, "DROM"},
+		{ChipESP32, 0x3F7FFFFF, "DROM"},
+		{ChipESP32, 0x3F800000, ""},
+		{ChipESP32, 0x400CFFFF, ""},
+		{ChipESP32, 0x400D0000, "IROM"},
+		{ChipESP32, 0x403FFFFF, "IROM"},
+		{ChipESP32, 0x40400000, ""},
+		{ChipESP32, 0x40080000, ""}, // IRAM is copied, not mapped
+		{ChipESP32S2, 0x3F000020, "DROM"},
+		{ChipESP32S2, 0x40080020, "IROM"},
+		{ChipESP32S2, 0x3FFB0000, ""},
+		{ChipESP32C3, 0x3C000020, "DROM"},
+		{ChipESP32C3, 0x42000020, "IROM"},
+		{ChipESP32C3, 0x42800000, ""},
+		{ChipESP32C3, 0x3FC80000, ""},
+		{ChipESP32S3, 0x3DFFFFFF, "DROM"},
+		{ChipESP32S3, 0x43FFFFFF, "IROM"},
+		{ChipESP32C2, 0x3C400000, ""},
+		{ChipESP32C2, 0x42000000, "IROM"},
+		{ChipESP32C6, 0x42000020, "DROM"}, // one shared window
+		{ChipESP32H2, 0x42FFFFFF, "DROM"},
+		{ChipESP32P4, 0x40000000, ""}, // map not known: never checked
+		{Chip(0x7777), 0x400D0000, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.chip.MappedRegion(tt.addr); got != tt.want {
+			t.Errorf("%v.MappedRegion(0x%08x) = %q, want %q", tt.chip, tt.addr, got, tt.want)
+		}
+	}
+}
+
+func TestHeaderNames(t *testing.T) {
+	tests := []struct {
+		h                 Header
+		mode, speed, size string
+		sizeBytes         int
+	}{
+		{Header{SPIMode: 0, SPISpeed: 0, FlashSize: 0}, "QIO", "40MHz", "1MB", 1 << 20},
+		{Header{SPIMode: 3, SPISpeed: 1, FlashSize: 4}, "DOUT", "26MHz", "16MB", 16 << 20},
+		{Header{SPIMode: 5, SPISpeed: 2, FlashSize: 7}, "SLOW_READ", "20MHz", "128MB", 128 << 20},
+		{Header{SPIMode: 9, SPISpeed: 7, FlashSize: 9}, "unknown(9)", "unknown(7)", "unknown(9)", 0},
+	}
+	for _, tt := range tests {
+		if m, s, z, n := tt.h.SPIModeName(), tt.h.SPISpeedName(), tt.h.FlashSizeName(), tt.h.FlashSizeBytes(); m != tt.mode || s != tt.speed || z != tt.size || n != tt.sizeBytes {
+			t.Errorf("%+v: got %s %s %s %d, want %s %s %s %d", tt.h, m, s, z, n, tt.mode, tt.speed, tt.size, tt.sizeBytes)
+		}
+	}
+	if got := RevString(301); got != "v3.1" {
+		t.Errorf("RevString(301) = %q", got)
+	}
+}
+
+// Example: build a minimal image, then read it back and verify it the way
+// a device would.
+func ExampleBuild() {
+	h := Header{SPIMode: 2, FlashSize: 2, Entry: 0x40080000, Chip: ChipESP32C3, HashAppended: true}
+	b, err := Build(h, []Segment{{LoadAddr: 0x3FC80000, Data: []byte{1, 2, 3, 4}}}, nil)
+	if err != nil {
+		panic(err)
+	}
+	img, err := Parse(b)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(b), img.Chip, img.SPIModeName(), img.FlashSizeName(), img.ChecksumOK, img.DigestOK)
+	fmt.Println(img.Verify(VerifyOptions{CheckChip: true, Chip: ChipESP32}))
+	// Output:
+	// 80 esp32c3 DIO 4MB true true
+	// header bytes 12-13: image is for esp32c3 (chip ID 0x0005), device is esp32 (chip ID 0x0000): wrong chip
 }
