@@ -240,6 +240,24 @@ func (l *Line) cutLocked() {
 	}
 }
 
+// Hangup takes the line down like a cut, but as the normal end of a
+// connection (the host closed its port): it is not counted in Stats and
+// does not call OnDisconnect.
+func (l *Line) Hangup() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down || l.closed {
+		return
+	}
+	l.gen++
+	l.down = true
+	for _, w := range []*wire{l.h2d, l.d2h} {
+		w.tx.reset()
+		w.rx.reset()
+	}
+	l.cond.Broadcast()
+}
+
 // Reconnect brings the line up again after a cut, with empty buffers; any
 // operation still pending from before the cut fails. Calling it on a line
 // that is up also starts a fresh connection (as reopening a port does):
