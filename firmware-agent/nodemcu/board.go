@@ -1,0 +1,297 @@
+// Package nodemcu runs a NodeMCU Lua program, such as the Gota agent
+// gota.lua, on the virtual ESP32 of package device.
+//
+// The program runs in gopher-lua (Lua 5.1 semantics) with Go versions of
+// the NodeMCU dev-esp32 modules it may use: console, uart, node, tmr, bit
+// and otaupgrade. otaupgrade is backed by the device and returns the
+// values and raises the error strings of NodeMCU's otaupgrade.c. Fields a
+// module does not provide raise an error instead of reading as nil, so a
+// program that needs more than the harness offers fails loudly.
+//
+// gopher-lua is not safe for concurrent use, so everything Lua runs on one
+// goroutine fed by an event queue: serial input, timer expiries and
+// reboots, the way NodeMCU's single Lua task is fed by FreeRTOS tasks.
+package nodemcu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/gota-dev/gota/firmware-agent/device"
+)
+
+// Firmware selects which generation of NodeMCU dev-esp32 is emulated.
+type Firmware int
+
+const (
+	// ConsoleFirmware is dev-esp32 since October 2024: the console is
+	// served by the console module (console.on, console.mode,
+	// console.write); the uart module does not see console input.
+	ConsoleFirmware Firmware = iota
+	// UARTFirmware is earlier dev-esp32: no console module; the console
+	// UART is read with uart.on("data", ..., run_input) and written with
+	// uart.write(0, ...).
+	UARTFirmware
+)
+
+// Options configure a Board. The zero value is a current firmware with
+// input echo on, as NodeMCU boots.
+type Options struct {
+	Firmware Firmware
+	// NoEcho turns the REPL's input echo off from boot (as uart.setup's
+	// echo argument 0 would).
+	NoEcho bool
+	// Log, when set, receives a copy of everything the board writes to
+	// its console.
+	Log io.Writer
+	// SetBaud, when set, is called for uart.setup on the console UART so a
+	// serial line model can follow baud changes; an error is raised in Lua.
+	SetBaud func(baud int) error
+	// HeapFree is what node.heap() reports (default 180000 bytes, typical
+	// for NodeMCU on an ESP32 with WiFi off).
+	HeapFree int
+	// Banner is printed at every boot before the program runs; empty
+	// means a NodeMCU-style banner.
+	Banner string
+}
+
+// consoleUART is the console UART number (CONFIG_ESP_CONSOLE_UART_NUM).
+const consoleUART = 0
+
+// Board is a virtual NodeMCU board: a device plus the Lua VM running the
+// program from boot (as init.lua would), reconnectable to serial lines.
+// The Lua state survives serial disconnects and is rebuilt at every device
+// reboot.
+type Board struct {
+	dev    *device.Device
+	script []byte
+	opt    Options
+
+	mu      sync.Mutex
+	queue   []func()
+	wake    chan struct{}
+	out     io.Writer // attached serial line, nil when none
+	closed  bool
+	errs    []string // Lua errors raised in callbacks or the program
+	done    chan struct{}
+	stopped chan struct{}
+
+	// Owned by the Lua goroutine.
+	vm *vm
+}
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("nodemcu: board closed")
+
+// NewBoard powers up a board: the program starts at once (its output is
+// lost until a serial line is attached with Run). dev must already be open
+// (booted); the board follows every later reboot of dev.
+func NewBoard(dev *device.Device, script []byte, opt Options) *Board {
+	if opt.HeapFree == 0 {
+		opt.HeapFree = 180000
+	}
+	b := &Board{
+		dev:     dev,
+		script:  append([]byte(nil), script...),
+		opt:     opt,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if dev != nil {
+		dev.OnReboot(func() { b.post(b.boot) })
+	}
+	b.post(b.boot)
+	go b.loop()
+	return b
+}
+
+// Serve runs script on dev as NodeMCU would from init.lua and connects it
+// to the serial line conn until ctx is done or conn fails (io.EOF and
+// closed pipes end it without error). log, when non-nil, receives a copy of
+// the console output. It mirrors agent.Serve for `gota device run --agent lua`.
+func Serve(ctx context.Context, dev *device.Device, script []byte, conn io.ReadWriter, log io.Writer) error {
+	b := NewBoard(dev, script, Options{Log: log})
+	defer b.Close()
+	return b.Run(ctx, conn)
+}
+
+// Run attaches the serial line conn: the board's console output goes to
+// it and what it reads is console input. It returns when ctx is done or
+// reading conn fails; the board keeps running (as a board does when the
+// USB cable is pulled) until Close.
+func (b *Board) Run(ctx context.Context, conn io.ReadWriter) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.out = conn
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		if b.out == conn {
+			b.out = nil
+		}
+		b.mu.Unlock()
+	}()
+
+	readErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				data := append([]byte(nil), buf[:n]...)
+				b.post(func() { b.input(data) })
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.done:
+		return ErrClosed
+	case err := <-readErr:
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
+			return nil
+		}
+		return fmt.Errorf("nodemcu: serial read: %w", err)
+	}
+}
+
+// Close stops the Lua VM and its timers.
+func (b *Board) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	b.mu.Unlock()
+	<-b.stopped
+	return nil
+}
+
+// LuaErrors returns the Lua errors raised so far outside a pcall: in the
+// program, in callbacks, or on the REPL. On a real board most of them
+// would have restarted the chip.
+func (b *Board) LuaErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errs...)
+}
+
+// do runs f on the Lua goroutine with the current Lua state (nil while
+// rebooting) and waits for it. Tests use it to inspect the VM.
+func (b *Board) do(f func(*vm)) {
+	ch := make(chan struct{})
+	b.post(func() { f(b.vm); close(ch) })
+	select {
+	case <-ch:
+	case <-b.stopped:
+	}
+}
+
+// post queues f for the Lua goroutine; it never blocks, because device
+// callbacks may call it from the Lua goroutine itself.
+func (b *Board) post(f func()) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.queue = append(b.queue, f)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Board) loop() {
+	defer close(b.stopped)
+	defer func() {
+		if b.vm != nil {
+			b.vm.kill()
+			b.vm = nil
+		}
+	}()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-b.wake:
+		}
+		for {
+			b.mu.Lock()
+			if b.closed {
+				b.mu.Unlock()
+				return
+			}
+			q := b.queue
+			b.queue = nil
+			b.mu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			for _, f := range q {
+				f()
+			}
+		}
+	}
+}
+
+// write sends console output to the attached serial line (dropped when
+// none is attached, as a UART with nothing listening) and to the log.
+func (b *Board) write(p []byte) {
+	b.mu.Lock()
+	out := b.out
+	b.mu.Unlock()
+	if out != nil {
+		out.Write(p) // a failing line is detected by Run's reader
+	}
+	if b.opt.Log != nil {
+		b.opt.Log.Write(p)
+	}
+}
+
+func (b *Board) recordError(msg string) {
+	b.mu.Lock()
+	b.errs = append(b.errs, msg)
+	b.mu.Unlock()
+}
+
+// boot replaces the Lua VM with a fresh one and runs the program, as
+// NodeMCU does after every reset.
+func (b *Board) boot() {
+	if b.vm != nil {
+		b.vm.kill()
+	}
+	b.vm = newVM(b)
+	banner := b.opt.Banner
+	if banner == "" {
+		banner = "\nNodeMCU ESP32 (Gota virtual board, gopher-lua " + luaVersion + ")\n"
+	}
+	b.write([]byte(banner))
+	b.vm.runProgram(b.script)
+	if b.vm != nil && !b.vm.dead {
+		b.vm.prompt()
+	}
+}
+
+// input feeds received serial bytes to the current VM.
+func (b *Board) input(p []byte) {
+	if b.vm == nil || b.vm.dead {
+		return // rebooting: bytes are lost, as on the real chip
+	}
+	b.vm.input(p)
+}
