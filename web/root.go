@@ -1,0 +1,593 @@
+package web
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/updater"
+	"github.com/vugu/vugu"
+)
+
+// maxConsoleLines bounds the console pane; older lines scroll away.
+const maxConsoleLines = 2000
+
+// Baud rates offered in the connect bar. The session opens the line at
+// updater.DefaultBaud and switches to the chosen one when the agent can.
+var baudRates = []int{115200, 230400, 460800, 921600}
+
+// Root is the page: connect bar, device panel, image panel, progress,
+// trial actions and console.
+type Root struct {
+	env vugu.EventEnv
+
+	SerialSupported  bool // navigator.serial exists
+	VirtualAvailable bool // served with a virtual device
+	Baud             int  // line rate to switch to after the handshake
+
+	port    Port
+	sess    *updater.Session
+	cancel  context.CancelFunc // cancels the running operation
+	Busy    string             // what runs now ("Connecting…", "Flashing…"), "" when idle
+	Status  string             // connection state shown in the connect bar
+	Info    *updater.DeviceInfo
+	Notice  string // last success message
+	Problem *Banner
+
+	File     *ImageFile
+	Dragging bool
+
+	Progress   *updater.Progress
+	Rebooting  bool
+	flashStart time.Time
+
+	Console []string
+}
+
+// Banner is an error shown at the top with what to do next.
+type Banner struct {
+	Title string // what failed
+	Cause string // the error text
+	Next  string // what to do next
+}
+
+// ImageFile is the image chosen for flashing and what the checks said.
+type ImageFile struct {
+	Name     string
+	Data     []byte
+	Image    *espimage.Image // nil when it could not be parsed
+	ParseErr error
+	Plan     *updater.Plan // nil until checked against a device, or refused
+	CheckErr error         // why the image cannot be flashed to this device
+}
+
+// Port is an open serial line the session runs over.
+type Port interface {
+	updater.Port
+	Close() error
+	Describe() string
+}
+
+// Init runs once when the component is created.
+func (c *Root) Init(ctx vugu.InitCtx) {
+	c.env = ctx.EventEnv()
+	c.Baud = 921600
+	c.SerialSupported = serialSupported()
+	c.Status = "Not connected"
+	go func() {
+		ok := virtualAvailable()
+		c.env.Lock()
+		c.VirtualAvailable = ok
+		c.env.UnlockRender()
+	}()
+}
+
+// BaudRates lists the rates the connect bar offers.
+func (c *Root) BaudRates() []int { return baudRates }
+
+// Connected reports whether a session is up.
+func (c *Root) Connected() bool { return c.sess != nil }
+
+// SetBaud handles the rate selector.
+func (c *Root) SetBaud(e vugu.DOMEvent) {
+	var n int
+	if _, err := fmt.Sscan(e.PropString("target", "value"), &n); err == nil && n > 0 {
+		c.Baud = n
+	}
+}
+
+// ConnectSerial opens Chrome's port picker. The picker needs the click's
+// user activation, so it is requested here and awaited in the background.
+func (c *Root) ConnectSerial(e vugu.DOMEvent) {
+	if c.Busy != "" {
+		return
+	}
+	wait := requestSerialPort()
+	c.startConnect("Waiting for a port to be chosen…", wait)
+}
+
+// ConnectVirtual attaches the virtual ESP32 served with the page.
+func (c *Root) ConnectVirtual(e vugu.DOMEvent) {
+	if c.Busy != "" {
+		return
+	}
+	c.startConnect("Connecting to the virtual device…", virtualPort)
+}
+
+func (c *Root) startConnect(busy string, choose func() (any, error)) {
+	c.Busy = busy
+	c.Problem = nil
+	c.Notice = ""
+	c.closeSession()
+	baud := c.Baud
+	go func() {
+		handle, err := choose()
+		if err != nil {
+			c.fail("No port chosen", err, "Press Connect device and pick the ESP32's serial port (often “USB JTAG/serial” or “CP210x”).")
+			return
+		}
+		c.update(func() { c.Busy = "Opening the port…" })
+		port, err := openPort(handle, updater.DefaultBaud, c.lost)
+		if err != nil {
+			c.fail("Could not open the port", err, "Close other programs that use the port (serial monitors, esptool), then connect again.")
+			return
+		}
+		c.update(func() {
+			c.port = port
+			c.Busy = "Waiting for the Gota agent…"
+			c.Status = "Port open: " + port.Describe()
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud})
+		if err != nil {
+			port.Close()
+			c.update(func() { c.port = nil; c.Status = "Not connected" })
+			c.fail("The device did not answer", err, "Check that the device runs the Gota agent (flash it once with the CLI), press its reset button, then connect again.")
+			return
+		}
+		c.update(func() {
+			c.sess = sess
+			c.Status = "Connected: " + port.Describe()
+		})
+		c.refresh("Reading the device…")
+	}()
+}
+
+// refresh reads the device state and rechecks the chosen image.
+func (c *Root) refresh(busy string) {
+	c.update(func() { c.Busy = busy })
+	sess := c.session()
+	if sess == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	info, err := sess.Info(ctx)
+	if err != nil {
+		c.fail("Could not read the device state", err, "Press Connect again; if it keeps failing, reset the device.")
+		return
+	}
+	c.update(func() {
+		c.Info = info
+		c.Busy = ""
+		c.Rebooting = false
+		c.check()
+	})
+}
+
+func (c *Root) session() *updater.Session {
+	c.env.RLock()
+	defer c.env.RUnlock()
+	return c.sess
+}
+
+// Disconnect closes the session and the port.
+func (c *Root) Disconnect(e vugu.DOMEvent) {
+	c.closeSession()
+	c.Status = "Not connected"
+	c.Info = nil
+	c.check()
+}
+
+// closeSession drops the session and port (lock held). Closing blocks on
+// promises, so it runs in the background.
+func (c *Root) closeSession() {
+	sess, port := c.sess, c.port
+	c.sess, c.port = nil, nil
+	if c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
+	}
+	if sess == nil && port == nil {
+		return
+	}
+	go func() {
+		if sess != nil {
+			sess.Close()
+		}
+		if port != nil {
+			port.Close()
+		}
+	}()
+}
+
+// lost runs when the port reports a disconnect.
+func (c *Root) lost() {
+	c.env.Lock()
+	defer c.env.UnlockRender()
+	if c.port == nil {
+		return
+	}
+	c.closeSession()
+	c.Status = "Not connected"
+	c.Info = nil
+	c.Busy = ""
+	c.Progress = nil
+	c.Rebooting = false
+	c.Problem = &Banner{
+		Title: "The device was disconnected",
+		Cause: "the serial port went away",
+		Next:  "Plug the device back in (or restart the virtual device) and press Connect. An interrupted update leaves the running firmware untouched.",
+	}
+	c.check()
+}
+
+// logLine receives a device log line (protocol frames never reach it).
+func (c *Root) logLine(line string) {
+	c.env.Lock()
+	c.Console = append(c.Console, line)
+	if n := len(c.Console) - maxConsoleLines; n > 0 {
+		c.Console = append(c.Console[:0:0], c.Console[n:]...)
+	}
+	c.env.UnlockRender()
+}
+
+// ClearConsole empties the console pane.
+func (c *Root) ClearConsole(e vugu.DOMEvent) { c.Console = nil }
+
+// DownloadConsole saves the console as a text file.
+func (c *Root) DownloadConsole(e vugu.DOMEvent) {
+	download("gota-device-log.txt", strings.Join(c.Console, "\n")+"\n")
+}
+
+// ConsoleText is the console pane's content.
+func (c *Root) ConsoleText() string { return strings.Join(c.Console, "\n") }
+
+// DragOver keeps the browser from opening a dragged file.
+func (c *Root) DragOver(e vugu.DOMEvent) {
+	e.PreventDefault()
+	c.Dragging = true
+}
+
+// DragLeave ends the drop-zone highlight.
+func (c *Root) DragLeave(e vugu.DOMEvent) { c.Dragging = false }
+
+// Drop takes the first dropped file.
+func (c *Root) Drop(e vugu.DOMEvent) {
+	e.PreventDefault()
+	c.Dragging = false
+	c.loadFile(droppedFile(e))
+}
+
+// FileChosen takes the file from the file picker.
+func (c *Root) FileChosen(e vugu.DOMEvent) { c.loadFile(pickedFile(e)) }
+
+func (c *Root) loadFile(read func() (string, []byte, error)) {
+	if read == nil {
+		return
+	}
+	c.Problem = nil
+	c.Notice = ""
+	go func() {
+		name, data, err := read()
+		if err != nil {
+			c.fail("Could not read the file", err, "Choose the .bin file again.")
+			return
+		}
+		c.update(func() {
+			f := &ImageFile{Name: name, Data: data}
+			f.Image, f.ParseErr = espimage.Parse(data)
+			c.File = f
+			c.check()
+		})
+	}()
+}
+
+// check (lock held) runs the host-side checks of the chosen image
+// against the connected device.
+func (c *Root) check() {
+	f := c.File
+	if f == nil {
+		return
+	}
+	f.Plan, f.CheckErr = nil, nil
+	if f.ParseErr != nil {
+		f.CheckErr = f.ParseErr
+		return
+	}
+	if c.Info == nil {
+		return
+	}
+	f.Plan, f.CheckErr = updater.Check(c.Info, f.Data, updater.CheckOptions{})
+}
+
+// CanFlash reports whether the Flash button is enabled.
+func (c *Root) CanFlash() bool {
+	return c.sess != nil && c.Busy == "" && c.File != nil && c.File.Plan != nil && c.File.CheckErr == nil
+}
+
+// Flash writes the chosen image, waits for the reboot and refreshes.
+func (c *Root) Flash(e vugu.DOMEvent) {
+	if !c.CanFlash() {
+		return
+	}
+	sess, data := c.sess, c.File.Data
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.Busy = "Flashing…"
+	c.Problem, c.Notice = nil, ""
+	c.Progress = &updater.Progress{Phase: "begin", Total: len(data)}
+	c.flashStart = time.Now()
+	name := c.File.Name
+	go func() {
+		defer cancel()
+		err := sess.Flash(ctx, data, updater.FlashOptions{Progress: c.progress})
+		c.update(func() { c.Progress = nil; c.Rebooting = false; c.cancel = nil })
+		if err != nil {
+			c.fail("Flashing failed", err, "The running firmware is untouched. Check the cable, then connect and flash again.")
+			return
+		}
+		elapsed := time.Since(c.flashStart)
+		c.update(func() {
+			c.Notice = fmt.Sprintf("Flashed %s (%d bytes) in %.1f s.", name, len(data), elapsed.Seconds())
+		})
+		c.refresh("Reading the device…")
+	}()
+}
+
+// CancelFlash aborts a running transfer.
+func (c *Root) CancelFlash(e vugu.DOMEvent) {
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+func (c *Root) progress(p updater.Progress) {
+	c.env.Lock()
+	pp := p
+	c.Progress = &pp
+	c.Rebooting = p.Phase == "reboot"
+	if c.Rebooting {
+		c.Busy = "Rebooting…"
+	}
+	c.env.UnlockRender()
+}
+
+// OnTrial reports whether the running build waits to be accepted.
+func (c *Root) OnTrial() bool {
+	r := c.Running()
+	return r != nil && r.State == "testing"
+}
+
+// Running returns the running partition.
+func (c *Root) Running() *updater.Partition {
+	if c.Info == nil {
+		return nil
+	}
+	return find(c.Info, c.Info.Running)
+}
+
+// Previous returns the partition a rollback would boot: the other OTA
+// slot holding a usable image.
+func (c *Root) Previous() *updater.Partition {
+	if c.Info == nil {
+		return nil
+	}
+	for i := range c.Info.Partitions {
+		p := &c.Info.Partitions[i]
+		if p.Label != c.Info.Running && p.ImageLen > 0 && p.State != "invalid" && p.State != "aborted" {
+			return p
+		}
+	}
+	return nil
+}
+
+func find(info *updater.DeviceInfo, label string) *updater.Partition {
+	for i := range info.Partitions {
+		if info.Partitions[i].Label == label {
+			return &info.Partitions[i]
+		}
+	}
+	return nil
+}
+
+// Accept marks the running build valid.
+func (c *Root) Accept(e vugu.DOMEvent) {
+	c.action("Accepting…", "Could not accept the build", func(ctx context.Context, s *updater.Session) error {
+		return s.Accept(ctx)
+	}, "Build accepted: it stays after the next reboot.")
+}
+
+// Rollback marks the running build invalid and boots the previous one.
+func (c *Root) Rollback(e vugu.DOMEvent) {
+	c.action("Rolling back…", "Rollback failed", func(ctx context.Context, s *updater.Session) error {
+		return s.Rollback(ctx)
+	}, "Rolled back: the previous build runs again.")
+}
+
+// Reboot restarts the device.
+func (c *Root) Reboot(e vugu.DOMEvent) {
+	c.action("Rebooting…", "Reboot failed", func(ctx context.Context, s *updater.Session) error {
+		return s.Reboot(ctx)
+	}, "Device rebooted.")
+}
+
+func (c *Root) action(busy, title string, f func(context.Context, *updater.Session) error, done string) {
+	if c.sess == nil || c.Busy != "" {
+		return
+	}
+	sess := c.sess
+	c.Busy = busy
+	c.Problem, c.Notice = nil, ""
+	c.Rebooting = busy == "Rebooting…" || busy == "Rolling back…"
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := f(ctx, sess); err != nil {
+			c.fail(title, err, "Reset the device, connect again and retry.")
+			return
+		}
+		c.update(func() { c.Notice = done })
+		c.refresh("Reading the device…")
+	}()
+}
+
+// DismissProblem hides the error banner.
+func (c *Root) DismissProblem(e vugu.DOMEvent) { c.Problem = nil }
+
+// fail shows an error banner (called without the lock).
+func (c *Root) fail(title string, err error, next string) {
+	c.update(func() {
+		c.Busy = ""
+		c.Rebooting = false
+		c.Progress = nil
+		c.Problem = &Banner{Title: title, Cause: err.Error(), Next: next}
+	})
+}
+
+// update runs f under the render lock and re-renders.
+func (c *Root) update(f func()) {
+	c.env.Lock()
+	f()
+	c.env.UnlockRender()
+}
+
+// Rendered keeps the console scrolled to its end.
+func (c *Root) Rendered(ctx vugu.RenderedCtx) { scrollToEnd("console") }
+
+// Presentation helpers used by the markup.
+
+// ShortHex abbreviates a digest for tables; the title attribute holds all of it.
+func ShortHex(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
+}
+
+// Digest returns the image's digest in hex: the appended SHA-256 when
+// present, else "".
+func (f *ImageFile) Digest() string {
+	if f.Image == nil || !f.Image.HashAppended {
+		return ""
+	}
+	return hex.EncodeToString(f.Image.Digest[:])
+}
+
+// App returns the image's app descriptor, or an empty one.
+func (f *ImageFile) App() espimage.AppDesc {
+	if f.Image == nil || f.Image.App == nil {
+		return espimage.AppDesc{}
+	}
+	return *f.Image.App
+}
+
+// Fits describes whether the image fits its target slot.
+func (c *Root) Fits() string {
+	f := c.File
+	if f == nil || c.Info == nil {
+		return "connect a device to check"
+	}
+	if f.Plan == nil {
+		if errors.Is(f.CheckErr, espimage.ErrTooBig) {
+			return "no: " + f.CheckErr.Error()
+		}
+		return "—"
+	}
+	if p := find(c.Info, f.Plan.Target); p != nil {
+		return fmt.Sprintf("yes: %s of %s in %s", Bytes(f.Plan.Size), Bytes(int(p.Size)), p.Label)
+	}
+	return "yes"
+}
+
+// Bytes formats a size for people.
+func Bytes(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// Percent is the transfer progress in percent.
+func (c *Root) Percent() int {
+	p := c.Progress
+	if p == nil || p.Total == 0 {
+		return 0
+	}
+	return p.Sent * 100 / p.Total
+}
+
+// ProgressText is "bytes of total · rate · time left".
+func (c *Root) ProgressText() string {
+	p := c.Progress
+	if p == nil {
+		return ""
+	}
+	if c.Rebooting {
+		return "Rebooting…"
+	}
+	s := fmt.Sprintf("%s of %s", Bytes(p.Sent), Bytes(p.Total))
+	if p.Rate > 0 {
+		s += fmt.Sprintf(" · %s/s", Bytes(int(p.Rate)))
+	}
+	if p.ETA > 0 {
+		s += fmt.Sprintf(" · %s left", p.ETA.Round(time.Second))
+	}
+	return s
+}
+
+// StateText names a partition state for the badge.
+func StateText(state string) string {
+	switch state {
+	case "":
+		return "no entry"
+	case "testing":
+		return "testing (on trial)"
+	}
+	return state
+}
+
+// Relation explains how the chosen image compares with the running build.
+func (c *Root) Relation() string {
+	f := c.File
+	if f == nil || f.Plan == nil {
+		return ""
+	}
+	switch f.Plan.Relation {
+	case "upgrade":
+		return "Upgrade: newer than the running build"
+	case "same build":
+		return "Same build as the one running (identical digest)"
+	case "older":
+		return "Older than the running build"
+	case "different build":
+		return "Different build with the same version string (digests differ)"
+	}
+	return f.Plan.Relation
+}
+
+// TargetLabel is the slot the chosen image would be written to.
+func (c *Root) TargetLabel() string {
+	if c.File == nil || c.File.Plan == nil {
+		return ""
+	}
+	return c.File.Plan.Target
+}

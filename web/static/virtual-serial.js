@@ -1,0 +1,133 @@
+// VirtualSerialPort implements the SerialPort interface of the Web Serial
+// API (open, readable, writable, close, getInfo, forget, connect and
+// disconnect events) over a WebSocket to the virtual ESP32 that
+// `gota serve` runs. The WebAssembly code takes exactly the path it takes
+// with a real port; only the object it is handed differs.
+//
+// The server emulates the line: each WebSocket carries raw serial bytes as
+// binary messages at the rate given by ?baud=N, so a baud change means
+// closing the port and opening it again, as with a real SerialPort.
+"use strict";
+
+class VirtualSerialPort extends EventTarget {
+  constructor(url) {
+    super();
+    this._url = url;
+    this._ws = null;
+    this.readable = null;
+    this.writable = null;
+    this.connected = true;
+    this.ondisconnect = null;
+    this.onconnect = null;
+  }
+
+  getInfo() {
+    return { name: "virtual ESP32 (" + this._url + ")" };
+  }
+
+  async open(options) {
+    if (!options || !(options.baudRate > 0)) {
+      throw new TypeError("Failed to execute 'open' on 'SerialPort': baudRate is required and must be positive.");
+    }
+    if (this._ws) {
+      throw new DOMException("The port is already open.", "InvalidStateError");
+    }
+    const bufferSize = options.bufferSize || 255;
+    const sep = this._url.includes("?") ? "&" : "?";
+    const ws = new WebSocket(this._url + sep + "baud=" + options.baudRate);
+    ws.binaryType = "arraybuffer";
+    await new Promise((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new DOMException("Failed to open serial port (virtual device unreachable).", "NetworkError"));
+    });
+    this._ws = ws;
+
+    let readCtl = null;
+    this.readable = new ReadableStream({
+      start(c) { readCtl = c; },
+      cancel() { readCtl = null; },
+    }, new ByteLengthQueuingStrategy({ highWaterMark: bufferSize }));
+
+    // Bytes already handed to the socket but not sent count against
+    // bufferSize: write() waits until the socket drains below it, which
+    // is what makes writer.ready push back on the caller.
+    const drain = async () => {
+      while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount > bufferSize) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    this.writable = new WritableStream({
+      async write(chunk) {
+        if (ws.readyState !== WebSocket.OPEN) {
+          throw new DOMException("The device has been lost.", "NetworkError");
+        }
+        ws.send(chunk);
+        await drain();
+      },
+      async close() { await drain(); },
+    }, new CountQueuingStrategy({ highWaterMark: 1 }));
+
+    ws.onmessage = (ev) => {
+      if (readCtl) {
+        try { readCtl.enqueue(new Uint8Array(ev.data)); } catch (e) { /* stream closed */ }
+      }
+    };
+    ws.onerror = null;
+    ws.onclose = () => {
+      if (this._ws !== ws) return; // closed by us
+      this._ws = null;
+      if (readCtl) {
+        try { readCtl.error(new DOMException("The device has been lost.", "NetworkError")); } catch (e) {}
+        readCtl = null;
+      }
+      this.connected = false;
+      const ev = new Event("disconnect", { bubbles: true });
+      if (typeof this.ondisconnect === "function") this.ondisconnect(ev);
+      this.dispatchEvent(ev);
+    };
+  }
+
+  async close() {
+    if (!this._ws) {
+      throw new DOMException("The port is already closed.", "InvalidStateError");
+    }
+    if ((this.readable && this.readable.locked) || (this.writable && this.writable.locked)) {
+      throw new TypeError("Failed to execute 'close' on 'SerialPort': Cannot cancel a locked stream");
+    }
+    const ws = this._ws;
+    this._ws = null;
+    this.readable = null;
+    this.writable = null;
+    await new Promise((resolve) => {
+      if (ws.readyState === WebSocket.CLOSED) return resolve();
+      ws.onclose = () => resolve();
+      ws.close(1000, "port closed");
+    });
+  }
+
+  async forget() {
+    if (this._ws) await this.close();
+  }
+}
+
+// gotaVirtual is what the WebAssembly side looks for: whether this page
+// was served with a virtual device, and a factory for its port.
+globalThis.gotaVirtual = {
+  url() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    return proto + "//" + location.host + "/serial";
+  },
+  // available resolves to true when the server runs a virtual device.
+  async available() {
+    try {
+      const r = await fetch("/virtual-device", { cache: "no-store" });
+      return r.ok;
+    } catch (e) {
+      return false;
+    }
+  },
+  port() {
+    return new VirtualSerialPort(this.url());
+  },
+};
+globalThis.VirtualSerialPort = VirtualSerialPort;
