@@ -61,6 +61,11 @@ func RevString(rev uint16) string { return fmt.Sprintf("v%d.%d", rev/100, rev%10
 // Verify checks what esp_image_verify checks: checksum, digest, segment
 // count and lengths, flash-mapped alignment, chip and revision, size.
 // It stops at the first problem, in the order the bootloader meets them.
+//
+// The maximum chip revision is checked for every image, as for an app
+// (ESP-IDF skips it for bootloaders); a maximum of 0 or 0xFFFF means no
+// limit. The size limit counts a secure-boot signature block, which must
+// fit in the partition too. Signatures themselves are not verified.
 func (img *Image) Verify(opt VerifyOptions) error {
 	if opt.CheckChip {
 		if img.Chip != opt.Chip {
