@@ -539,16 +539,16 @@ func (w *wsPort) handle(rw http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(1 << 20)
 	out := make(chan []byte, 256)
 	w.mu.Lock()
+	// A port open: fresh buffers, the host's rate.
+	w.line.Reconnect()
+	w.line.Host().SetBaudNow(baud)
 	if w.conn != nil {
-		w.conn.Close(websocket.StatusGoingAway, "replaced by a new connection")
+		// Close waits for the client's reply; do not hold the lock.
+		go w.conn.Close(websocket.StatusGoingAway, "replaced by a new connection")
 		close(w.out)
 	}
 	w.conn, w.out = c, out
 	w.mu.Unlock()
-
-	// A port open: fresh buffers, the host's rate.
-	w.line.Reconnect()
-	w.line.Host().SetBaudNow(baud)
 
 	ctx := r.Context()
 	go func() {
@@ -607,7 +607,7 @@ func (w *wsPort) drop() {
 	c := w.conn
 	w.mu.Unlock()
 	if c != nil {
-		c.Close(websocket.StatusGoingAway, "line disconnected")
+		go c.Close(websocket.StatusGoingAway, "line disconnected")
 	}
 }
 
