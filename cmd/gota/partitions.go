@@ -22,7 +22,7 @@ func init() {
 	})
 	register(&command{
 		name:  "partitions convert",
-		usage: "[--offset 0x8000] INPUT OUTPUT   CSV to binary or binary to CSV, as gen_esp32part.py (OUTPUT - is stdout)",
+		usage: "[--offset 0x8000] [--no-verify] INPUT OUTPUT   CSV to binary or binary to CSV, as gen_esp32part.py (OUTPUT - is stdout)",
 		run:   func(args []string) error { return partitionsConvert(os.Stdout, os.Stderr, args) },
 	})
 }
@@ -45,8 +45,8 @@ func (f *partitionOffsetFlag) Set(s string) error {
 
 // loadPartitionTable reads a table file as binary or CSV, telling them apart by the
 // first bytes the way gen_esp32part.py does. CSV input is verified while
-// parsing; binary input is returned as decoded (callers verify).
-func loadPartitionTable(name string, tableOffset uint32) (tb *partition.Table, binary bool, err error) {
+// parsing unless noVerify; binary input is returned as decoded (callers verify).
+func loadPartitionTable(name string, tableOffset uint32, noVerify ...bool) (tb *partition.Table, binary bool, err error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, false, err
@@ -58,7 +58,11 @@ func loadPartitionTable(name string, tableOffset uint32) (tb *partition.Table, b
 		}
 		return tb, true, nil
 	}
-	tb, err = partition.ParseCSV(b, tableOffset)
+	parse := partition.ParseCSV
+	if len(noVerify) > 0 && noVerify[0] {
+		parse = partition.ParseCSVUnverified
+	}
+	tb, err = parse(b, tableOffset)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", name, err)
 	}
@@ -175,8 +179,9 @@ func partitionsConvert(stdout, stderr io.Writer, args []string) error {
 	fs.SetOutput(stderr)
 	offset := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&offset, "offset", "flash offset of the partition table")
+	noVerify := fs.Bool("no-verify", false, "skip gen_esp32part.py's table checks (alignment, overlaps, names, otadata)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota partitions convert [--offset 0x8000] INPUT OUTPUT")
+		fmt.Fprintln(stderr, "usage: gota partitions convert [--offset 0x8000] [--no-verify] INPUT OUTPUT")
 		fs.PrintDefaults()
 	}
 	files, err := parseInterspersed(fs, args)
@@ -188,13 +193,13 @@ func partitionsConvert(stdout, stderr io.Writer, args []string) error {
 		return exitError{2}
 	}
 	in, out := files[0], files[1]
-	tb, binary, err := loadPartitionTable(in, uint32(offset))
+	tb, binary, err := loadPartitionTable(in, uint32(offset), *noVerify)
 	if err != nil {
 		return err
 	}
 	var data []byte
 	if binary {
-		if err := tb.Verify(uint32(offset)); err != nil {
+		if err := tb.Verify(uint32(offset)); err != nil && !*noVerify {
 			return fmt.Errorf("%s: %w", in, err)
 		}
 		data = tb.CSV()

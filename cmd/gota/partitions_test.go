@@ -124,6 +124,14 @@ func TestPartitionsConvertRefusals(t *testing.T) {
 		}
 	}
 
+	// --no-verify converts what verification refuses, as gen_esp32part.py does.
+	noVerifyOut := filepath.Join(dir, "noverify.bin")
+	if _, _, err := runCmd(convertCmd, "--no-verify", filepath.Join(dir, "align.csv"), noVerifyOut); err != nil {
+		t.Errorf("--no-verify: %v", err)
+	} else if b, _ := os.ReadFile(noVerifyOut); len(b) != partition.MaxTableSize || b[5] != 0x80 || b[6] != 0x01 {
+		t.Errorf("--no-verify wrote % x", b[:32])
+	}
+
 	var ee exitError
 	if _, _, err := runCmd(convertCmd, "only-one"); !errors.As(err, &ee) || ee.code != 2 {
 		t.Errorf("usage error = %v, want exit 2", err)

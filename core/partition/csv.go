@@ -128,15 +128,35 @@ type row struct {
 // script would crash or truncate; its warnings (names that look like types
 // or subtypes, unknown flags in binaries) are not reported.
 func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
+	t, lines, err := parseCSV(csv, tableOffset)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.verify(tableOffset, "Error at ", func(i int) string { return fmt.Sprintf("line %d", lines[i]) }); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ParseCSVUnverified is ParseCSV without the verification step, like
+// gen_esp32part.py --no-verify: offsets are still placed and overlaps in
+// file order, syntax and field ranges still refused.
+func ParseCSVUnverified(csv []byte, tableOffset uint32) (*Table, error) {
+	t, _, err := parseCSV(csv, tableOffset)
+	return t, err
+}
+
+// parseCSV is the script's from_csv; it returns each partition's line number.
+func parseCSV(csv []byte, tableOffset uint32) (*Table, []int, error) {
 	if !utf8.Valid(csv) {
-		return nil, errorf(ErrSyntax, "CSV input is not valid UTF-8")
+		return nil, nil, errorf(ErrSyntax, "CSV input is not valid UTF-8")
 	}
 	text := strings.TrimPrefix(string(csv), "\uFEFF")
 	var rows []row
 	for i, line := range splitLines(text) {
 		lineNo := i + 1
 		if name, ok := leadingVariable(line); ok {
-			return nil, errorf(ErrSyntax, "Error at line %d: unknown variable '%s'", lineNo, name)
+			return nil, nil, errorf(ErrSyntax, "Error at line %d: unknown variable '%s'", lineNo, name)
 		}
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -144,7 +164,7 @@ func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
 		}
 		r, err := parseRow(line)
 		if err != nil {
-			return nil, &ruleError{rule: ruleOf(err), msg: fmt.Sprintf("Error at line %d: %v", lineNo, err)}
+			return nil, nil, &ruleError{rule: ruleOf(err), msg: fmt.Sprintf("Error at line %d: %v", lineNo, err)}
 		}
 		r.line = lineNo
 		rows = append(rows, r)
@@ -156,11 +176,11 @@ func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
 		e := &rows[i]
 		if e.hasOff && e.offset < lastEnd {
 			if i == 0 || e.sameAs(rows[0]) {
-				return nil, errorf(ErrOverlap, "CSV Error at line %d: Partitions overlap. Partition sets offset 0x%x. "+
+				return nil, nil, errorf(ErrOverlap, "CSV Error at line %d: Partitions overlap. Partition sets offset 0x%x. "+
 					"But partition table occupies the whole sector 0x%x. Use a free offset 0x%x or higher.",
 					e.line, e.offset, tableOffset, lastEnd)
 			}
-			return nil, errorf(ErrOverlap, "CSV Error at line %d: Partitions overlap. Partition sets offset 0x%x. Previous partition ends 0x%x",
+			return nil, nil, errorf(ErrOverlap, "CSV Error at line %d: Partitions overlap. Partition sets offset 0x%x. Previous partition ends 0x%x",
 				e.line, e.offset, lastEnd)
 		}
 		if !e.hasOff {
@@ -175,7 +195,7 @@ func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
 		}
 		lastEnd = e.offset + e.size
 		if lastEnd > math.MaxInt64/2 {
-			return nil, errorf(ErrRange, "Error at line %d: partition end 0x%x out of range", e.line, lastEnd)
+			return nil, nil, errorf(ErrRange, "Error at line %d: partition end 0x%x out of range", e.line, lastEnd)
 		}
 	}
 
@@ -187,7 +207,7 @@ func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
 			v, limit int64
 		}{{"type", e.typ, 0xFF}, {"subtype", e.subtype, 0xFF}, {"offset", e.offset, math.MaxUint32}, {"size", e.size, math.MaxUint32}} {
 			if f.v < 0 || f.v > f.limit {
-				return nil, errorf(ErrRange, "Error at line %d: %s %d (0x%x) does not fit in 0..0x%x", e.line, f.what, f.v, f.v, f.limit)
+				return nil, nil, errorf(ErrRange, "Error at line %d: %s %d (0x%x) does not fit in 0..0x%x", e.line, f.what, f.v, f.v, f.limit)
 			}
 		}
 		t.Partitions = append(t.Partitions, Partition{
@@ -199,10 +219,7 @@ func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
 	for i, e := range rows {
 		lines[i] = e.line
 	}
-	if err := t.verify(tableOffset, "Error at ", func(i int) string { return fmt.Sprintf("line %d", lines[i]) }); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return t, lines, nil
 }
 
 func (r row) sameAs(o row) bool {
