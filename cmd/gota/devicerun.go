@@ -194,8 +194,14 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 	defer cancel()
 
 	var hosts hostSide
-	o.line.OnDisconnect = func() { hosts.disconnected() }
-	line := link.New(o.line)
+	var line *link.Line
+	o.line.OnDisconnect = func() {
+		st := line.Stats()
+		fmt.Fprintf(out, "gota: line cut after %d bytes (disconnect %d of %d); the host must reopen the port\n",
+			st.HostToDevice+st.DeviceToHost, st.Disconnects, len(o.line.DisconnectAfter))
+		hosts.disconnected()
+	}
+	line = link.New(o.line)
 	defer line.Close()
 	hosts.line = line
 
@@ -249,6 +255,9 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 	case <-agentDone:
 	case <-time.After(2 * time.Second):
 	}
+	st := line.Stats()
+	fmt.Fprintf(out, "gota: line stats: host_to_device=%d device_to_host=%d dropped=%d flipped=%d garbled=%d overruns=%d disconnects=%d\n",
+		st.HostToDevice, st.DeviceToHost, st.Dropped, st.Flipped, st.Garbled, st.Overruns, st.Disconnects)
 	fmt.Fprintln(out, "gota: device stopped")
 	return nil
 }
