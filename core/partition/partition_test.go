@@ -499,6 +499,11 @@ func FuzzParseCSV(f *testing.F) {
 		if err != nil {
 			return // more entries than fit
 		}
+		for _, p := range tb.Partitions {
+			if strings.HasPrefix(p.Name, "$") {
+				return // indented "  $X,..." parses, but written back "$X" reads as a variable (as in the script)
+			}
+		}
 		back, err := Decode(enc)
 		if err != nil {
 			t.Fatalf("Decode(Encode(ParseCSV)): %v", err)
