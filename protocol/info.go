@@ -23,7 +23,7 @@ type InfoReply struct {
 // InfoPartition is one app partition in an InfoReply.
 type InfoPartition struct {
 	Label         string
-	Subtype       int
+	Subtype       int // -1 when not reported (the Lua agent)
 	Offset        uint32
 	Size          uint32
 	State         string
@@ -60,7 +60,9 @@ func (m *InfoReply) Encode() []byte {
 	kv("next", m.Next)
 	for _, p := range m.Partitions {
 		kv("part", p.Label)
-		kv("subtype", strconv.Itoa(p.Subtype))
+		if p.Subtype >= 0 {
+			kv("subtype", strconv.Itoa(p.Subtype))
+		}
 		kv("offset", strconv.FormatUint(uint64(p.Offset), 10))
 		kv("size", strconv.FormatUint(uint64(p.Size), 10))
 		kv("state", p.State)
@@ -102,7 +104,7 @@ func DecodeInfo(text []byte) (*InfoReply, error) {
 			return n, nil
 		}
 		if k == "part" {
-			m.Partitions = append(m.Partitions, InfoPartition{Label: v})
+			m.Partitions = append(m.Partitions, InfoPartition{Label: v, Subtype: -1})
 			cur = &m.Partitions[len(m.Partitions)-1]
 			continue
 		}

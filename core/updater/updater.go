@@ -11,18 +11,43 @@ package updater
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"github.com/gota-dev/gota/protocol"
 )
 
 // DefaultBaud is the line rate an ESP32 console starts at.
 const DefaultBaud = 115200
 
+// hostMaxPayload is the largest payload the host accepts.
+const hostMaxPayload = protocol.LimitMaxPayload
+
+// Timeouts of SPEC.md 4.2, variables so tests can shorten them.
+var (
+	idleTimeout      = 100 * time.Millisecond
+	lineFlushTimeout = 500 * time.Millisecond
+	beginTimeout     = 60 * time.Second
+	endTimeout       = 30 * time.Second
+	rebootTimeout    = 15 * time.Second
+	helloAttempt     = 500 * time.Millisecond
+	helloAttempts    = 10
+	dataRTO          = time.Second
+	dataMaxRTOs      = 8
+	windowStallMax   = 30 * time.Second
+	baudRevertWait   = 3 * time.Second
+)
+
 // Port is the host end of the line to the device.
 type Port interface {
 	io.ReadWriter
 	// SetBaud reopens or reconfigures the host side of the line at the
-	// given rate. Transports without a rate (pipes) may do nothing.
+	// given rate. Transports without a rate (pipes) may do nothing. Read
+	// must keep working across SetBaud: a Read blocked on the old line
+	// continues on the reopened one rather than failing.
 	SetBaud(baud int) error
 }
 
@@ -36,8 +61,8 @@ type Options struct {
 	Baud int
 	// Compression enables DEFLATE for image data when the agent offers it.
 	Compression bool
-	// Resume lets Flash continue a transfer the device already holds part
-	// of (same image SHA-256). It is on unless NoResume is set.
+	// NoResume makes Flash start over even when the device holds part of
+	// the same image.
 	NoResume bool
 	// Timeout is the base request timeout; 0 means 2 s.
 	Timeout time.Duration
@@ -45,20 +70,22 @@ type Options struct {
 
 // Caps is what the agent announced in its handshake reply.
 type Caps struct {
-	Version     int  // protocol version
-	MaxFrame    int  // largest payload the agent accepts, bytes
-	Window      int  // bytes the agent buffers ahead of flash
-	Compression bool // DEFLATE data frames
-	Resume      bool // keeps a partial transfer across sessions
-	BaudChange  bool // BAUD request supported
-	SHA256      bool // agent verifies the announced SHA-256 before complete
+	Version     int    // protocol version
+	MaxFrame    int    // largest payload the agent accepts, bytes
+	Window      int    // bytes the agent buffers ahead of flash
+	Compression bool   // DEFLATE data frames
+	Resume      bool   // keeps a partial transfer across sessions
+	BaudChange  bool   // BAUD request supported
+	SHA256      bool   // agent verifies the announced SHA-256 before complete
+	Agent       string // agent name, e.g. "gota-go/1"
 }
 
 // Partition is one app partition as the device reports it.
 type Partition struct {
 	Label         string `json:"label"`
-	Offset        uint32 `json:"offset"`
-	Size          uint32 `json:"size"`
+	Subtype       int    `json:"subtype,omitempty"` // 0 factory, 16.. ota_N, 32 test; -1 unknown
+	Offset        uint32 `json:"offset,omitempty"`
+	Size          uint32 `json:"size,omitempty"`
 	State         string `json:"state"` // "new","testing","valid","invalid","aborted","undefined" or "" (no otadata entry)
 	Name          string `json:"name,omitempty"`
 	Version       string `json:"version,omitempty"`
@@ -82,78 +109,638 @@ type DeviceInfo struct {
 }
 
 // Find returns the partition with the given label, or nil.
-func (d *DeviceInfo) Find(label string) *Partition { panic("TODO") }
+func (d *DeviceInfo) Find(label string) *Partition {
+	for i := range d.Partitions {
+		if d.Partitions[i].Label == label {
+			return &d.Partitions[i]
+		}
+	}
+	return nil
+}
+
+// Stats counts what a Session sent.
+type Stats struct {
+	DataFrames  int // DATA frames written
+	DataBytes   int // image bytes carried by them (before compression)
+	WireBytes   int // DATA payload bytes on the wire (after compression)
+	Rewinds     int // go-back-N rewinds (GAP or timeout)
+	ResumedFrom int // offset the last transfer started at (non-zero: resumed)
+}
+
+// Errors callers tell apart with errors.Is.
+var (
+	ErrTimeout = errors.New("no reply from the device")
+	ErrClosed  = errors.New("session closed")
+	ErrRefused = errors.New("refused") // Check refusals
+)
 
 // Session is a connected, handshaken line to a device agent.
-type Session struct{}
+type Session struct {
+	p   Port
+	opt Options
+
+	wmu sync.Mutex // serialises writes to p
+
+	mu      sync.Mutex
+	seq     uint8
+	waiters map[uint8]chan protocol.Frame
+	caps    Caps
+	baud    int
+	ack     protocol.Ack
+	ackGap  bool
+	ackTick chan struct{} // signalled on every ACK
+	dataErr chan *protocol.Error
+	ready   chan protocol.Ready
+	info    *DeviceInfo
+	stats   Stats
+	dead    chan struct{}
+	deadErr error
+	closed  bool
+}
 
 // Connect synchronises with the agent on p (tolerating log text and
 // noise), performs the version/capability handshake and, when opt.Baud is
 // set and offered, switches the line rate.
-func Connect(ctx context.Context, p Port, opt Options) (*Session, error) { panic("TODO") }
+func Connect(ctx context.Context, p Port, opt Options) (*Session, error) {
+	s := start(p, opt)
+	if err := s.handshake(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func start(p Port, opt Options) *Session {
+	if opt.Timeout <= 0 {
+		opt.Timeout = 2 * time.Second
+	}
+	s := &Session{
+		p: p, opt: opt, baud: DefaultBaud,
+		waiters: map[uint8]chan protocol.Frame{},
+		ackTick: make(chan struct{}, 1),
+		dataErr: make(chan *protocol.Error, 1),
+		ready:   make(chan protocol.Ready, 8),
+		dead:    make(chan struct{}),
+	}
+	go s.pump()
+	return s
+}
+
+// handshake sends HELLO until the agent answers, then applies opt.Baud.
+func (s *Session) handshake(ctx context.Context) error {
+	var caps uint32 = protocol.CapBaud | protocol.CapSHA256
+	if s.opt.Compression {
+		caps |= protocol.CapDeflate
+	}
+	if !s.opt.NoResume {
+		caps |= protocol.CapResume
+	}
+	hello := protocol.Hello{Version: protocol.Version, Caps: caps, MaxPayload: hostMaxPayload}.Encode()
+	f, err := s.requestN(ctx, protocol.TypeHello, hello, helloAttempt, helloAttempts)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	h, err := protocol.DecodeHello(f.Payload)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if h.Version != protocol.Version {
+		return fmt.Errorf("handshake: agent speaks protocol version %d, host %d", h.Version, protocol.Version)
+	}
+	use := h.Caps & caps
+	s.mu.Lock()
+	s.caps = Caps{
+		Version:     int(h.Version),
+		MaxFrame:    max(int(h.MaxPayload), protocol.BaseMaxPayload),
+		Window:      max(int(h.Window), int(h.MaxPayload)-4),
+		Compression: use&protocol.CapDeflate != 0,
+		Resume:      use&protocol.CapResume != 0,
+		BaudChange:  use&protocol.CapBaud != 0,
+		SHA256:      use&protocol.CapSHA256 != 0,
+		Agent:       h.Agent,
+	}
+	s.mu.Unlock()
+	if s.opt.Baud != 0 && s.opt.Baud != s.Baud() && s.caps.BaudChange {
+		if err := s.SetBaud(ctx, s.opt.Baud); err != nil {
+			s.log(fmt.Sprintf("gota: %v", err))
+		}
+	}
+	return nil
+}
 
 // Caps returns the capabilities negotiated with the agent.
-func (s *Session) Caps() Caps { panic("TODO") }
+func (s *Session) Caps() Caps {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.caps
+}
+
+// Baud returns the line rate the session believes the line runs at.
+func (s *Session) Baud() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.baud
+}
+
+// Stats returns counters of what was sent.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// LastInfo returns the device state read last (by Info or Flash), or nil.
+func (s *Session) LastInfo() *DeviceInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info
+}
+
+func (s *Session) log(line string) {
+	if s.opt.Log != nil {
+		s.opt.Log(line)
+	}
+}
+
+// pump reads the port, splits frames from log text and dispatches them.
+func (s *Session) pump() {
+	lines := &protocol.Lines{Line: s.log}
+	dec := protocol.NewDecoder(hostMaxPayload, s.dispatch, func(b []byte) { lines.Write(b) })
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	reads := make(chan chunk, 4)
+	go func() {
+		for {
+			buf := make([]byte, 4096)
+			n, err := s.p.Read(buf)
+			select {
+			case reads <- chunk{buf[:n], err}:
+			case <-s.dead:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	flush := time.NewTimer(time.Hour)
+	defer flush.Stop()
+	for {
+		select {
+		case c := <-reads:
+			if len(c.b) > 0 {
+				dec.Write(c.b)
+				idle.Reset(idleTimeout)
+				flush.Reset(lineFlushTimeout)
+			}
+			if c.err != nil {
+				lines.Flush()
+				s.kill(fmt.Errorf("reading from the device: %w", c.err))
+				return
+			}
+		case <-idle.C:
+			dec.Idle()
+		case <-flush.C:
+			// A line without its newline after a pause is shown anyway
+			// (a prompt, or text cut by a reset).
+			lines.Flush()
+		case <-s.dead:
+			return
+		}
+	}
+}
+
+func (s *Session) kill(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deadErr == nil {
+		s.deadErr = err
+		close(s.dead)
+	}
+}
+
+// dispatch routes a frame from the device.
+func (s *Session) dispatch(f protocol.Frame) {
+	switch {
+	case f.Type == protocol.TypeAck:
+		a, err := protocol.DecodeAck(f.Payload)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		// Counters only grow within a transfer; a smaller value is a
+		// stale ACK from before a rewind or a resume.
+		if a.Received >= s.ack.Received {
+			s.ack.Received = a.Received
+		}
+		if a.Written >= s.ack.Written {
+			s.ack.Written = a.Written
+		}
+		if f.Flags&protocol.FlagGap != 0 {
+			s.ackGap = true
+		}
+		s.mu.Unlock()
+		select {
+		case s.ackTick <- struct{}{}:
+		default:
+		}
+	case f.Type == protocol.TypeReady:
+		if r, err := protocol.DecodeReady(f.Payload); err == nil {
+			select {
+			case s.ready <- r:
+			default:
+			}
+		}
+	case f.Type == protocol.TypeLog:
+		for _, l := range splitLines(string(f.Payload)) {
+			s.log(l)
+		}
+	case f.Type == protocol.TypeError && f.Seq == 0:
+		if e, err := protocol.DecodeError(f.Payload); err == nil {
+			select {
+			case s.dataErr <- e:
+			default:
+			}
+		}
+	case f.Type&protocol.ReplyBit != 0 || f.Type == protocol.TypeError:
+		s.mu.Lock()
+		ch := s.waiters[f.Seq]
+		delete(s.waiters, f.Seq)
+		s.mu.Unlock()
+		if ch != nil {
+			ch <- f
+		}
+	}
+}
+
+func splitLines(t string) []string {
+	var out []string
+	for len(t) > 0 {
+		i := 0
+		for i < len(t) && t[i] != '\n' {
+			i++
+		}
+		l := t[:i]
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		out = append(out, l)
+		if i < len(t) {
+			i++
+		}
+		t = t[i:]
+	}
+	return out
+}
+
+func (s *Session) write(b []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.p.Write(b)
+	if err != nil {
+		return fmt.Errorf("writing to the device: %w", err)
+	}
+	return nil
+}
+
+func (s *Session) nextSeq() uint8 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	if s.seq == 0 {
+		s.seq = 1
+	}
+	return s.seq
+}
+
+// request sends a request and waits for its reply with the default
+// retries (SPEC.md 4.2). An ERROR reply is returned as *protocol.Error.
+func (s *Session) request(ctx context.Context, t protocol.Type, payload []byte, timeout time.Duration) (protocol.Frame, error) {
+	if timeout == 0 {
+		timeout = s.opt.Timeout
+	}
+	return s.requestN(ctx, t, payload, timeout, 4)
+}
+
+func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte, timeout time.Duration, attempts int) (protocol.Frame, error) {
+	seq := s.nextSeq()
+	ch := make(chan protocol.Frame, 1)
+	frame := protocol.Frame{Type: t, Seq: seq, Payload: payload}.Encode()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiters, seq)
+		s.mu.Unlock()
+	}()
+	for attempt := 0; attempt < attempts; attempt++ {
+		s.mu.Lock()
+		s.waiters[seq] = ch
+		s.mu.Unlock()
+		if err := s.write(frame); err != nil {
+			return protocol.Frame{}, err
+		}
+		timer := time.NewTimer(timeout)
+		select {
+		case f := <-ch:
+			timer.Stop()
+			if f.Type == protocol.TypeError {
+				e, err := protocol.DecodeError(f.Payload)
+				if err != nil {
+					return f, fmt.Errorf("%v: %w", t, err)
+				}
+				return f, e
+			}
+			if f.Type != t.Reply() {
+				return f, fmt.Errorf("%v: unexpected reply %v", t, f.Type)
+			}
+			return f, nil
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return protocol.Frame{}, ctx.Err()
+		case <-s.dead:
+			timer.Stop()
+			return protocol.Frame{}, s.deadErr
+		}
+	}
+	return protocol.Frame{}, fmt.Errorf("%v: %w after %d attempts of %v", t, ErrTimeout, attempts, timeout)
+}
 
 // Info reads the device's OTA state.
-func (s *Session) Info(ctx context.Context) (*DeviceInfo, error) { panic("TODO") }
-
-// CheckOptions relax the host-side checks.
-type CheckOptions struct {
-	Force          bool // skip the refusals (the device still verifies)
-	AllowDowngrade bool // allow an older semantic version
+func (s *Session) Info(ctx context.Context) (*DeviceInfo, error) {
+	var text []byte
+	for {
+		var payload []byte
+		if len(text) > 0 {
+			payload = protocol.EncodeU32(uint32(len(text)))
+		}
+		f, err := s.request(ctx, protocol.TypeInfo, payload, 0)
+		if err != nil {
+			return nil, fmt.Errorf("info: %w", err)
+		}
+		total, chunk, err := protocol.DecodeInfoChunk(f.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("info: %w", err)
+		}
+		text = append(text, chunk...)
+		if len(text) >= total || len(chunk) == 0 {
+			break
+		}
+	}
+	r, err := protocol.DecodeInfo(text)
+	if err != nil {
+		return nil, fmt.Errorf("info: %w", err)
+	}
+	caps := s.Caps()
+	di := &DeviceInfo{Chip: r.Chip, ChipRev: r.ChipRev, Running: r.Running, Next: r.Next, Agent: caps.Agent, Caps: caps}
+	for _, p := range r.Partitions {
+		di.Partitions = append(di.Partitions, Partition{
+			Label: p.Label, Subtype: p.Subtype, Offset: p.Offset, Size: p.Size, State: p.State,
+			Name: p.Name, Version: p.Version, Date: p.Date, Time: p.Time, IDFVersion: p.IDFVersion,
+			SecureVersion: p.SecureVersion, SHA256: p.SHA256, ImageLen: p.ImageLen,
+		})
+	}
+	s.mu.Lock()
+	s.info = di
+	s.mu.Unlock()
+	return di, nil
 }
 
-// Plan is the outcome of Check: what Flash will do.
-type Plan struct {
-	Target   string   // label of the partition the image will be written to
-	Relation string   // "upgrade", "same build", "older", "different build"
-	Warnings []string // e.g. "version string equals the running build's"
-	Size     int      // image length in bytes
-	SHA256   [32]byte // digest of the whole image as sent
+// Ping checks the line with a PING round trip.
+func (s *Session) Ping(ctx context.Context) error {
+	_, err := s.request(ctx, protocol.TypePing, []byte("gota"), 0)
+	return err
 }
 
-// Check decides, before a byte is sent, whether image may be flashed to
-// the device described by info: chip and revision, app image with valid
-// digest, fits the target slot, running build confirmed, and how it
-// compares with the running build.
-func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) { panic("TODO") }
-
-// Progress reports transfer progress.
-type Progress struct {
-	Phase string        // "check", "begin", "send", "verify", "reboot", "done"
-	Sent  int           // image bytes acknowledged as received by the device
-	Total int           // image bytes
-	Rate  float64       // bytes per second (image bytes)
-	ETA   time.Duration // estimate of the time left in this phase
+// SetBaud switches the line rate (SPEC.md 7): the agent acknowledges at the
+// old rate, both switch, and a PING must get through at the new one. On
+// failure the session goes back to the old rate and reports the error.
+func (s *Session) SetBaud(ctx context.Context, baud int) error {
+	if !s.Caps().BaudChange {
+		return fmt.Errorf("baud %d: the agent does not offer baud-rate change", baud)
+	}
+	old := s.Baud()
+	if _, err := s.request(ctx, protocol.TypeBaud, protocol.EncodeU32(uint32(baud)), 0); err != nil {
+		return fmt.Errorf("baud %d: %w", baud, err)
+	}
+	if err := s.p.SetBaud(baud); err != nil {
+		return fmt.Errorf("baud %d: port: %w", baud, err)
+	}
+	s.mu.Lock()
+	s.baud = baud
+	s.mu.Unlock()
+	if err := s.Ping(ctx); err == nil {
+		return nil
+	} else if ctx.Err() != nil {
+		return err
+	}
+	// The agent reverts on its own when no frame arrives at the new rate.
+	s.p.SetBaud(old)
+	s.mu.Lock()
+	s.baud = old
+	s.mu.Unlock()
+	select {
+	case <-time.After(baudRevertWait):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := s.Ping(ctx); err != nil {
+		return fmt.Errorf("baud %d failed and the line does not answer at %d either: %w", baud, old, err)
+	}
+	return fmt.Errorf("baud %d: no answer at the new rate; staying at %d", baud, old)
 }
-
-// FlashOptions control Flash.
-type FlashOptions struct {
-	Force          bool // skip host-side refusals
-	AllowDowngrade bool
-	NoReboot       bool // complete without rebooting into the new build
-	Progress       func(Progress)
-}
-
-// Flash checks image against the device (unless Force), streams it,
-// completes the update and, unless NoReboot, waits for the device to
-// reboot, handshakes again and re-reads its state.
-func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) error { panic("TODO") }
 
 // Accept marks the running (or just completed) build valid.
-func (s *Session) Accept(ctx context.Context) error { panic("TODO") }
+func (s *Session) Accept(ctx context.Context) error {
+	if _, err := s.request(ctx, protocol.TypeAccept, nil, 0); err != nil {
+		return fmt.Errorf("accept: %w", err)
+	}
+	return nil
+}
+
+// Abort makes the agent forget a transfer in progress.
+func (s *Session) Abort(ctx context.Context) error {
+	if _, err := s.request(ctx, protocol.TypeAbort, nil, 0); err != nil {
+		return fmt.Errorf("abort: %w", err)
+	}
+	return nil
+}
 
 // Rollback marks the running build invalid and reboots into the previous
 // one; it returns once the device is back and handshaken.
-func (s *Session) Rollback(ctx context.Context) error { panic("TODO") }
+func (s *Session) Rollback(ctx context.Context) error {
+	if err := s.prepareReboot(ctx); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	// Success is the device rebooting (SPEC.md 5.8): wait for READY
+	// alongside the reply.
+	seq := s.nextSeq()
+	ch := make(chan protocol.Frame, 1)
+	s.mu.Lock()
+	s.waiters[seq] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiters, seq)
+		s.mu.Unlock()
+	}()
+	if err := s.write(protocol.Frame{Type: protocol.TypeRollback, Seq: seq}.Encode()); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	timer := time.NewTimer(rebootTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case f := <-ch:
+			if f.Type == protocol.TypeError {
+				e, err := protocol.DecodeError(f.Payload)
+				if err != nil {
+					return fmt.Errorf("rollback: %w", err)
+				}
+				return fmt.Errorf("rollback: %w", e)
+			}
+			// ROLLBACK_R: READY follows.
+		case r := <-s.ready:
+			if r.Reason != protocol.ReadyBoot {
+				continue
+			}
+			if err := s.rejoin(ctx); err != nil {
+				return fmt.Errorf("rollback: %w", err)
+			}
+			return nil
+		case <-timer.C:
+			return fmt.Errorf("rollback: %w: the device did not reboot within %v", ErrTimeout, rebootTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.dead:
+			return fmt.Errorf("rollback: %w", s.deadErr)
+		}
+	}
+}
 
 // Reboot restarts the device and handshakes again.
-func (s *Session) Reboot(ctx context.Context) error { panic("TODO") }
+func (s *Session) Reboot(ctx context.Context) error {
+	if err := s.prepareReboot(ctx); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	if _, err := s.request(ctx, protocol.TypeReboot, nil, 0); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	if err := s.waitReboot(ctx); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	return nil
+}
+
+// prepareReboot brings the line back to the boot rate before a request
+// that reboots the device, so the host never has to chase the device's
+// rate change (a reopened port could miss the READY), and forgets old
+// READY announcements.
+func (s *Session) prepareReboot(ctx context.Context) error {
+	if s.Baud() != DefaultBaud {
+		if err := s.SetBaud(ctx, DefaultBaud); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case <-s.ready:
+		default:
+			return nil
+		}
+	}
+}
+
+// waitReboot waits for READY after a reboot and handshakes again.
+func (s *Session) waitReboot(ctx context.Context) error {
+	timer := time.NewTimer(rebootTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-s.ready:
+			if r.Reason == protocol.ReadyBoot {
+				return s.rejoin(ctx)
+			}
+		case <-timer.C:
+			return fmt.Errorf("%w: the device did not announce itself within %v after the reboot", ErrTimeout, rebootTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.dead:
+			return s.deadErr
+		}
+	}
+}
+
+// rejoin handshakes again after a reboot (the agent forgot the session).
+func (s *Session) rejoin(ctx context.Context) error {
+	s.mu.Lock()
+	s.baud = DefaultBaud
+	s.mu.Unlock()
+	if err := s.handshake(ctx); err != nil {
+		return fmt.Errorf("after reboot: %w", err)
+	}
+	return nil
+}
 
 // Close stops the reader. It does not close the Port.
-func (s *Session) Close() error { panic("TODO") }
+func (s *Session) Close() error {
+	s.kill(ErrClosed)
+	return nil
+}
 
 // Monitor copies device log lines from p to log until ctx is done or p
 // fails. Frames on the line are skipped.
-func Monitor(ctx context.Context, p io.Reader, log func(line string)) error { panic("TODO") }
+func Monitor(ctx context.Context, p io.Reader, log func(line string)) error {
+	lines := &protocol.Lines{Line: log}
+	dec := protocol.NewDecoder(hostMaxPayload, func(f protocol.Frame) {
+		if f.Type == protocol.TypeLog {
+			lines.Write(f.Payload)
+		}
+	}, func(b []byte) { lines.Write(b) })
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	reads := make(chan chunk, 4)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			buf := make([]byte, 4096)
+			n, err := p.Read(buf)
+			select {
+			case reads <- chunk{buf[:n], err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			lines.Flush()
+			return nil
+		case c := <-reads:
+			dec.Write(c.b)
+			idle.Reset(idleTimeout)
+			if c.err != nil {
+				lines.Flush()
+				if errors.Is(c.err, io.EOF) {
+					return nil
+				}
+				return c.err
+			}
+		case <-idle.C:
+			dec.Idle()
+			lines.Flush()
+		}
+	}
+}
