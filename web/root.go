@@ -46,6 +46,10 @@ type Root struct {
 	flashStart time.Time
 
 	Console []string
+
+	// LastFlashMS is how long the last Flash took, click to rebooted
+	// (shown as data-flash-ms on the notice for the benchmarks).
+	LastFlashMS int64
 }
 
 // Banner is an error shown at the top with what to do next.
@@ -344,6 +348,7 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 		}
 		elapsed := time.Since(c.flashStart)
 		c.update(func() {
+			c.LastFlashMS = elapsed.Milliseconds()
 			c.Notice = fmt.Sprintf("Flashed %s (%d bytes) in %.1f s.", name, len(data), elapsed.Seconds())
 		})
 		c.refresh("Reading the device…")

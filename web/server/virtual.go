@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/gota-dev/gota/core/updater"
@@ -17,26 +18,32 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/link"
 )
 
-// VirtualDevice is a virtual ESP32 running the Go agent, reachable one
-// connection at a time over an emulated serial line. Each connection gets
-// a fresh line whose host end runs at the rate the connection asks for
-// (Web Serial reopens the port to change rate) and whose device end runs
-// at the agent's current rate, so a host that forgets to follow a baud
-// change sees garbage, as with a real UART.
+// VirtualDevice is a virtual ESP32 running the Go agent on an emulated
+// serial line (package link) that lives as long as the device. The host
+// end is reached either in-process (Host) or over WebSocket (ServeHTTP),
+// one connection at a time: a new connection takes the line over and sets
+// the host side's rate from ?baud=N, as reopening a Web Serial port does.
+// The device side runs at the agent's rate, so a host that does not follow
+// a baud change sees garbage, as on a real UART; device output sent while
+// no one is connected is lost, as on a UART nobody listens to.
 type VirtualDevice struct {
 	Device *device.Device
 	flash  *flash.Flash
 	agent  *agent.Agent
+	line   *link.Line
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the agent loop ends
 
-	mu   sync.Mutex
-	baud int        // the agent's line rate
-	line *link.Line // the attached line, nil when none
-	stop func()     // detaches the attached line and waits for its agent loop
+	pumpOnce sync.Once
+	mu       sync.Mutex
+	conn     *websocket.Conn // the connection that owns the line, nil when none
+	gen      int             // incremented per connection
 }
 
 // VirtualOptions configure OpenVirtual.
 type VirtualOptions struct {
 	Agent agent.Options     // SetBaud is filled in
+	Line  link.Config       // the emulated line (Baud is the initial rate of both ends)
 	Log   func(line string) // optional copy of the device console (boot log)
 }
 
@@ -46,7 +53,7 @@ func OpenVirtual(path string, opt VirtualOptions) (*VirtualDevice, error) {
 	if err != nil {
 		return nil, fmt.Errorf("virtual device: %w", err)
 	}
-	v, err := newVirtual(fl, opt)
+	v, err := NewVirtual(fl, opt)
 	if err != nil {
 		fl.Close()
 		return nil, err
@@ -56,11 +63,7 @@ func OpenVirtual(path string, opt VirtualOptions) (*VirtualDevice, error) {
 
 // NewVirtual boots a virtual device on fl (a memory flash in tests).
 func NewVirtual(fl *flash.Flash, opt VirtualOptions) (*VirtualDevice, error) {
-	return newVirtual(fl, opt)
-}
-
-func newVirtual(fl *flash.Flash, opt VirtualOptions) (*VirtualDevice, error) {
-	v := &VirtualDevice{flash: fl, baud: updater.DefaultBaud}
+	v := &VirtualDevice{flash: fl, done: make(chan struct{})}
 	con := agent.NewConsole()
 	var logw io.Writer = con
 	if opt.Log != nil {
@@ -71,79 +74,81 @@ func newVirtual(fl *flash.Flash, opt VirtualOptions) (*VirtualDevice, error) {
 		return nil, fmt.Errorf("virtual device: boot: %w", err)
 	}
 	v.Device = dev
+	v.line = link.New(opt.Line)
 	aopt := opt.Agent
-	aopt.SetBaud = v.agentSetBaud
+	aopt.SetBaud = v.line.Device().SetBaud
 	v.agent = agent.New(dev, con, aopt)
+	ctx, cancel := context.WithCancel(context.Background())
+	v.cancel = cancel
+	go func() {
+		defer close(v.done)
+		v.agent.Serve(ctx, v.line.Device())
+	}()
 	return v, nil
 }
 
-// agentSetBaud follows the agent's rate changes on the attached line.
-func (v *VirtualDevice) agentSetBaud(baud int) error {
-	v.mu.Lock()
-	v.baud = baud
-	l := v.line
-	v.mu.Unlock()
-	if l != nil {
-		return l.Device().SetBaud(baud)
-	}
-	return nil
-}
+// Host returns the host end of the line, for an in-process session.
+// Do not use it together with ServeHTTP.
+func (v *VirtualDevice) Host() *link.End { return v.line.Host() }
 
-// Attach connects a new line whose host end runs at hostBaud, detaching
-// any previous one first. It returns the host end (an updater.Port) and a
-// function that detaches it.
-func (v *VirtualDevice) Attach(hostBaud int, cfg link.Config) (*link.End, func()) {
-	v.mu.Lock()
-	prev := v.stop
-	v.mu.Unlock()
-	if prev != nil {
-		prev()
-	}
+// Line returns the emulated line (statistics, fault injection).
+func (v *VirtualDevice) Line() *link.Line { return v.line }
 
-	cfg.Baud = hostBaud
-	l := link.New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	v.mu.Lock()
-	l.Device().SetBaudNow(v.baud)
-	v.line = l
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			l.Close() // unblocks the agent's pending read
-			<-done
-			v.mu.Lock()
-			if v.line == l {
-				v.line, v.stop = nil, nil
-			}
-			v.mu.Unlock()
-		})
-	}
-	v.stop = stop
-	v.mu.Unlock()
-	go func() {
-		defer close(done)
-		v.agent.Serve(ctx, l.Device())
-	}()
-	return l.Host(), stop
-}
-
-// Close detaches the line and closes the flash file.
+// Close stops the agent, the line and closes the flash file.
 func (v *VirtualDevice) Close() error {
+	v.cancel()
+	v.line.Close() // unblocks the agent's pending read
+	<-v.done
 	v.mu.Lock()
-	stop := v.stop
-	v.mu.Unlock()
-	if stop != nil {
-		stop()
+	if v.conn != nil {
+		v.conn.Close(websocket.StatusGoingAway, "device stopped")
+		v.conn = nil
 	}
+	v.mu.Unlock()
 	return v.flash.Close()
+}
+
+// pump moves device output to whichever connection owns the line.
+func (v *VirtualDevice) pump() {
+	host := v.line.Host()
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := host.Read(buf)
+		if n > 0 {
+			v.mu.Lock()
+			c := v.conn
+			v.mu.Unlock()
+			if c != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				werr := c.Write(ctx, websocket.MessageBinary, buf[:n])
+				cancel()
+				if werr != nil {
+					v.drop(c, websocket.StatusGoingAway, "write failed")
+				}
+			}
+		}
+		if errors.Is(err, link.ErrClosed) {
+			return
+		}
+		if err != nil && !errors.Is(err, link.ErrDisconnected) {
+			return
+		}
+	}
+}
+
+// drop detaches c if it still owns the line.
+func (v *VirtualDevice) drop(c *websocket.Conn, code websocket.StatusCode, reason string) {
+	v.mu.Lock()
+	if v.conn == c {
+		v.conn = nil
+	}
+	v.mu.Unlock()
+	c.Close(code, reason)
 }
 
 // ServeHTTP carries the serial line over a WebSocket: binary messages in
 // both directions hold raw line bytes; ?baud=N sets the host side's rate
-// (default 115200). A new connection replaces the previous one, like a
-// port opened again.
+// (default 115200).
 func (v *VirtualDevice) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	baud := updater.DefaultBaud
 	if s := r.URL.Query().Get("baud"); s != "" {
@@ -159,43 +164,38 @@ func (v *VirtualDevice) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered
 	}
 	c.SetReadLimit(1 << 20)
-	host, stop := v.Attach(baud, link.Config{})
-	defer stop()
+	v.pumpOnce.Do(func() { go v.pump() })
 
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	// Device to browser.
-	go func() {
-		defer cancel()
-		buf := make([]byte, 16<<10)
-		for {
-			n, err := host.Read(buf)
-			if n > 0 {
-				if werr := c.Write(ctx, websocket.MessageBinary, buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				c.Close(websocket.StatusGoingAway, "line closed")
-				return
-			}
-		}
-	}()
+	host := v.line.Host()
+	v.mu.Lock()
+	prev := v.conn
+	v.conn = c
+	v.gen++
+	host.SetBaudNow(baud)
+	v.mu.Unlock()
+	if prev != nil {
+		prev.Close(websocket.StatusNormalClosure, "port opened again")
+	}
+	defer v.drop(c, websocket.StatusNormalClosure, "")
+
 	// Browser to device: Write blocks while the device's receive buffer is
 	// full, which stops reading the socket and pushes back on the browser.
 	for {
-		typ, b, err := c.Read(ctx)
+		typ, b, err := c.Read(r.Context())
 		if err != nil {
 			return
 		}
 		if typ != websocket.MessageBinary {
-			c.Close(websocket.StatusUnsupportedData, "send serial bytes as binary messages")
+			v.drop(c, websocket.StatusUnsupportedData, "send serial bytes as binary messages")
+			return
+		}
+		v.mu.Lock()
+		owner := v.conn == c
+		v.mu.Unlock()
+		if !owner {
 			return
 		}
 		if _, err := host.Write(b); err != nil {
-			if !errors.Is(err, link.ErrClosed) {
-				c.Close(websocket.StatusInternalError, err.Error())
-			}
 			return
 		}
 	}
@@ -235,3 +235,6 @@ func indexNL(b []byte) int {
 	}
 	return -1
 }
+
+// Flash returns the device's emulated flash chip.
+func (v *VirtualDevice) Flash() *flash.Flash { return v.flash }

@@ -1,0 +1,143 @@
+package browsertest
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gota-dev/gota/core/espimage"
+)
+
+// digestOf returns the appended SHA-256 of an image in hex.
+func digestOf(t *testing.T, b []byte) string {
+	t.Helper()
+	img, err := espimage.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(img.Digest[:])
+}
+
+// partJS is a JavaScript expression true when the partition row for
+// label shows state and digest (the LEDController builds share one
+// descriptor, so only the digest tells them apart).
+func partJS(label, state, digest string) string {
+	return fmt.Sprintf(`(() => { const r = document.getElementById("part-%s");
+		return !!r && r.dataset.state === %q && r.dataset.sha256 === %q; })()`, label, state, digest)
+}
+
+func runningJS(label string) string {
+	return fmt.Sprintf(`(() => { const e = document.getElementById("running"); return !!e && e.innerText === %q && !document.getElementById("busy"); })()`, label)
+}
+
+// TestFlashAcceptRollback is the whole story in the browser: connect the
+// virtual device (LEDController v1.0 in ota_0), flash v1.1, see it on
+// trial, accept it, flash v1.2, roll it back, refuse a corrupt image
+// without touching the flash, and see the boot log in the console.
+func TestFlashAcceptRollback(t *testing.T) {
+	_, v10 := sharedFile(t, "esp32-ledcontroller-v1.0.bin")
+	p11, v11 := sharedFile(t, "esp32-ledcontroller-v1.1.bin")
+	p12, v12 := sharedFile(t, "esp32-ledcontroller-v1.2.bin")
+	d10, d11, d12 := digestOf(t, v10), digestOf(t, v11), digestOf(t, v12)
+
+	ctx := newBrowser(t)
+	s := startSite(t, v10)
+	shots := newShots(t)
+	load(t, ctx, s.URL)
+	shots.take(ctx, "loaded")
+
+	// Connect.
+	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+	click(t, ctx, "#connect-virtual")
+	waitJS(t, ctx, "the device panel with v1.0 running in ota_0", runningJS("ota_0")+" && "+partJS("ota_0", "valid", d10)+
+		` || `+runningJS("ota_0")+" && "+partJS("ota_0", "", d10), 60*time.Second)
+	if chip := text(t, ctx, `document.getElementById("chip").innerText`); !strings.HasPrefix(chip, "esp32") {
+		t.Errorf("chip shows %q, want esp32…", chip)
+	}
+	shots.take(ctx, "connected")
+
+	// Choose v1.1: the page describes it before anything is sent.
+	upload(t, ctx, p11)
+	waitJS(t, ctx, "the image details", `!!document.getElementById("img-digest") && !!document.getElementById("relation")`, 20*time.Second)
+	if got := text(t, ctx, `document.getElementById("img-digest").title`); got != d11 {
+		t.Errorf("image digest shows %q, want %q", got, d11)
+	}
+	if got := text(t, ctx, `document.getElementById("img-project").innerText`); got == "" {
+		t.Error("image project name is empty")
+	}
+	if got := text(t, ctx, `document.getElementById("img-fits").innerText`); !strings.HasPrefix(got, "yes") {
+		t.Errorf("fits shows %q, want yes…", got)
+	}
+	t.Logf("v1.1 against v1.0: %s", text(t, ctx, `document.getElementById("relation").innerText`))
+	shots.take(ctx, "v1.1-chosen")
+
+	// Flash v1.1: progress, reboot, then the panel refreshes by itself.
+	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
+	click(t, ctx, "#flash")
+	waitJS(t, ctx, "the progress bar", `!!document.getElementById("progress") || !!document.getElementById("notice")`, 20*time.Second)
+	shots.take(ctx, "flashing")
+	waitJS(t, ctx, "v1.1 on trial in ota_1", runningJS("ota_1")+" && "+partJS("ota_1", "testing", d11), 120*time.Second)
+	waitJS(t, ctx, "the Accept and Rollback buttons", `!!document.getElementById("accept") && !!document.getElementById("rollback")`, 10*time.Second)
+	acceptText := text(t, ctx, `document.getElementById("accept").innerText`)
+	rollbackText := text(t, ctx, `document.getElementById("rollback").innerText`)
+	if !strings.Contains(acceptText, "ota_1") || !strings.Contains(rollbackText, "ota_0") {
+		t.Errorf("trial buttons do not say what they do: %q / %q", acceptText, rollbackText)
+	}
+	shots.take(ctx, "v1.1-on-trial")
+
+	// Accept.
+	click(t, ctx, "#accept")
+	waitJS(t, ctx, "v1.1 valid", runningJS("ota_1")+" && "+partJS("ota_1", "valid", d11)+` && !document.getElementById("trial")`, 60*time.Second)
+	shots.take(ctx, "v1.1-accepted")
+
+	// Flash v1.2, then roll it back.
+	upload(t, ctx, p12)
+	waitJS(t, ctx, "the v1.2 details", fmt.Sprintf(`!!document.getElementById("img-digest") && document.getElementById("img-digest").title === %q`, d12), 20*time.Second)
+	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
+	shots.take(ctx, "v1.2-chosen")
+	click(t, ctx, "#flash")
+	waitJS(t, ctx, "v1.2 on trial in ota_0", runningJS("ota_0")+" && "+partJS("ota_0", "testing", d12), 120*time.Second)
+	shots.take(ctx, "v1.2-on-trial")
+	click(t, ctx, "#rollback")
+	waitJS(t, ctx, "v1.1 running again", runningJS("ota_1")+" && "+partJS("ota_1", "valid", d11)+" && "+partJS("ota_0", "invalid", d12), 60*time.Second)
+	shots.take(ctx, "rolled-back")
+
+	// A corrupt image is refused and nothing is written.
+	bad := append([]byte(nil), v11...)
+	bad[len(bad)/2] ^= 0x55
+	badPath := filepath.Join(t.TempDir(), "corrupt.bin")
+	if err := os.WriteFile(badPath, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ops := s.Device.Flash().Ops()
+	upload(t, ctx, badPath)
+	waitJS(t, ctx, "the refusal", `!!document.getElementById("refusal")`, 20*time.Second)
+	reason := text(t, ctx, `document.getElementById("refusal").innerText`)
+	t.Logf("corrupt image refused: %s", reason)
+	if !strings.Contains(strings.ToLower(reason), "digest") && !strings.Contains(strings.ToLower(reason), "checksum") {
+		t.Errorf("refusal %q does not name the digest or checksum", reason)
+	}
+	if disabled, err := evalBool(ctx, `document.getElementById("flash").disabled`); err != nil || !disabled {
+		t.Errorf("Flash is enabled for a corrupt image (err %v)", err)
+	}
+	click(t, ctx, "#flash") // disabled: must do nothing
+	time.Sleep(300 * time.Millisecond)
+	if got := s.Device.Flash().Ops(); got != ops {
+		t.Errorf("flash operations went from %d to %d after the corrupt image was refused", ops, got)
+	}
+	shots.take(ctx, "corrupt-refused")
+
+	// The console shows the boot log, apart from protocol traffic.
+	console := text(t, ctx, `document.getElementById("console").innerText`)
+	if !strings.Contains(console, "boot: Loaded app from partition") {
+		t.Errorf("console lacks the boot log; it shows:\n%s", console)
+	}
+	if strings.ContainsRune(console, 0xFFFD) {
+		t.Errorf("console shows undecodable bytes (protocol frames leaking?):\n%s", console)
+	}
+	shots.take(ctx, "console")
+}
