@@ -44,11 +44,16 @@ type Options struct {
 	// NoEcho turns the REPL's input echo off from boot (as uart.setup's
 	// echo argument 0 would).
 	NoEcho bool
+	// Console is the board's console UART; nil makes a new one. Pass the
+	// same Console as the device's Config.Log so boot log lines reach the
+	// serial line as on a real board.
+	Console *Console
 	// Log, when set, receives a copy of everything the board writes to
 	// its console.
 	Log io.Writer
-	// SetBaud, when set, is called for uart.setup on the console UART so a
-	// serial line model can follow baud changes; an error is raised in Lua.
+	// SetBaud, when set, is called for uart.setup on the console UART, and
+	// with 115200 after a reboot that follows a rate change, so a serial
+	// line model can follow; its error is raised in Lua.
 	SetBaud func(baud int) error
 	// HeapFree is what node.heap() reports (default 180000 bytes, typical
 	// for NodeMCU on an ESP32 with WiFi off).
@@ -70,11 +75,13 @@ type Board struct {
 	script []byte
 	opt    Options
 
+	con *Console
+
 	mu      sync.Mutex
 	queue   []func()
 	wake    chan struct{}
-	out     io.Writer // attached serial line, nil when none
 	closed  bool
+	baud    int // console rate set by uart.setup; 0 = boot default
 	errs    []string // Lua errors raised in callbacks or the program
 	done    chan struct{}
 	stopped chan struct{}
@@ -93,7 +100,13 @@ func NewBoard(dev *device.Device, script []byte, opt Options) *Board {
 	if opt.HeapFree == 0 {
 		opt.HeapFree = 180000
 	}
+	con := opt.Console
+	if con == nil {
+		con = NewConsole()
+	}
+	con.log = opt.Log
 	b := &Board{
+		con:     con,
 		dev:     dev,
 		script:  append([]byte(nil), script...),
 		opt:     opt,
@@ -102,7 +115,7 @@ func NewBoard(dev *device.Device, script []byte, opt Options) *Board {
 		stopped: make(chan struct{}),
 	}
 	if dev != nil {
-		dev.OnReboot(func() { b.post(b.boot) })
+		dev.OnReboot(b.rebooted)
 	}
 	b.post(b.boot)
 	go b.loop()
@@ -125,19 +138,13 @@ func Serve(ctx context.Context, dev *device.Device, script []byte, conn io.ReadW
 // USB cable is pulled) until Close.
 func (b *Board) Run(ctx context.Context, conn io.ReadWriter) error {
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
 		return ErrClosed
 	}
-	b.out = conn
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		if b.out == conn {
-			b.out = nil
-		}
-		b.mu.Unlock()
-	}()
+	b.con.attach(conn)
+	defer b.con.detach(conn)
 
 	readErr := make(chan error, 1)
 	go func() {
@@ -250,18 +257,64 @@ func (b *Board) loop() {
 	}
 }
 
-// write sends console output to the attached serial line (dropped when
-// none is attached, as a UART with nothing listening) and to the log.
-func (b *Board) write(p []byte) {
+// write sends console output to the attached serial line.
+func (b *Board) write(p []byte) { b.con.Write(p) }
+
+// rebooted is the device's reboot hook: the console UART is back at its
+// boot rate and the Lua VM is rebuilt.
+func (b *Board) rebooted() {
 	b.mu.Lock()
-	out := b.out
+	changed := b.baud != 0 && b.baud != bootBaud
+	b.baud = 0
 	b.mu.Unlock()
-	if out != nil {
-		out.Write(p) // a failing line is detected by Run's reader
+	if changed && b.opt.SetBaud != nil {
+		b.opt.SetBaud(bootBaud)
 	}
-	if b.opt.Log != nil {
-		b.opt.Log.Write(p)
+	b.post(b.boot)
+}
+
+// bootBaud is the console rate after a reset.
+const bootBaud = 115200
+
+// Console is a board's console UART: what the Lua program prints and the
+// device logs goes to the serial line attached by Run (and is dropped
+// while none is, as a UART with nothing listening does). Writes are
+// whole: a frame is never split by a log line.
+type Console struct {
+	mu  sync.Mutex
+	out io.Writer
+	log io.Writer
+}
+
+// NewConsole returns a console with no serial line attached.
+func NewConsole() *Console { return &Console{} }
+
+// Write sends p to the attached serial line and the log copy. It never
+// fails: a broken line is noticed by the reader of Run.
+func (c *Console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.out != nil {
+		c.out.Write(p)
 	}
+	if c.log != nil {
+		c.log.Write(p)
+	}
+	return len(p), nil
+}
+
+func (c *Console) attach(w io.Writer) {
+	c.mu.Lock()
+	c.out = w
+	c.mu.Unlock()
+}
+
+func (c *Console) detach(w io.Writer) {
+	c.mu.Lock()
+	if c.out == w {
+		c.out = nil
+	}
+	c.mu.Unlock()
 }
 
 func (b *Board) recordError(msg string) {

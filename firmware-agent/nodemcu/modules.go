@@ -136,6 +136,9 @@ func (v *vm) uartModule() module {
 							raise(L, "%s", err.Error())
 						}
 					}
+					v.b.mu.Lock()
+					v.b.baud = int(baud)
+					v.b.mu.Unlock()
 				}
 				L.Push(lua.LNumber(baud))
 				return 1

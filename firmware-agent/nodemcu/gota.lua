@@ -1,0 +1,497 @@
+-- gota.lua: the Gota over-the-air update agent for NodeMCU (dev-esp32).
+--
+-- Speaks the Gota wire protocol, version 1 (protocol/SPEC.md), on the
+-- console, next to the Lua REPL: until a frame arrives every byte still
+-- reaches the interpreter, and a few seconds after the last frame the
+-- console is interactive again. Drives the otaupgrade module exactly as it
+-- documents: commence, write, complete, accept, rollback, info.
+--
+-- Runs on Lua 5.1 (with the bit module) and Lua 5.3 builds, on firmware
+-- with the console module (2024 and later) and on older firmware where
+-- uart.on serves the console. Memory: one frame (at most MAX_PAYLOAD + 11
+-- bytes) is held at a time, never the image.
+--
+-- Start it from init.lua:  dofile("gota.lua")   Stop it:  gota.stop()
+
+local VERSION = 1
+local AGENT = "gota-lua/1"
+local MAX_PAYLOAD = 1024       -- largest payload accepted (advertised in HELLO_R)
+local WINDOW = MAX_PAYLOAD - 4 -- one DATA frame in flight: each is written before the next is read
+local BASE_MAX = 256           -- what the host accepts before HELLO
+local CHUNK = 255              -- largest console/uart callback chunk (uart.on's limit)
+local TICK_MS = 100            -- idle rule (SPEC 3.6) granularity
+local QUIET_TICKS = 50         -- 5 s without frames: console back to the REPL
+local BAUD_CHECK_MS = 3000     -- SPEC 7.3
+
+-- Message types and flags (SPEC section 5).
+local T_HELLO, T_INFO, T_STATUS, T_BEGIN, T_DATA, T_END = 1, 2, 3, 4, 5, 6
+local T_ACCEPT, T_ROLLBACK, T_REBOOT, T_ABORT, T_BAUD, T_PING = 7, 8, 9, 10, 11, 12
+local T_READY, T_ERROR, REPLY = 0x40, 0x7F, 0x80
+local CAP_RESUME, CAP_BAUD = 2, 4
+local FLAG_GAP = 2
+-- ESP-IDF error codes; ESP_FAIL (0xFFFFFFFF) is -1 so that it stays a
+-- 32-bit signed integer for the bit module.
+local E_NO_MEM, E_INVALID_ARG, E_INVALID_STATE, E_INVALID_SIZE = 0x101, 0x102, 0x103, 0x104
+local E_NOT_FOUND, E_NOT_SUPPORTED, E_FAIL = 0x105, 0x106, -1
+
+local byte, char, sub, find = string.byte, string.char, string.sub, string.find
+
+-- Bitwise operations: NodeMCU's bit module (32-bit signed values), else
+-- Lua 5.3 operators (compiled from a string so Lua 5.1 can parse this file).
+local band, bor, bxor, rshift, lshift
+if bit then
+  band, bor, bxor, rshift, lshift = bit.band, bit.bor, bit.bxor, bit.rshift, bit.lshift
+else
+  band, bor, bxor, rshift, lshift = load([[
+    local M = 0xFFFFFFFF
+    return function(a, b) return a & b & M end,
+           function(a, b) return (a | b) & M end,
+           function(a, b) return (a ~ b) & M end,
+           function(a, n) return (a & M) >> n end,
+           function(a, n) return (a << n) & M end
+  ]])()
+end
+
+local ALL = band(-1, -1)              -- 32 one bits, in this build's representation
+local POLY = band(-306674912, ALL)    -- 0xEDB88320
+
+-- CRC-32/IEEE (zlib), table-driven.
+local crcT = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do
+    if band(c, 1) == 1 then c = bxor(rshift(c, 1), POLY) else c = rshift(c, 1) end
+  end
+  crcT[i] = c
+end
+
+local function crc32(s, i, j)
+  local c = ALL
+  for k = i, j do
+    c = bxor(crcT[band(bxor(c, byte(s, k)), 255)], rshift(c, 8))
+  end
+  return bxor(c, ALL)
+end
+
+-- CRC-8/SMBUS (poly 0x07), over the 5 header bytes.
+local function crc8(s, i, j)
+  local c = 0
+  for k = i, j do
+    c = bxor(c, byte(s, k))
+    for _ = 1, 8 do
+      if band(c, 128) ~= 0 then c = band(bxor(lshift(c, 1), 7), 255) else c = band(lshift(c, 1), 255) end
+    end
+  end
+  return c
+end
+
+local function u16(x) return char(band(x, 255), band(rshift(x, 8), 255)) end
+local function u32(x)
+  return char(band(x, 255), band(rshift(x, 8), 255), band(rshift(x, 16), 255), band(rshift(x, 24), 255))
+end
+local function u16at(s, i) return byte(s, i) + 256 * byte(s, i + 1) end
+local function u32at(s, i)
+  return byte(s, i) + 256 * byte(s, i + 1) + 65536 * byte(s, i + 2) + 16777216 * byte(s, i + 3)
+end
+
+-- Console access: the console module where it exists, else uart 0.
+local use_console = console ~= nil
+local out
+if use_console then out = console.write else out = function(s) uart.write(0, s) end end
+
+-- Protocol state: it belongs to this boot, not to a connection.
+local host_max = BASE_MAX
+local caps = CAP_RESUME
+if uart and uart.setup then caps = caps + CAP_BAUD end
+local last_type, last_seq, last_reply -- SPEC 4.2 reply cache
+local xfer                            -- transfer: state, size, sha, received, written, label, err
+local ZERO32 = string.rep("\0", 32)
+
+local function frame(typ, flags, seq, payload)
+  local n = #payload
+  local hdr = char(typ, flags, seq, band(n, 255), rshift(n, 8))
+  local body = hdr .. char(crc8(hdr, 1, 5)) .. payload
+  return "\1" .. body .. u32(crc32(body, 1, #body))
+end
+
+local function send(typ, flags, seq, payload)
+  local f = frame(typ, flags, seq, payload)
+  out(f)
+  return f
+end
+
+-- NodeMCU otaupgrade messages and their esp_err_t (SPEC section 8).
+local CODES = {
+  ["no OTA partition available"] = E_NOT_FOUND,
+  ["out of memory"] = E_NO_MEM,
+  ["can't overrite running firmware"] = 0x1501,
+  ["ota data partition invalid"] = 0x1502,
+  ["can't upgrade from unconfirmed firmware"] = 0x1506,
+  ["write not possible, use otaupgrade.commence() first"] = E_INVALID_STATE,
+  ["not a valid ota image"] = 0x1503,
+  ["no upgrade in progress"] = E_INVALID_STATE,
+  ["empty firmware image"] = E_INVALID_SIZE,
+  ["validation failed"] = 0x1503,
+  ["firmware accept failed"] = E_INVALID_STATE,
+  ["no other firmware to roll back to"] = 0x1505,
+  ["ota error"] = E_FAIL,
+}
+
+-- ota calls an otaupgrade function; on failure it returns nil, code, message
+-- (luaL_error adds no position when the caller is pcall itself).
+local function ota(fn, ...)
+  local ok, a, b, c = pcall(fn, ...)
+  if ok then return true, a, b, c end
+  local msg = tostring(a):gsub("^[^:\n]*:%d+: ", "")
+  return nil, CODES[msg] or 0, msg
+end
+
+local function error_payload(req, code, msg)
+  return char(req) .. u32(code) .. sub(msg, 1, host_max - 5)
+end
+
+-- reply answers request (typ, seq) and remembers the answer.
+local function reply(typ, seq, rtyp, payload)
+  last_type, last_seq = typ, seq
+  last_reply = send(rtyp, 0, seq, payload)
+end
+
+local function fail(typ, seq, code, msg)
+  reply(typ, seq, T_ERROR, error_payload(typ, code, msg))
+end
+
+-- Timers: one ticking while the console is non-interactive (idle rule,
+-- quiet time, DATA error rate limit), one for the baud check, one for
+-- restarts after a reply has left.
+local ticker, baud_timer, restart_timer = tmr.create(), tmr.create(), tmr.create()
+local ticks, quiet, rx_seen, last_data_err = 0, 0, false, -100
+
+local function restart_soon()
+  restart_timer:alarm(100, tmr.ALARM_SINGLE, function() node.restart() end)
+end
+
+-- Receiving (SPEC section 3). buf holds the undecided bytes: empty, or a
+-- candidate starting with SOF. The callback is re-registered to deliver
+-- exactly the bytes the candidate still needs (at most CHUNK), or single
+-- bytes while hunting for SOF.
+local buf = ""
+local interactive = true
+local cur_n, cur_mode
+local on_data -- forward
+
+local function listen(n)
+  if n > CHUNK then n = CHUNK end
+  if n == cur_n and interactive == cur_mode then return end
+  if use_console then
+    if n ~= cur_n then console.on("data", n, on_data) end
+    if interactive ~= cur_mode then
+      console.mode(interactive and console.INTERACTIVE or console.NONINTERACTIVE)
+    end
+  else
+    uart.on("data", n, on_data, interactive and 1 or 0)
+  end
+  cur_n, cur_mode = n, interactive
+end
+
+local scan -- forward
+
+local function tick()
+  ticks = ticks + 1
+  if rx_seen then
+    rx_seen, quiet = false, 0
+    return
+  end
+  quiet = quiet + 1
+  if #buf > 0 then
+    -- Idle rule: a candidate got no byte for a tick. Reject it: drop its
+    -- SOF and rescan. Bytes of it still held by the console arrive with
+    -- the next byte and are rescanned too.
+    buf = sub(buf, 2)
+    scan()
+  elseif quiet >= QUIET_TICKS then
+    ticker:stop()
+    interactive = true
+    listen(1)
+  end
+end
+
+local function go_noninteractive()
+  if interactive then
+    interactive = false
+    quiet = 0
+    ticker:alarm(TICK_MS, tmr.ALARM_AUTO, tick)
+  end
+end
+
+-- Request handlers. p is the payload.
+local handlers = {}
+
+local function too_short(typ, seq, p, want, what)
+  if #p >= want then return false end
+  fail(typ, seq, E_INVALID_ARG, string.format("%s payload is %d bytes, need %d", what, #p, want))
+  return true
+end
+
+handlers[T_HELLO] = function(seq, flags, p)
+  if too_short(T_HELLO, seq, p, 11, "HELLO") then return end
+  local v = byte(p, 1)
+  if v ~= VERSION then
+    return fail(T_HELLO, seq, E_NOT_SUPPORTED, "protocol version " .. v .. " not supported")
+  end
+  local m = u16at(p, 6)
+  if m < BASE_MAX then m = BASE_MAX end
+  host_max = m
+  reply(T_HELLO, seq, T_HELLO + REPLY,
+    char(VERSION) .. u32(caps) .. u16(MAX_PAYLOAD) .. u32(WINDOW) .. AGENT)
+end
+
+local function clean(v) return (tostring(v):gsub("[\r\n]", " ")) end
+
+local function info_text()
+  local ok, running, nextp, parts = ota(otaupgrade.info)
+  if not ok then return nil, running, nextp end
+  local t = {}
+  if running then t[#t + 1] = "running=" .. clean(running) end
+  if nextp then t[#t + 1] = "next=" .. clean(nextp) end
+  local labels = {}
+  for label in pairs(parts) do labels[#labels + 1] = label end
+  table.sort(labels)
+  for _, label in ipairs(labels) do
+    local part = parts[label]
+    t[#t + 1] = "part=" .. clean(label)
+    for _, k in ipairs({ "state", "name", "version", "date", "time", "idf_version", "secure_version" }) do
+      if part[k] ~= nil then t[#t + 1] = k .. "=" .. clean(part[k]) end
+    end
+  end
+  return table.concat(t, "\n") .. "\n", labels, running
+end
+
+handlers[T_INFO] = function(seq, flags, p)
+  local text, code, msg = info_text()
+  if not text then return fail(T_INFO, seq, code, msg) end
+  local off = 0
+  if #p >= 4 then off = u32at(p, 1) end
+  reply(T_INFO, seq, T_INFO + REPLY, u32(#text) .. sub(text, off + 1, off + host_max - 4))
+end
+
+handlers[T_STATUS] = function(seq, flags, p)
+  local x = xfer
+  if not x then
+    return reply(T_STATUS, seq, T_STATUS + REPLY, char(0) .. u32(0) .. u32(0) .. u32(0) .. ZERO32)
+  end
+  reply(T_STATUS, seq, T_STATUS + REPLY, char(x.state) .. u32(x.size) .. u32(x.received) .. u32(x.written) .. x.sha)
+end
+
+-- next_label guesses the partition commence() writes: the OTA slot after
+-- the running one (labels in sorted order), the first from factory.
+local function next_label()
+  local text, labels, running = info_text()
+  if not text or #labels == 0 then return "" end
+  for i, label in ipairs(labels) do
+    if label == running then return labels[i % #labels + 1] end
+  end
+  return labels[1]
+end
+
+handlers[T_BEGIN] = function(seq, flags, p)
+  if too_short(T_BEGIN, seq, p, 37, "BEGIN") then return end
+  local size, sha, bflags = u32at(p, 1), sub(p, 5, 36), byte(p, 37)
+  local x = xfer
+  if band(bflags, 1) == 1 and x and x.state == 1 and x.size == size and sha ~= ZERO32 and x.sha == sha then
+    return reply(T_BEGIN, seq, T_BEGIN + REPLY, u32(x.written) .. x.label)
+  end
+  xfer = nil
+  local label = next_label()
+  local ok, code, msg = ota(otaupgrade.commence)
+  if not ok then return fail(T_BEGIN, seq, code, msg) end
+  xfer = { state = 1, size = size, sha = sha, received = 0, written = 0, label = label }
+  reply(T_BEGIN, seq, T_BEGIN + REPLY, u32(0) .. label)
+end
+
+local function ack(flags)
+  send(T_DATA + REPLY, flags, 0, u32(xfer.received) .. u32(xfer.written))
+end
+
+handlers[T_DATA] = function(seq, flags, p)
+  local x = xfer
+  if not x or x.state ~= 1 then
+    if not x and ticks - last_data_err >= 10 then -- at most once a second
+      last_data_err = ticks
+      send(T_ERROR, 0, 0, error_payload(T_DATA, E_INVALID_STATE, "no upgrade in progress"))
+    end
+    return -- a failed transfer drops further DATA
+  end
+  if #p < 4 then return end
+  local off, n = u32at(p, 1), #p - 4
+  if band(flags, 1) ~= 0 then -- DEFLATE was not offered
+    if ticks - last_data_err >= 10 then
+      last_data_err = ticks
+      send(T_ERROR, 0, 0, error_payload(T_DATA, E_NOT_SUPPORTED, "DEFLATE not offered"))
+    end
+    return
+  end
+  if off == x.received and n <= WINDOW then
+    if n > 0 then
+      local ok, code, msg = ota(otaupgrade.write, sub(p, 5))
+      if not ok then
+        x.state, x.err = 2, error_payload(T_DATA, code, msg)
+        send(T_ERROR, 0, 0, x.err)
+        return
+      end
+    end
+    x.received = x.received + n
+    x.written = x.received
+    ack(0)
+  elseif off + n <= x.received then
+    ack(0) -- duplicate
+  elseif x.gap_at ~= x.received then
+    x.gap_at = x.received
+    ack(FLAG_GAP)
+  end
+end
+
+handlers[T_END] = function(seq, flags, p)
+  local reboot = #p >= 1 and band(byte(p, 1), 1) == 1
+  local x = xfer
+  if x and x.state == 2 then
+    return reply(T_END, seq, T_ERROR, x.err)
+  end
+  if x and x.size > 0 and x.received ~= x.size then
+    return fail(T_END, seq, E_INVALID_SIZE, "received " .. x.received .. " of " .. x.size .. " bytes")
+  end
+  xfer = nil
+  -- complete(0): complete(1) would reboot before the reply leaves.
+  local ok, code, msg = ota(otaupgrade.complete, 0)
+  if not ok then return fail(T_END, seq, code, msg) end
+  reply(T_END, seq, T_END + REPLY, "")
+  if reboot then restart_soon() end
+end
+
+handlers[T_ACCEPT] = function(seq, flags, p)
+  local ok, code, msg = ota(otaupgrade.accept)
+  if not ok then return fail(T_ACCEPT, seq, code, msg) end
+  reply(T_ACCEPT, seq, T_ACCEPT + REPLY, "")
+end
+
+handlers[T_ROLLBACK] = function(seq, flags, p)
+  -- On success the chip reboots inside rollback(); READY (boot) answers.
+  local ok, code, msg = ota(otaupgrade.rollback)
+  if not ok then return fail(T_ROLLBACK, seq, code, msg) end
+  reply(T_ROLLBACK, seq, T_ROLLBACK + REPLY, "")
+end
+
+handlers[T_REBOOT] = function(seq, flags, p)
+  reply(T_REBOOT, seq, T_REBOOT + REPLY, "")
+  restart_soon()
+end
+
+handlers[T_ABORT] = function(seq, flags, p)
+  xfer = nil -- otaupgrade has no abort; the next BEGIN commences afresh
+  reply(T_ABORT, seq, T_ABORT + REPLY, "")
+end
+
+handlers[T_PING] = function(seq, flags, p)
+  reply(T_PING, seq, T_PING + REPLY, p)
+end
+
+local baud, baud_pending = 115200, false
+
+local function set_baud(rate)
+  uart.setup(0, rate, 8, uart.PARITY_NONE, uart.STOPBITS_1, 1)
+  baud = rate
+end
+
+handlers[T_BAUD] = function(seq, flags, p)
+  if too_short(T_BAUD, seq, p, 4, "BAUD") then return end
+  local rate = u32at(p, 1)
+  if rate < 9600 or rate > 2000000 then
+    return fail(T_BAUD, seq, E_INVALID_ARG, "baud " .. rate .. " out of 9600..2000000")
+  end
+  reply(T_BAUD, seq, T_BAUD + REPLY, u32(rate))
+  local old = baud
+  -- Switch once BAUD_R has left the UART (console.write flushes; allow for
+  -- the FIFO), then expect a valid frame within 3 s or switch back.
+  baud_timer:alarm(50, tmr.ALARM_SINGLE, function()
+    set_baud(rate)
+    baud_pending = true
+    baud_timer:alarm(BAUD_CHECK_MS, tmr.ALARM_SINGLE, function()
+      if baud_pending then
+        baud_pending = false
+        set_baud(old)
+      end
+    end)
+  end)
+end
+if band(caps, CAP_BAUD) == 0 then handlers[T_BAUD] = nil end
+
+local function handle(typ, flags, seq, p)
+  baud_pending = false
+  if typ ~= T_DATA and typ == last_type and seq == last_seq and last_reply then
+    return out(last_reply) -- a retried request: answer again, do not redo it
+  end
+  local h = handlers[typ]
+  if h then return h(seq, flags, p) end
+  if typ >= REPLY then
+    return fail(typ, seq, E_INVALID_ARG, string.format("type 0x%02X is not a request", typ))
+  end
+  fail(typ, seq, E_NOT_SUPPORTED, string.format("unknown request type 0x%02X", typ))
+end
+
+-- scan decodes as many frames as buf holds and asks for the bytes the
+-- next step needs.
+scan = function()
+  while true do
+    -- Between frames of a session expect a whole header at once.
+    if #buf == 0 then return listen(interactive and 1 or 7) end
+    if byte(buf, 1) ~= 1 then
+      local i = find(buf, "\1", 1, true)
+      if not i then buf = "" return listen(1) end
+      buf = sub(buf, i)
+    end
+    go_noninteractive()
+    if #buf < 7 then return listen(7 - #buf) end
+    local len = u16at(buf, 5)
+    if len > MAX_PAYLOAD or crc8(buf, 2, 6) ~= byte(buf, 7) then
+      buf = sub(buf, 2) -- bad header: drop SOF, rescan
+    else
+      local total = 11 + len
+      if #buf < total then return listen(total - #buf) end
+      if u32(crc32(buf, 2, 7 + len)) == sub(buf, 8 + len, total) then
+        local typ, flags, seq = byte(buf, 2, 4)
+        local p = sub(buf, 8, 7 + len)
+        buf = sub(buf, total + 1)
+        handle(typ, flags, seq, p)
+      else
+        buf = sub(buf, 2) -- bad CRC: drop SOF, rescan
+      end
+    end
+  end
+end
+
+on_data = function(data)
+  rx_seen = true
+  if #buf == 0 and byte(data, 1) ~= 1 and #data == 1 then return end -- REPL typing
+  buf = buf .. data
+  local ok, err = pcall(scan)
+  if not ok then
+    buf = ""
+    print("gota: " .. tostring(err))
+    pcall(listen, 1)
+  end
+end
+
+gota = {
+  -- stop gives the console back to the REPL for good.
+  stop = function()
+    ticker:unregister()
+    if use_console then console.on("data", 0, nil) console.mode(console.INTERACTIVE)
+    else uart.on("data") end
+    cur_n, cur_mode, interactive, buf = nil, nil, true, ""
+  end,
+  -- frame is exposed for tests and tools.
+  frame = frame,
+}
+
+listen(1)
+print(AGENT .. " OTA agent listening on the console (gota.stop() to stop)")
+send(T_READY, 0, 0, char(VERSION, 1) .. AGENT)
