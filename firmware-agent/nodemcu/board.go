@@ -81,7 +81,7 @@ type Board struct {
 	queue   []func()
 	wake    chan struct{}
 	closed  bool
-	baud    int // console rate set by uart.setup; 0 = boot default
+	baud    int      // console rate set by uart.setup; 0 = boot default
 	errs    []string // Lua errors raised in callbacks or the program
 	done    chan struct{}
 	stopped chan struct{}
