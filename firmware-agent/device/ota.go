@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/otadata"
@@ -547,7 +548,7 @@ func (d *Device) Info() (Info, error) {
 		if st, code := d.stateOf(p); code == 0 {
 			pi.State = st.String()
 		}
-		pi.App = readAppDesc(d.fl, *p)
+		pi.App = ReadAppDesc(d.fl, *p)
 		if img, err := d.verifyApp(*p, false); err == nil {
 			pi.ImageLen = img.Length
 			if img.HashAppended {
@@ -559,12 +560,10 @@ func (d *Device) Info() (Info, error) {
 	return info, nil
 }
 
-// readAppDesc is esp_ota_get_partition_description: the 256 bytes after
-// the image and first segment headers, if they carry the magic word. It
-// does not verify the image.
-func readAppDesc(r interface {
-	ReadAt([]byte, int64) (int, error)
-}, p partition.Partition) *espimage.AppDesc {
+// ReadAppDesc is esp_ota_get_partition_description: the 256 bytes after
+// the image and first segment headers, if they carry the magic word, or
+// nil. It does not verify the image.
+func ReadAppDesc(r io.ReaderAt, p partition.Partition) *espimage.AppDesc {
 	b := make([]byte, espimage.AppDescSize)
 	if _, err := r.ReadAt(b, int64(p.Offset)+espimage.AppDescOffset); err != nil {
 		return nil
