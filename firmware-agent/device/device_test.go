@@ -218,7 +218,7 @@ func TestCommenceSequentialErasesLazily(t *testing.T) {
 	if d.Running().Name != "app1" {
 		t.Fatalf("running %s after sequential update", d.Running().Name)
 	}
-	rest := partBytes(t, f, app1)[(len(v11)+2*flash.SectorSize):]
+	rest := partBytes(t, f, app1)[(len(v11) + 2*flash.SectorSize):]
 	if !bytes.Equal(rest, make([]byte, len(rest))) {
 		t.Error("sectors past the image were erased")
 	}
