@@ -48,9 +48,12 @@ type Options struct {
 	// same Console as the device's Config.Log so boot log lines reach the
 	// serial line as on a real board.
 	Console *Console
-	// Log, when set, receives a copy of everything the board writes to
-	// its console.
+	// Log, when set, receives a copy of the text the board prints (print,
+	// REPL echo and errors, banner); bytes the program writes with
+	// console.write or uart.write, such as protocol frames, are not copied.
 	Log io.Writer
+	// ConsoleBaud is the console rate after a reset (default 115200).
+	ConsoleBaud int
 	// SetBaud, when set, is called for uart.setup on the console UART, and
 	// with 115200 after a reboot that follows a rate change, so a serial
 	// line model can follow; its error is raised in Lua.
@@ -104,7 +107,9 @@ func NewBoard(dev *device.Device, script []byte, opt Options) *Board {
 	if con == nil {
 		con = NewConsole()
 	}
-	con.log = opt.Log
+	if opt.ConsoleBaud == 0 {
+		opt.ConsoleBaud = 115200
+	}
 	b := &Board{
 		con:     con,
 		dev:     dev,
@@ -257,24 +262,29 @@ func (b *Board) loop() {
 	}
 }
 
-// write sends console output to the attached serial line.
+// write sends raw console output to the attached serial line.
 func (b *Board) write(p []byte) { b.con.Write(p) }
+
+// writeText sends console text to the serial line and the log copy.
+func (b *Board) writeText(p []byte) {
+	b.con.Write(p)
+	if b.opt.Log != nil {
+		b.opt.Log.Write(p)
+	}
+}
 
 // rebooted is the device's reboot hook: the console UART is back at its
 // boot rate and the Lua VM is rebuilt.
 func (b *Board) rebooted() {
 	b.mu.Lock()
-	changed := b.baud != 0 && b.baud != bootBaud
+	changed := b.baud != 0 && b.baud != b.opt.ConsoleBaud
 	b.baud = 0
 	b.mu.Unlock()
 	if changed && b.opt.SetBaud != nil {
-		b.opt.SetBaud(bootBaud)
+		b.opt.SetBaud(b.opt.ConsoleBaud)
 	}
 	b.post(b.boot)
 }
-
-// bootBaud is the console rate after a reset.
-const bootBaud = 115200
 
 // Console is a board's console UART: what the Lua program prints and the
 // device logs goes to the serial line attached by Run (and is dropped
@@ -283,22 +293,18 @@ const bootBaud = 115200
 type Console struct {
 	mu  sync.Mutex
 	out io.Writer
-	log io.Writer
 }
 
 // NewConsole returns a console with no serial line attached.
 func NewConsole() *Console { return &Console{} }
 
-// Write sends p to the attached serial line and the log copy. It never
-// fails: a broken line is noticed by the reader of Run.
+// Write sends p to the attached serial line. It never fails: a broken
+// line is noticed by the reader of Run.
 func (c *Console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.out != nil {
 		c.out.Write(p)
-	}
-	if c.log != nil {
-		c.log.Write(p)
 	}
 	return len(p), nil
 }
@@ -334,7 +340,7 @@ func (b *Board) boot() {
 	if banner == "" {
 		banner = "\nNodeMCU ESP32 (Gota virtual board, gopher-lua " + luaVersion + ")\n"
 	}
-	b.write([]byte(banner))
+	b.writeText([]byte(banner))
 	b.vm.runProgram(b.script)
 	if b.vm != nil && !b.vm.dead {
 		b.vm.prompt()

@@ -133,7 +133,7 @@ func (v *vm) pcall(nargs int) bool {
 
 func (v *vm) reportError(msg string) {
 	v.b.recordError(msg)
-	v.b.write([]byte("Lua error: " + msg + "\n"))
+	v.b.writeText([]byte("Lua error: " + msg + "\n"))
 }
 
 // call runs f(args...) protected; used for callbacks.
@@ -159,7 +159,7 @@ func (v *vm) print(L *lua.LState) int {
 		sb.WriteString(L.ToStringMeta(L.Get(i)).String())
 	}
 	sb.WriteByte('\n')
-	v.b.write([]byte(sb.String()))
+	v.b.writeText([]byte(sb.String()))
 	return 0
 }
 
@@ -216,7 +216,7 @@ func (v *vm) replByte(c byte) {
 	switch c {
 	case '\r', '\n':
 		if v.echo {
-			v.b.write([]byte("\n"))
+			v.b.writeText([]byte("\n"))
 		}
 		line := string(v.line)
 		v.line = v.line[:0]
@@ -228,14 +228,14 @@ func (v *vm) replByte(c byte) {
 		if len(v.line) > 0 {
 			v.line = v.line[:len(v.line)-1]
 			if v.echo {
-				v.b.write([]byte("\b \b"))
+				v.b.writeText([]byte("\b \b"))
 			}
 		}
 	default:
 		if len(v.line) < maxLine {
 			v.line = append(v.line, c)
 			if v.echo {
-				v.b.write([]byte{c})
+				v.b.writeText([]byte{c})
 			}
 		}
 	}
@@ -243,9 +243,9 @@ func (v *vm) replByte(c byte) {
 
 func (v *vm) prompt() {
 	if v.pending != "" {
-		v.b.write([]byte(">> "))
+		v.b.writeText([]byte(">> "))
 	} else {
-		v.b.write([]byte("> "))
+		v.b.writeText([]byte("> "))
 	}
 }
 
@@ -285,7 +285,7 @@ func (v *vm) execLine(line string) {
 			vals[i] = v.L.ToStringMeta(v.L.Get(top + 1 + i)).String()
 		}
 		v.L.Pop(n)
-		v.b.write([]byte(strings.Join(vals, "\t") + "\n"))
+		v.b.writeText([]byte(strings.Join(vals, "\t") + "\n"))
 	}
 }
 

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/internal/shareddata"
+)
+
+// TestLuaAgentRunner runs the --agent lua runner on an emulated line with
+// baud rates and flashes a new build through it, switching to a faster
+// rate with the BAUD request (uart.setup in gota.lua).
+func TestLuaAgentRunner(t *testing.T) {
+	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	content, err := device.Build(device.CreateOptions{App: v11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := link.New(link.Config{Baud: 115200})
+	defer line.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- agentRunners["lua"](ctx, agentEnv{
+			Flash: flash.FromBytes(content), ConsoleBaud: 115200, Line: line, Log: io.Discard,
+		})
+	}()
+
+	s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 2000000})
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	defer s.Close()
+	if got := s.Caps().Agent; got != "gota-lua/1" {
+		t.Fatalf("agent %q, want gota-lua/1", got)
+	}
+	if s.Baud() != 2000000 || line.Device().Baud() != 2000000 {
+		t.Fatalf("baud: host %d device %d, want 2000000 both", s.Baud(), line.Device().Baud())
+	}
+	img, err := espimage.SetVersion(v11, "9.8.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flash(ctx, img, updater.FlashOptions{}); err != nil {
+		t.Fatalf("Flash: %v", err)
+	}
+	// The reboot brought the console back to 115200; the session followed.
+	if line.Device().Baud() != s.Baud() {
+		t.Errorf("after reboot: host %d device %d", s.Baud(), line.Device().Baud())
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := info.Find(info.Running); info.Running != "app1" || p == nil || p.Version != "9.8.0" || p.State != "testing" {
+		t.Errorf("after Flash: running %s %+v", info.Running, p)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("runner: %v", err)
+	}
+}
