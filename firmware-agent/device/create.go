@@ -47,22 +47,22 @@ func InitialApp(t *partition.Table) (*partition.Partition, error) {
 
 // Create writes a new flash file ready to boot: the partition table at
 // the table offset, blank otadata and the app in its first app partition.
-// An existing file is replaced; on error no file is left behind.
+// An existing file is replaced; the file appears whole or not at all.
 func Create(path string, opt CreateOptions) error {
 	img, err := Build(opt)
 	if err != nil {
 		return err
 	}
-	f, err := flash.Create(path, len(img))
-	if err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, img, 0o644); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	if err := f.Program(0, img); err != nil {
-		f.Close()
-		os.Remove(path)
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	return f.Close()
+	return nil
 }
 
 // Build returns the content of a flash ready to boot, as Create writes it.

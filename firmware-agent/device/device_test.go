@@ -443,3 +443,27 @@ func FuzzBoot(f *testing.F) {
 		}
 	})
 }
+
+// TestConcurrentUse runs Info and Target from other goroutines while an
+// update streams in (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	v2 := synthApp(t, "v2")
+	l := layout{table: smallTable(false, 2), images: map[string][]byte{"ota_0": synthApp(t, "v1")}}
+	d := mustOpen(t, l.build(t))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			if _, err := d.Info(); err != nil {
+				t.Error(err)
+				return
+			}
+			d.Target()
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		must(t, otaUpdate(d, v2, 64, true))
+		must(t, d.Accept())
+	}
+	<-done
+}
