@@ -271,3 +271,50 @@ func TestSequenceExamples(t *testing.T) {
 }
 
 var _ = partition.DefaultTableOffset
+
+// TestInfoNext checks otaupgrade.info()'s second value
+// (esp_ota_get_boot_partition) and which partitions it lists.
+func TestInfoNext(t *testing.T) {
+	v1 := synthApp(t, "v1")
+	for _, c := range []struct {
+		name     string
+		factory  bool
+		od       [2]*otadata.Entry
+		next     string
+		states   map[string]string
+		unlisted string
+	}{
+		{"bad CRCs, no factory: first OTA slot", false, [2]*otadata.Entry{badCRC(1, sValid), badCRC(2, sValid)}, "ota_0",
+			map[string]string{"ota_0": "", "ota_1": ""}, ""},
+		{"bad CRCs with factory: factory", true, [2]*otadata.Entry{badCRC(1, sValid), badCRC(2, sValid)}, "factory",
+			map[string]string{"factory": "", "ota_0": "", "ota_1": ""}, "factory"},
+		{"new image on trial", false, [2]*otadata.Entry{entry(1, sValid), entry(2, sNew)}, "ota_1",
+			map[string]string{"ota_0": "valid", "ota_1": "testing"}, ""},
+		{"aborted image: state kept although it does not count", false, [2]*otadata.Entry{entry(1, sValid), entry(2, sAborted)}, "ota_0",
+			map[string]string{"ota_0": "valid", "ota_1": "aborted"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			imgs := map[string][]byte{"ota_0": v1, "ota_1": v1}
+			if c.factory {
+				imgs["factory"] = v1
+			}
+			d := mustOpen(t, layout{table: smallTable(c.factory, 2), images: imgs, od: c.od}.build(t))
+			info, err := d.Info()
+			must(t, err)
+			if info.Next != c.next {
+				t.Errorf("next %q, want %q", info.Next, c.next)
+			}
+			for _, p := range info.Partitions {
+				if p.State != c.states[p.Label] {
+					t.Errorf("%s state %q, want %q", p.Label, p.State, c.states[p.Label])
+				}
+				if p.Listed != (p.Label != c.unlisted) {
+					t.Errorf("%s listed %v", p.Label, p.Listed)
+				}
+				if p.App == nil || p.App.ProjectName != "synth" || p.ImageLen == 0 {
+					t.Errorf("%s: descriptor %+v length %d", p.Label, p.App, p.ImageLen)
+				}
+			}
+		})
+	}
+}

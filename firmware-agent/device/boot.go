@@ -224,7 +224,7 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 		return true
 	}
 	notBootable := func(index int) {
-		if bs.indexToPartition(index) == nil {
+		if p := bs.indexToPartition(index); p == nil || p.Size == 0 {
 			return
 		}
 		switch index {

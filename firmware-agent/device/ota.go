@@ -104,12 +104,26 @@ func (d *Device) bootPartition() *partition.Partition {
 	}
 	n := d.otaCount()
 	if selectInvalid(data.Entries[0]) && selectInvalid(data.Entries[1]) || n == 0 {
-		return d.findApp(partition.SubtypeFactory)
+		return d.defaultBoot()
 	}
 	if a := data.Active(); a >= 0 {
 		return d.findApp(partition.SubtypeOTA0 + uint8(otadata.Slot(data.Entries[a].Seq, n)))
 	}
-	return d.findApp(partition.SubtypeFactory)
+	return d.defaultBoot()
+}
+
+// defaultBoot is find_default_boot_partition: factory, else the first
+// OTA slot, else the test app.
+func (d *Device) defaultBoot() *partition.Partition {
+	if p := d.findApp(partition.SubtypeFactory); p != nil {
+		return p
+	}
+	for sub := partition.SubtypeOTA0; sub <= partition.SubtypeTest; sub++ {
+		if p := d.findApp(sub); p != nil {
+			return p
+		}
+	}
+	return nil
 }
 
 func (d *Device) verifyApp(p partition.Partition, requireApp bool) (*espimage.Image, error) {
