@@ -467,3 +467,43 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	<-done
 }
+
+// BenchmarkStreamUpdate streams the shared v1.1 app through Commence,
+// Write (4 KiB chunks) and Complete, without the flash timing model, for
+// whole-partition erase and sequential (lazy) erase; bytes/s is the
+// emulation's own overhead.
+func BenchmarkStreamUpdate(b *testing.B) {
+	v10 := shareddata.File(b, "esp32-ledcontroller-v1.0.bin")
+	v11 := shareddata.File(b, "esp32-ledcontroller-v1.1.bin")
+	content, err := Build(CreateOptions{App: v10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"commence", "sequential"} {
+		b.Run(mode, func(b *testing.B) {
+			d, err := Open(Config{Flash: flash.FromBytes(content)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(v11)))
+			for i := 0; i < b.N; i++ {
+				if mode == "commence" {
+					err = d.Commence()
+				} else {
+					err = d.CommenceSequential(len(v11))
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				for off := 0; off < len(v11); off += 4096 {
+					if err := d.Write(v11[off:min(off+4096, len(v11))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := d.Complete(false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -22,7 +22,7 @@ type logger struct {
 func newLogger(w io.Writer) *logger { return &logger{w: w} }
 
 func (l *logger) ms() int64 {
-	return 27 + int64(l.nLines)*4 + time.Since(l.start).Milliseconds()
+	return 31 + int64(l.nLines)*4 + time.Since(l.start).Milliseconds()
 }
 
 func (l *logger) raw(format string, args ...any) {

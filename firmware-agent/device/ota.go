@@ -259,7 +259,10 @@ func (d *Device) Write(p []byte) error {
 		} else if first != last {
 			from, to = (first+1)*flash.SectorSize, (last+1)*flash.SectorSize
 		}
-		to = min(to, size) // the device would fail past the end; the write below reports it
+		// ESP-IDF asks for one sector too many when a write ends exactly on
+		// a sector boundary; at the partition end its erase would fail.
+		// Clamp instead: a write past the end is refused below anyway.
+		to = min(to, size)
 		if to > from {
 			if err := d.fl.EraseRange(e.part.Offset+from, to-from); err != nil {
 				code, err := flashErr(err)
