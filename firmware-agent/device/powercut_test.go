@@ -8,6 +8,7 @@ import (
 	"github.com/gota-dev/gota/core/otadata"
 	"github.com/gota-dev/gota/core/partition"
 	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/internal/shareddata"
 )
 
 // validSectors counts the otadata sectors whose entry counts.
@@ -280,4 +281,69 @@ func otaUpdateNoComplete(d *Device, img []byte) error {
 		return err
 	}
 	return d.Write(img)
+}
+
+// TestPowerCutRealImage repeats the update cycle with the shared 310 KB
+// Arduino app and the default 4 MiB layout (about 1,270 flash operations),
+// cutting at a sample of points: the first few, every 97th, and every one
+// of the otadata writes at the end, dropped and torn.
+func TestPowerCutRealImage(t *testing.T) {
+	v10 := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	builds := map[[32]byte]string{digestOf(t, v10): "v1.0", digestOf(t, v11): "v1.1"}
+	content, err := Build(CreateOptions{App: v10})
+	must(t, err)
+	base := flash.FromBytes(content)
+	mustOpen(t, base) // first boot writes {seq 1, VALID}
+	tb := DefaultTable()
+
+	cycle := func(d *Device) error {
+		if err := otaUpdate(d, v11, 4096, true); err != nil {
+			return err
+		}
+		return d.Accept()
+	}
+	probe := base.Clone()
+	d := mustOpen(t, probe)
+	o0 := probe.Ops()
+	must(t, cycle(d))
+	total := probe.Ops() - o0
+	commit := total - 4 // set-boot erase+program, then boot and accept rewrites (2 ops each)
+
+	var points []int
+	for n := 0; n <= total; n++ {
+		if n < 4 || n%97 == 0 || n >= commit-2 {
+			points = append(points, n)
+		}
+	}
+	tried := 0
+	for _, torn := range []bool{false, true} {
+		for _, n := range points {
+			f := base.Clone()
+			d := mustOpen(t, f)
+			f.CutPowerAfter(n, torn)
+			err := cycle(d)
+			if f.PoweredOff() != (n < total) || (err != nil) != (n < total) {
+				t.Fatalf("n=%d of %d: powered off %v, error %v", n, total, f.PoweredOff(), err)
+			}
+			f.PowerOn()
+			if validSectors(t, f, tb) == 0 {
+				t.Fatalf("n=%d: no valid otadata sector", n)
+			}
+			d2 := mustOpen(t, f)
+			got := builds[d2.image.Digest]
+			want := ""
+			switch {
+			case n < commit:
+				want = "v1.0"
+			case n >= total:
+				want = "v1.1"
+			}
+			if got == "" || want != "" && got != want {
+				t.Fatalf("n=%d (commit %d, total %d, torn %v): running %q, want %q", n, commit, total, torn, got, want)
+			}
+			tried++
+		}
+	}
+	t.Logf("%d operations per cycle, %d cut points tried", total, tried)
 }
