@@ -31,6 +31,9 @@ const (
 // has happened.
 var ErrPowerCut = errors.New("flash: power cut")
 
+// ErrClosed is returned by operations on a file-backed flash after Close.
+var ErrClosed = errors.New("flash: closed")
+
 // ErrRange reports an address outside the chip or a misaligned erase.
 var ErrRange = errors.New("flash: bad address")
 
@@ -67,6 +70,7 @@ type Flash struct {
 	cutLeft  int  // operations still allowed before the cut
 	tornKeep int  // bytes of the interrupted op applied (-1: half, 0: none)
 	off      bool // power is cut
+	closed   bool
 }
 
 // Create makes a new flash file of size bytes (2, 4, 8 or 16 MiB), all 0xFF.
@@ -213,6 +217,9 @@ func (f *Flash) erase(off uint32, unit int) error {
 // bytes take effect: all of them normally, part when this is the
 // operation the power cut interrupts (then err is ErrPowerCut).
 func (f *Flash) begin(size int) (apply int, err error) {
+	if f.closed {
+		return 0, ErrClosed
+	}
 	if f.off {
 		return 0, ErrPowerCut
 	}
@@ -368,7 +375,8 @@ func (f *Flash) PowerOn() {
 	f.cutArmed = false
 }
 
-// Close closes the backing file.
+// Close closes the backing file; later erases and programs fail with
+// ErrClosed (reads still work). Closing a memory flash does nothing.
 func (f *Flash) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -376,6 +384,6 @@ func (f *Flash) Close() error {
 		return nil
 	}
 	err := f.file.Close()
-	f.file = nil
+	f.file, f.closed = nil, true
 	return err
 }

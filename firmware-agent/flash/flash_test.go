@@ -254,3 +254,17 @@ func BenchmarkRealisticErase(b *testing.B) {
 		})
 	}
 }
+
+func TestClosedFlashRefusesWrites(t *testing.T) {
+	f, err := Create(filepath.Join(t.TempDir(), "f"), 2<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := f.Program(0, []byte{0}); !errors.Is(err, ErrClosed) {
+		t.Errorf("program after Close: %v", err)
+	}
+	if err := f.EraseSector(0); !errors.Is(err, ErrClosed) {
+		t.Errorf("erase after Close: %v", err)
+	}
+}
