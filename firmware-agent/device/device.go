@@ -49,6 +49,8 @@ type Error struct {
 	Err     error  // detail (e.g. an espimage error), may be nil
 }
 
+// Unwrap returns the cause, so errors.Is(err, espimage.ErrChecksum) and
+// errors.Is(err, flash.ErrPowerCut) see through an *Error.
 func (e *Error) Unwrap() error { return e.Err }
 
 // DefaultChipRev is the chip revision a Config without one gets (v3.0).
