@@ -75,10 +75,21 @@ func runGoAgent(ctx context.Context, env agentEnv) error {
 }
 
 // serveLoop calls serve each time the line is up, until ctx is done.
+//
+// After the line was cut by a fault, the device's UART goes back to the
+// console rate before the next connection: the host reopens its port at
+// 115200 and could not reach an agent left at a negotiated rate. (A real
+// agent needs a line-idle timeout for this; until the agents have one, the
+// runner stands in for it.)
 func serveLoop(ctx context.Context, line *link.Line, serve func(context.Context) error) {
+	cuts := line.Stats().Disconnects
 	for ctx.Err() == nil {
 		if err := line.WaitUp(ctx); err != nil {
 			return
+		}
+		if n := line.Stats().Disconnects; n != cuts {
+			cuts = n
+			line.Device().SetBaudNow(line.InitialBaud())
 		}
 		start := time.Now()
 		serve(ctx)
@@ -229,6 +240,14 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 		line.Hangup()
 	}
 	go hosts.pump(ctx)
+	if os.Getenv("GOTA_LINK_TRACE") != "" {
+		go func() {
+			for ctx.Err() == nil {
+				time.Sleep(time.Second)
+				fmt.Fprintf(stderr, "trace: host %d device %d up %v %+v\n", line.Host().Baud(), line.Device().Baud(), line.Up(), line.Stats())
+			}
+		}()
+	}
 
 	timing := "realistic flash timing"
 	if o.fastFlash {

@@ -123,6 +123,7 @@ type Line struct {
 	carried int64
 	stats   Stats
 
+	baud      int // initial rate
 	host, dev *End
 	h2d, d2h  *wire
 	stop      chan struct{}
@@ -160,6 +161,7 @@ func New(cfg Config) *Line {
 		drop:  cfg.DropRate,
 		flip:  cfg.FlipRate,
 		onCut: cfg.OnDisconnect,
+		baud:  baud,
 		stop:  make(chan struct{}),
 	}
 	l.cond = sync.NewCond(&l.mu)
@@ -187,6 +189,9 @@ func orDefault(n, def int) int {
 	}
 	return n
 }
+
+// InitialBaud returns the rate both ends started at (the console rate).
+func (l *Line) InitialBaud() int { return l.baud }
 
 // Host returns the host's end.
 func (l *Line) Host() *End { return l.host }
