@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/partition"
 	"github.com/gota-dev/gota/core/updater"
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/flash"
@@ -25,14 +27,27 @@ type rig struct {
 	board *Board
 	base  []byte // the image the device was created with
 
+	allowLuaErrors bool // the test checks LuaErrors itself
+
 	mu   sync.Mutex
 	logs []string
 }
 
 func newRig(t *testing.T, opt Options) *rig {
 	t.Helper()
+	return newRigWith(t, opt, nil, AgentScript)
+}
+
+// newRigTable is newRig with a partition table (nil: the device default).
+func newRigTable(t *testing.T, opt Options, table *partition.Table) *rig {
+	t.Helper()
+	return newRigWith(t, opt, table, AgentScript)
+}
+
+func newRigWith(t *testing.T, opt Options, table *partition.Table, script []byte) *rig {
+	t.Helper()
 	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
-	content, err := device.Build(device.CreateOptions{App: v11})
+	content, err := device.Build(device.CreateOptions{App: v11, Table: table})
 	if err != nil {
 		t.Fatalf("device.Build: %v", err)
 	}
@@ -43,10 +58,10 @@ func newRig(t *testing.T, opt Options) *rig {
 		t.Fatalf("device.Open: %v", err)
 	}
 	opt.Console = con
-	r.board = NewBoard(r.dev, AgentScript, opt)
+	r.board = NewBoard(r.dev, script, opt)
 	t.Cleanup(func() {
 		r.board.Close()
-		if errs := r.board.LuaErrors(); len(errs) > 0 {
+		if errs := r.board.LuaErrors(); len(errs) > 0 && !r.allowLuaErrors {
 			t.Errorf("Lua errors on the board: %q", errs)
 		}
 	})
@@ -187,7 +202,7 @@ func TestLuaAgentFullCycle(t *testing.T) {
 	}
 
 	// The agent's own log line shows at every boot.
-	if !strings.Contains(r.logText(), "gota-lua/1 OTA agent listening") {
+	if !strings.Contains(r.logText(), "gota-lua/1 OTA agent on the console") {
 		t.Errorf("agent banner missing from the log:\n%s", r.logText())
 	}
 }
@@ -363,4 +378,29 @@ func TestLuaAgentRebootAndReady(t *testing.T) {
 	if err := s.Accept(ctx); err != nil {
 		t.Fatalf("Accept of the valid running build: %v", err)
 	}
+}
+
+// TestLuaAgentWithREADMEPartitionTable boots the virtual ESP32 with the
+// partition table the README tells users to flash (partitions.csv: ota_0,
+// ota_1, LFS and SPIFFS) and updates it with gota.lua.
+func TestLuaAgentWithREADMEPartitionTable(t *testing.T) {
+	csv, err := os.ReadFile("partitions.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := partition.ParseCSV(csv, partition.DefaultTableOffset)
+	if err != nil {
+		t.Fatalf("partitions.csv: %v", err)
+	}
+	ctx := testContext(t)
+	r := newRigTable(t, Options{}, table)
+	s, _ := r.connect(ctx)
+	wantState(t, r.info(ctx, s), "ota_0", "ota_0", map[string][2]string{"ota_0": {"valid", ""}, "ota_1": {"", ""}})
+	if err := s.Flash(ctx, r.build("9.9.0"), updater.FlashOptions{}); err != nil {
+		t.Fatalf("Flash: %v\nlog:\n%s", err, r.logText())
+	}
+	if err := s.Accept(ctx); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	wantState(t, r.info(ctx, s), "ota_1", "ota_1", map[string][2]string{"ota_1": {"valid", "9.9.0"}})
 }

@@ -1,26 +1,33 @@
 -- gota.lua: the Gota over-the-air update agent for NodeMCU (dev-esp32).
 --
 -- Speaks the Gota wire protocol, version 1 (protocol/SPEC.md), on the
--- console, next to the Lua REPL: until a frame arrives every byte still
--- reaches the interpreter, and a few seconds after the last frame the
--- console is interactive again. Drives the otaupgrade module exactly as it
--- documents: commence, write, complete, accept, rollback, info.
+-- console. It takes the console from the Lua interpreter (so no frame byte
+-- ever reaches it) and offers a REPL of its own in its place: text typed
+-- outside a session is echoed and run line by line; while frames arrive
+-- (and for 5 s after the last one) other input is ignored. Drives the
+-- otaupgrade module exactly as it documents: commence, write, complete,
+-- accept, rollback, info.
 --
 -- Runs on Lua 5.1 (with the bit module) and Lua 5.3 builds, on firmware
 -- with the console module (2024 and later) and on older firmware where
 -- uart.on serves the console. Memory: one frame (at most MAX_PAYLOAD + 11
 -- bytes) is held at a time, never the image.
 --
--- Start it from init.lua:  dofile("gota.lua")   Stop it:  gota.stop()
+-- Start it from init.lua:  dofile("gota.lua")
+-- Stop it (the console goes back to NodeMCU's own interpreter):  gota.stop()
+-- Optional settings, before dofile:
+--   gota_config = { max_payload = 1024, quiet_ms = 5000 }
 
+local cfg = gota_config or {}
 local VERSION = 1
 local AGENT = "gota-lua/1"
-local MAX_PAYLOAD = 1024       -- largest payload accepted (advertised in HELLO_R)
+local MAX_PAYLOAD = cfg.max_payload or 1024 -- largest payload accepted (advertised in HELLO_R)
+if MAX_PAYLOAD < 256 then MAX_PAYLOAD = 256 elseif MAX_PAYLOAD > 4096 then MAX_PAYLOAD = 4096 end
 local WINDOW = MAX_PAYLOAD - 4 -- one DATA frame in flight: each is written before the next is read
 local BASE_MAX = 256           -- what the host accepts before HELLO
 local CHUNK = 255              -- largest console/uart callback chunk (uart.on's limit)
 local TICK_MS = 100            -- idle rule (SPEC 3.6) granularity
-local QUIET_TICKS = 50         -- 5 s without frames: console back to the REPL
+local QUIET_TICKS = math.floor((cfg.quiet_ms or 5000) / TICK_MS) -- session ends after this long without frames
 local BAUD_CHECK_MS = 3000     -- SPEC 7.3
 
 -- Message types and flags (SPEC section 5).
@@ -97,7 +104,16 @@ end
 -- Console access: the console module where it exists, else uart 0.
 local use_console = console ~= nil
 local out
-if use_console then out = console.write else out = function(s) uart.write(0, s) end end
+if use_console then
+  -- console.write takes a numeric string ("7") for a byte value: write
+  -- such strings byte by byte.
+  local write = console.write
+  out = function(s)
+    if tonumber(s) then write(byte(s, 1, #s)) else write(s) end
+  end
+else
+  out = function(s) uart.write(0, s) end
+end
 
 -- Protocol state: it belongs to this boot, not to a connection.
 local host_max = BASE_MAX
@@ -160,9 +176,9 @@ local function fail(typ, seq, code, msg)
   reply(typ, seq, T_ERROR, error_payload(typ, code, msg))
 end
 
--- Timers: one ticking while the console is non-interactive (idle rule,
--- quiet time, DATA error rate limit), one for the baud check, one for
--- restarts after a reply has left.
+-- Timers: one ticking during a session (idle rule, quiet time, DATA
+-- error rate limit), one for the baud check, one for restarts after a
+-- reply has left.
 local ticker, baud_timer, restart_timer = tmr.create(), tmr.create(), tmr.create()
 local ticks, quiet, rx_seen, last_data_err = 0, 0, false, -100
 
@@ -175,22 +191,20 @@ end
 -- exactly the bytes the candidate still needs (at most CHUNK), or single
 -- bytes while hunting for SOF.
 local buf = ""
-local interactive = true
-local cur_n, cur_mode
+local session = false -- a frame arrived recently: other input is not for the REPL
+local stopped = false
+local cur_n
+local held = false  -- the console may hold bytes for us (we asked for more than 1)
+local stale = false -- bytes it holds are from a session that ended: not REPL text
 local on_data -- forward
 
 local function listen(n)
+  if stopped then return end
   if n > CHUNK then n = CHUNK end
-  if n == cur_n and interactive == cur_mode then return end
-  if use_console then
-    if n ~= cur_n then console.on("data", n, on_data) end
-    if interactive ~= cur_mode then
-      console.mode(interactive and console.INTERACTIVE or console.NONINTERACTIVE)
-    end
-  else
-    uart.on("data", n, on_data, interactive and 1 or 0)
-  end
-  cur_n, cur_mode = n, interactive
+  if n > 1 then held = true end
+  if n == cur_n then return end
+  if use_console then console.on("data", n, on_data) else uart.on("data", n, on_data, 0) end
+  cur_n = n
 end
 
 local scan -- forward
@@ -210,16 +224,74 @@ local function tick()
     scan()
   elseif quiet >= QUIET_TICKS then
     ticker:stop()
-    interactive = true
+    session, stale = false, held
     listen(1)
   end
 end
 
-local function go_noninteractive()
-  if interactive then
-    interactive = false
-    quiet = 0
+local function start_session()
+  if not session then
+    session, quiet = true, 0
     ticker:alarm(TICK_MS, tmr.ALARM_AUTO, tick)
+  end
+end
+
+-- The REPL in place of NodeMCU's: echo, backspace, lines run as Lua,
+-- "=expr" prints values, an incomplete statement continues on the next
+-- line (prompt ">> ").
+local line, pending, last_nl = {}, nil, 0
+local loadstr = loadstring or load
+local unpack = table.unpack or unpack
+
+local function pack(...) return select("#", ...), { ... } end
+
+local function run_line(src)
+  if pending then src = pending .. "\n" .. src end
+  local code = src
+  if sub(code, 1, 1) == "=" then code = "return " .. sub(code, 2) end
+  local f, err = loadstr(code, "=stdin")
+  if not f then
+    if find(err, "<eof>", 1, true) or find(err, "EOF", 1, true) then
+      pending = src -- incomplete: wait for more
+    else
+      pending = nil
+      print(err)
+    end
+    return
+  end
+  pending = nil
+  local n, res = pack(pcall(f))
+  if not res[1] then print(res[2])
+  elseif n > 1 then print(unpack(res, 2, n)) end
+end
+
+local function repl_text(s)
+  for i = 1, #s do
+    local c = byte(s, i)
+    if (c == 10 and last_nl == 13) or (c == 13 and last_nl == 10) then
+      last_nl = 0 -- second half of CR LF or LF CR
+    elseif c == 13 or c == 10 then
+      last_nl = c
+      out("\n")
+      if #line > 0 then
+        local src = table.concat(line)
+        line = {}
+        run_line(src)
+        if stopped then return end
+      end
+      out(pending and ">> " or "> ")
+    else
+      last_nl = 0
+      if c == 8 or c == 127 then
+        if #line > 0 then
+          line[#line] = nil
+          out("\8 \8")
+        end
+      elseif #line < 255 then
+        line[#line + 1] = char(c)
+        out(char(c))
+      end
+    end
   end
 end
 
@@ -438,39 +510,51 @@ local function handle(typ, flags, seq, p)
 end
 
 -- scan decodes as many frames as buf holds and asks for the bytes the
--- next step needs.
+-- next step needs. Bytes outside frames go to the REPL unless a session
+-- is on.
 scan = function()
-  while true do
-    -- Between frames of a session expect a whole header at once.
-    if #buf == 0 then return listen(interactive and 1 or 7) end
+  while not stopped do
+    if #buf == 0 then return listen(1) end
     if byte(buf, 1) ~= 1 then
       local i = find(buf, "\1", 1, true)
-      if not i then buf = "" return listen(1) end
-      buf = sub(buf, i)
-    end
-    go_noninteractive()
-    if #buf < 7 then return listen(7 - #buf) end
-    local len = u16at(buf, 5)
-    if len > MAX_PAYLOAD or crc8(buf, 2, 6) ~= byte(buf, 7) then
-      buf = sub(buf, 2) -- bad header: drop SOF, rescan
+      local text = buf
+      if i then text = sub(buf, 1, i - 1) end
+      buf = i and sub(buf, i) or ""
+      if not session then repl_text(text) end
     else
-      local total = 11 + len
-      if #buf < total then return listen(total - #buf) end
-      if u32(crc32(buf, 2, 7 + len)) == sub(buf, 8 + len, total) then
-        local typ, flags, seq = byte(buf, 2, 4)
-        local p = sub(buf, 8, 7 + len)
-        buf = sub(buf, total + 1)
-        handle(typ, flags, seq, p)
+      start_session()
+      if #buf < 7 then return listen(7 - #buf) end
+      local len = u16at(buf, 5)
+      if len > MAX_PAYLOAD or crc8(buf, 2, 6) ~= byte(buf, 7) then
+        buf = sub(buf, 2) -- bad header: drop SOF, rescan
       else
-        buf = sub(buf, 2) -- bad CRC: drop SOF, rescan
+        local total = 11 + len
+        if #buf < total then return listen(total - #buf) end
+        if u32(crc32(buf, 2, 7 + len)) == sub(buf, 8 + len, total) then
+          local typ, flags, seq = byte(buf, 2, 4)
+          local p = sub(buf, 8, 7 + len)
+          buf = sub(buf, total + 1)
+          handle(typ, flags, seq, p)
+        else
+          buf = sub(buf, 2) -- bad CRC: drop SOF, rescan
+        end
       end
     end
   end
 end
 
 on_data = function(data)
-  rx_seen = true
-  if #buf == 0 and byte(data, 1) ~= 1 and #data == 1 then return end -- REPL typing
+  rx_seen, held = true, false
+  if stale then
+    -- The first delivery after a session: all but its last byte were
+    -- held from the session (a cut frame); only the last byte is new.
+    stale = false
+    data = sub(data, -1)
+  end
+  if #buf == 0 and #data == 1 and data ~= "\1" then -- typing
+    if not session then repl_text(data) end
+    return
+  end
   buf = buf .. data
   local ok, err = pcall(scan)
   if not ok then
@@ -481,17 +565,23 @@ on_data = function(data)
 end
 
 gota = {
-  -- stop gives the console back to the REPL for good.
+  -- stop gives the console back to NodeMCU's interpreter.
   stop = function()
+    stopped = true
     ticker:unregister()
-    if use_console then console.on("data", 0, nil) console.mode(console.INTERACTIVE)
-    else uart.on("data") end
-    cur_n, cur_mode, interactive, buf = nil, nil, true, ""
+    if use_console then
+      console.on("data", 0, nil)
+      console.mode(console.INTERACTIVE)
+    else
+      uart.on("data")
+    end
+    cur_n, buf, session = nil, "", false
   end,
   -- frame is exposed for tests and tools.
   frame = frame,
 }
 
+if use_console then console.mode(console.NONINTERACTIVE) end
 listen(1)
-print(AGENT .. " OTA agent listening on the console (gota.stop() to stop)")
+print(AGENT .. " OTA agent on the console; this REPL is the agent's (gota.stop() returns to NodeMCU's)")
 send(T_READY, 0, 0, char(VERSION, 1) .. AGENT)

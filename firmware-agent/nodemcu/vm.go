@@ -163,9 +163,12 @@ func (v *vm) print(L *lua.LState) int {
 	return 0
 }
 
-// input processes received console bytes one at a time, as NodeMCU's
-// console task does: first the REPL (when interactive), then the data
-// callback, so a callback switching the mode affects the next byte.
+// input processes received console bytes one at a time. On
+// ConsoleFirmware (console.c) every byte goes first to the REPL when
+// interactive, then to the data callback, so a callback switching the mode
+// affects the next byte. On UARTFirmware (platform.c's handle_uart_data)
+// a byte goes to the REPL when run_input is set and to the callback only
+// when it is not.
 func (v *vm) input(p []byte) {
 	for _, c := range p {
 		if v.dead {
@@ -173,6 +176,9 @@ func (v *vm) input(p []byte) {
 		}
 		if v.runInput {
 			v.replByte(c)
+			if v.b.opt.Firmware == UARTFirmware {
+				continue
+			}
 		}
 		if v.dead {
 			return
@@ -232,12 +238,13 @@ func (v *vm) replByte(c byte) {
 			}
 		}
 	default:
-		if len(v.line) < maxLine {
-			v.line = append(v.line, c)
-			if v.echo {
-				v.b.writeText([]byte{c})
-			}
+		if v.echo {
+			v.b.writeText([]byte{c})
 		}
+		if len(v.line)+1 >= maxLine {
+			v.line = v.line[:0] // linput.c discards a line that is too long
+		}
+		v.line = append(v.line, c)
 	}
 }
 
