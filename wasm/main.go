@@ -11,6 +11,7 @@ package main
 import (
 	"log"
 	"syscall/js"
+	"time"
 
 	"github.com/gota-dev/gota/web"
 	"github.com/vugu/vugu"
@@ -30,10 +31,19 @@ func main() {
 	}
 	root := &web.Root{}
 	first := true
+	var renders int
+	var rendering time.Duration
 	for ok := true; ok; ok = renderer.EventWait() {
+		start := time.Now()
 		if err := renderer.Render(buildEnv.RunBuild(root)); err != nil {
 			log.Fatalf("gota: render: %v", err)
 		}
+		// Render statistics for the benchmarks: the render runs on the
+		// same thread as the serial I/O.
+		renders++
+		rendering += time.Since(start)
+		js.Global().Set("gotaRenders", renders)
+		js.Global().Set("gotaRenderMS", rendering.Milliseconds())
 		if first {
 			// Tells index.html (and the browser tests) that the page is live.
 			js.Global().Get("document").Get("documentElement").Call("setAttribute", "data-gota-ready", "1")

@@ -12,6 +12,8 @@ import (
 	vjs "github.com/vugu/vugu/js"
 )
 
+func init() { webserial.Trace = trace }
+
 func serialSupported() bool { return webserial.Supported() }
 
 // virtualAvailable asks web/static/virtual-serial.js whether the server
@@ -124,3 +126,13 @@ func scrollToEnd(id string) {
 }
 
 var _ = vjs.Value{}
+
+// trace records a timing line in window.gotaTrace (read by the benchmarks).
+func trace(s string) {
+	t := js.Global().Get("gotaTrace")
+	if !t.Truthy() {
+		t = js.Global().Get("Array").New()
+		js.Global().Set("gotaTrace", t)
+	}
+	t.Call("push", s)
+}

@@ -26,3 +26,4 @@ func droppedFile(e vugu.DOMEvent) func() (string, []byte, error) { return nil }
 func pickedFile(e vugu.DOMEvent) func() (string, []byte, error)  { return nil }
 func download(name, text string)                                 {}
 func scrollToEnd(id string)                                      {}
+func trace(s string)                                             {}

@@ -47,6 +47,8 @@ type Root struct {
 
 	Console []string
 
+	renderPending bool // a coalesced render is scheduled
+
 	// LastFlashMS is how long the last Flash took, click to rebooted
 	// (shown as data-flash-ms on the notice for the benchmarks).
 	LastFlashMS int64
@@ -67,6 +69,11 @@ type ImageFile struct {
 	ParseErr error
 	Plan     *updater.Plan // nil until checked against a device, or refused
 	CheckErr error         // why the image cannot be flashed to this device
+	Reasons  []string      // CheckErr split into its reasons, worded for the page
+	// Overridable is true when the only objection is that the image is the
+	// running build or older: the user may flash it anyway.
+	Overridable bool
+	Force       bool // the user chose to flash anyway
 }
 
 // Port is an open serial line the session runs over.
@@ -171,7 +178,9 @@ func (c *Root) refresh(busy string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	t0 := time.Now()
 	info, err := sess.Info(ctx)
+	trace(fmt.Sprintf("info %v", time.Since(t0).Round(time.Millisecond)))
 	if err != nil {
 		c.fail("Could not read the device state", err, "Press Connect again; if it keeps failing, reset the device.")
 		return
@@ -248,7 +257,28 @@ func (c *Root) logLine(line string) {
 	if n := len(c.Console) - maxConsoleLines; n > 0 {
 		c.Console = append(c.Console[:0:0], c.Console[n:]...)
 	}
-	c.env.UnlockRender()
+	c.renderSoon()
+	c.env.UnlockOnly()
+}
+
+// renderInterval is how often bursts of log lines and progress reports
+// re-render the page. Rendering runs on the one thread that also moves the
+// serial data, so rendering per line (a boot log is a burst of them) or per
+// acknowledgement would slow the update itself.
+const renderInterval = 100 * time.Millisecond
+
+// renderSoon (lock held) schedules one render for everything that changes
+// within renderInterval.
+func (c *Root) renderSoon() {
+	if c.renderPending {
+		return
+	}
+	c.renderPending = true
+	time.AfterFunc(renderInterval, func() {
+		c.env.Lock()
+		c.renderPending = false
+		c.env.UnlockRender()
+	})
 }
 
 // ClearConsole empties the console pane.
@@ -309,20 +339,54 @@ func (c *Root) check() {
 	if f == nil {
 		return
 	}
-	f.Plan, f.CheckErr = nil, nil
+	f.Plan, f.CheckErr, f.Reasons, f.Overridable = nil, nil, nil, false
 	if f.ParseErr != nil {
 		f.CheckErr = f.ParseErr
+		f.Reasons = []string{"image: " + f.ParseErr.Error()}
 		return
 	}
 	if c.Info == nil {
 		return
 	}
-	f.Plan, f.CheckErr = updater.Check(c.Info, f.Data, updater.CheckOptions{})
+	plan, err := updater.Check(c.Info, f.Data, updater.CheckOptions{})
+	f.Plan = plan
+	if err == nil {
+		f.Force = false
+		return
+	}
+	f.CheckErr = err
+	f.Reasons = pageReasons(err)
+	f.Overridable = errors.Is(err, updater.ErrRefused) && plan != nil && len(f.Reasons) == 1 &&
+		(plan.Relation == "same build" || plan.Relation == "older")
+	if !f.Overridable {
+		f.Force = false
+	}
+}
+
+// pageReasons splits a refusal into its reasons and drops the hints meant
+// for the command line (the page offers its own way to override).
+func pageReasons(err error) []string {
+	var out []string
+	for _, r := range strings.Split(err.Error(), "; ") {
+		if strings.HasPrefix(r, "use --") {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// ToggleForce handles the "flash anyway" checkbox.
+func (c *Root) ToggleForce(e vugu.DOMEvent) {
+	if c.File != nil && c.File.Overridable {
+		c.File.Force = e.PropBool("target", "checked")
+	}
 }
 
 // CanFlash reports whether the Flash button is enabled.
 func (c *Root) CanFlash() bool {
-	return c.sess != nil && c.Busy == "" && c.File != nil && c.File.Plan != nil && c.File.CheckErr == nil
+	f := c.File
+	return c.sess != nil && c.Busy == "" && f != nil && f.Plan != nil && (f.CheckErr == nil || f.Overridable && f.Force)
 }
 
 // Flash writes the chosen image, waits for the reboot and refreshes.
@@ -330,7 +394,7 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 	if !c.CanFlash() {
 		return
 	}
-	sess, data := c.sess, c.File.Data
+	sess, data, force := c.sess, c.File.Data, c.File.Force
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.Busy = "Flashing…"
@@ -340,7 +404,7 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 	name := c.File.Name
 	go func() {
 		defer cancel()
-		err := sess.Flash(ctx, data, updater.FlashOptions{Progress: c.progress})
+		err := sess.Flash(ctx, data, updater.FlashOptions{Progress: c.progress, Force: force, AllowDowngrade: force})
 		c.update(func() { c.Progress = nil; c.Rebooting = false; c.cancel = nil })
 		if err != nil {
 			c.fail("Flashing failed", err, "The running firmware is untouched. Check the cable, then connect and flash again.")
@@ -363,6 +427,9 @@ func (c *Root) CancelFlash(e vugu.DOMEvent) {
 }
 
 func (c *Root) progress(p updater.Progress) {
+	if p.Phase != "send" || p.Sent == 0 || p.Sent == p.Total {
+		trace(fmt.Sprintf("%s %d ms", p.Phase, time.Since(c.flashStart).Milliseconds()))
+	}
 	c.env.Lock()
 	pp := p
 	c.Progress = &pp
@@ -370,7 +437,10 @@ func (c *Root) progress(p updater.Progress) {
 	if c.Rebooting {
 		c.Busy = "Rebooting…"
 	}
-	c.env.UnlockRender()
+	// Even phase changes wait for the coalesced render: a render costs
+	// about as much as a short request's round trip.
+	c.renderSoon()
+	c.env.UnlockOnly()
 }
 
 // OnTrial reports whether the running build waits to be accepted.

@@ -18,11 +18,15 @@ import (
 	"io"
 	"sync"
 	"syscall/js"
+	"time"
 )
 
 // BufferSize is the receive and transmit buffer requested from the
 // browser. The default of 255 bytes drops data on fast links.
 const BufferSize = 64 << 10
+
+// Trace, when set, receives timing notes (baud changes) for benchmarks.
+var Trace func(string)
 
 // ErrDisconnected is returned once the device has gone away.
 var ErrDisconnected = errors.New("serial port disconnected")
@@ -307,14 +311,19 @@ func (p *Port) SetBaud(baud int) error {
 	if baud == p.baud {
 		return nil
 	}
+	start := time.Now()
 	if err := p.shut(); err != nil {
 		return fmt.Errorf("change baud to %d: %w", baud, err)
 	}
+	closed := time.Since(start)
 	old := p.baud
 	p.baud = baud
 	if err := p.open(); err != nil {
 		p.baud = old
 		return fmt.Errorf("change baud from %d to %d: %w", old, baud, err)
+	}
+	if Trace != nil {
+		Trace(fmt.Sprintf("baud %d->%d: closed in %v, reopened in %v", old, baud, closed.Round(time.Millisecond), (time.Since(start) - closed).Round(time.Millisecond)))
 	}
 	return nil
 }

@@ -89,6 +89,6 @@ func TestNoWebSerial(t *testing.T) {
 	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
 	shots.take(ctx, "no-web-serial")
 	click(t, ctx, "#connect-virtual")
-	waitJS(t, ctx, "the device panel", `!!document.getElementById("running") && document.getElementById("running").innerText === "ota_0"`, 60*time.Second)
+	waitJS(t, ctx, "the device panel", `!!document.getElementById("running") && document.getElementById("running").innerText !== ""`, 60*time.Second)
 	shots.take(ctx, "virtual-connected")
 }

@@ -1,0 +1,131 @@
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/web/server"
+)
+
+// BenchmarkPageWeight reports the WebAssembly binary's size, raw and as
+// served gzip-compressed.
+func BenchmarkPageWeight(b *testing.B) {
+	dist := buildDist(b)
+	s, err := server.New(server.Config{Dir: dist})
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, gz, ok := s.Sizes("/main.wasm")
+	if !ok {
+		b.Fatal("main.wasm not precompressed")
+	}
+	for i := 0; i < b.N; i++ {
+	}
+	b.ReportMetric(float64(raw), "wasm-bytes")
+	b.ReportMetric(float64(gz), "wasm-gzip-bytes")
+	fmt.Printf("page weight: main.wasm %d bytes raw, %d bytes gzipped (%.1f%%)\n", raw, gz, 100*float64(gz)/float64(raw))
+}
+
+// BenchmarkTimeToInteractive loads the page in headless Chromium until
+// the WebAssembly app has rendered (data-gota-ready), per load.
+func BenchmarkTimeToInteractive(b *testing.B) {
+	app, err := server.DemoApp("1.0.0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := startSite(b, app)
+	ctx := newBrowser(b)
+	load(b, ctx, s.URL) // warm the browser process
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		total += load(b, ctx, s.URL+"/?n="+strconv.Itoa(i))
+	}
+	b.StopTimer()
+	ms := float64(total.Milliseconds()) / float64(b.N)
+	b.ReportMetric(ms, "ms-to-interactive")
+	fmt.Printf("time to interactive (headless Chromium, local server): %.0f ms\n", ms)
+}
+
+// BenchmarkFlashBrowserVsCLI flashes the LEDController v1.1 image over an
+// emulated 921600 baud line twice: through the page in Chromium (Web
+// Serial code path, WebSocket to the virtual device) and with the updater
+// in-process over the same kind of line, and reports the ratio.
+func BenchmarkFlashBrowserVsCLI(b *testing.B) {
+	_, v10 := sharedFile(b, "esp32-ledcontroller-v1.0.bin")
+	p11, v11 := sharedFile(b, "esp32-ledcontroller-v1.1.bin")
+	const baud = 921600
+
+	var cliTotal, webTotal time.Duration
+	var ratios []float64
+	for i := 0; i < b.N; i++ {
+		// CLI: updater over the virtual device's host end.
+		path := filepath.Join(b.TempDir(), "cli-flash.bin")
+		if _, err := server.EnsureFlash(path, v10); err != nil {
+			b.Fatal(err)
+		}
+		dev, err := server.OpenVirtual(path, server.VirtualOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		sess, err := updater.Connect(ctx, dev.Host(), updater.Options{Baud: baud})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		var phases []string
+		progress := func(p updater.Progress) {
+			if p.Phase != "send" || p.Sent == 0 || p.Sent == p.Total {
+				phases = append(phases, fmt.Sprintf("%s %d ms", p.Phase, time.Since(start).Milliseconds()))
+			}
+		}
+		if err := sess.Flash(ctx, v11, updater.FlashOptions{Progress: progress}); err != nil {
+			b.Fatal(err)
+		}
+		cli := time.Since(start)
+		b.Logf("CLI phases: %s", strings.Join(phases, ", "))
+		cliTotal += cli
+		sess.Close()
+		cancel()
+		dev.Close()
+
+		// Browser.
+		s := startSite(b, v10)
+		bctx := newBrowser(b)
+		load(b, bctx, s.URL)
+		waitJS(b, bctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+		click(b, bctx, "#connect-virtual")
+		waitJS(b, bctx, "the device panel", `!!document.getElementById("running") && !document.getElementById("busy")`, 60*time.Second)
+		if got := text(b, bctx, `document.getElementById("status").innerText`); !strings.Contains(got, strconv.Itoa(baud)) {
+			b.Logf("warning: the page did not switch to %d baud: %s", baud, got)
+		}
+		upload(b, bctx, p11)
+		waitJS(b, bctx, "the Flash button", `!!document.getElementById("flash") && !document.getElementById("flash").disabled`, 20*time.Second)
+		click(b, bctx, "#flash")
+		waitJS(b, bctx, "the flash to finish", `!!document.getElementById("notice") && document.getElementById("notice").dataset.flashMs > 0`, 2*time.Minute)
+		ms, err := strconv.Atoi(text(b, bctx, `document.getElementById("notice").dataset.flashMs`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("browser phases: %s", text(b, bctx, `(window.gotaTrace || []).join(", ")`))
+		b.Logf("renders: %s", text(b, bctx, `window.gotaRenders + " renders, " + window.gotaRenderMS + " ms"`))
+		web := time.Duration(ms) * time.Millisecond
+		webTotal += web
+		ratios = append(ratios, web.Seconds()/cli.Seconds())
+		fmt.Printf("flash %d bytes at %d baud: CLI %.2f s, browser %.2f s, ratio %.3f (target <= 1.15)\n",
+			len(v11), baud, cli.Seconds(), web.Seconds(), web.Seconds()/cli.Seconds())
+	}
+	b.ReportMetric(cliTotal.Seconds()/float64(b.N), "cli-s")
+	b.ReportMetric(webTotal.Seconds()/float64(b.N), "browser-s")
+	b.ReportMetric(webTotal.Seconds()/cliTotal.Seconds(), "browser/cli")
+	sort.Float64s(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "median-browser/cli")
+}
