@@ -1,0 +1,84 @@
+package nodemcu
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/firmware-agent/agent"
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/internal/shareddata"
+)
+
+// flashOver updates a fresh virtual ESP32 over an emulated line at baud
+// with the given agent ("lua" or "go") and returns the wall time of
+// Session.Flash (no reboot).
+func flashOver(b *testing.B, which string, baud int, image []byte, base []byte) time.Duration {
+	b.Helper()
+	content, err := device.Build(device.CreateOptions{App: base})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fl := flash.FromBytes(content)
+	line := link.New(link.Config{Baud: link.DefaultBaud})
+	defer line.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	uart := line.Device()
+	switch which {
+	case "lua":
+		con := NewConsole()
+		dev, err := device.Open(device.Config{Flash: fl, Log: con})
+		if err != nil {
+			b.Fatal(err)
+		}
+		board := NewBoard(dev, AgentScript, Options{Console: con, SetBaud: uart.SetBaud})
+		defer board.Close()
+		go board.Run(ctx, uart)
+	case "go":
+		con := agent.NewConsole()
+		dev, err := device.Open(device.Config{Flash: fl, Log: con})
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud, NoCompression: true})
+		go a.Serve(ctx, uart)
+	}
+	s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: baud})
+	if err != nil {
+		b.Fatalf("%s: connect: %v", which, err)
+	}
+	defer s.Close()
+	start := time.Now()
+	if err := s.Flash(ctx, image, updater.FlashOptions{NoReboot: true, Force: true}); err != nil {
+		b.Fatalf("%s: flash: %v", which, err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkLuaAgentVsGoAgent flashes the shared 317 KB image at 921600
+// baud through gota.lua and through the Go agent (no compression, so both
+// move the same bytes) in the same process, and reports the Lua agent's
+// time relative to the Go agent's and to the bare wire time of the image.
+// The Lua agent keeps one frame in flight; the Go agent a 64 KiB window.
+func BenchmarkLuaAgentVsGoAgent(b *testing.B) {
+	base := shareddata.File(b, "esp32-ledcontroller-v1.1.bin")
+	image, err := espimage.SetVersion(base, "9.9.9")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const baud = 921600
+	raw := time.Duration(int64(len(image)) * 10 * int64(time.Second) / baud)
+	var lua, goa time.Duration
+	for i := 0; i < b.N; i++ {
+		lua += flashOver(b, "lua", baud, image, base)
+		goa += flashOver(b, "go", baud, image, base)
+	}
+	b.ReportMetric(float64(lua)/float64(goa), "lua/go")
+	b.ReportMetric(float64(lua)/float64(b.N)/float64(raw), "lua/raw")
+	b.ReportMetric(float64(goa)/float64(b.N)/float64(raw), "go/raw")
+}
