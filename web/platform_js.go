@@ -118,13 +118,6 @@ func download(name, text string) {
 	js.Global().Get("URL").Call("revokeObjectURL", url)
 }
 
-func scrollToEnd(id string) {
-	el := js.Global().Get("document").Call("getElementById", id)
-	if el.Truthy() {
-		el.Set("scrollTop", el.Get("scrollHeight"))
-	}
-}
-
 var _ = vjs.Value{}
 
 // trace records a timing line in window.gotaTrace (read by the benchmarks).

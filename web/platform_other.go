@@ -25,5 +25,4 @@ func openPort(handle any, baud int, lost func()) (Port, error) {
 func droppedFile(e vugu.DOMEvent) func() (string, []byte, error) { return nil }
 func pickedFile(e vugu.DOMEvent) func() (string, []byte, error)  { return nil }
 func download(name, text string)                                 {}
-func scrollToEnd(id string)                                      {}
 func trace(s string)                                             {}

@@ -404,7 +404,12 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 	name := c.File.Name
 	go func() {
 		defer cancel()
-		err := sess.Flash(ctx, data, updater.FlashOptions{Progress: c.progress, Force: force, AllowDowngrade: force})
+		err := sess.Flash(ctx, data, updater.FlashOptions{
+			Progress: c.progress, Force: force, AllowDowngrade: force,
+			// The image panel already lists the check's warnings; keep
+			// them out of the device console.
+			Warning: func(string) {},
+		})
 		c.update(func() { c.Progress = nil; c.Rebooting = false; c.cancel = nil })
 		if err != nil {
 			c.fail("Flashing failed", err, "The running firmware is untouched. Check the cable, then connect and flash again.")
@@ -541,9 +546,6 @@ func (c *Root) update(f func()) {
 	f()
 	c.env.UnlockRender()
 }
-
-// Rendered keeps the console scrolled to its end.
-func (c *Root) Rendered(ctx vugu.RenderedCtx) { scrollToEnd("console") }
 
 // Presentation helpers used by the markup.
 

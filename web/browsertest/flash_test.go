@@ -116,6 +116,20 @@ func TestFlashAcceptRollback(t *testing.T) {
 	waitJS(t, ctx, "v1.1 running again", runningJS(slot1)+" && "+partJS(slot1, "valid", d11)+" && "+partJS(slot0, "invalid", d12), 60*time.Second)
 	shots.take(ctx, "rolled-back")
 
+	// The running build again: the page says so and flashes only when
+	// told to.
+	upload(t, ctx, p11)
+	waitJS(t, ctx, "the same-build caution", `!!document.getElementById("caution") && !!document.getElementById("force")`, 20*time.Second)
+	if rel := text(t, ctx, `document.getElementById("relation") ? document.getElementById("relation").innerText : ""`); !strings.Contains(rel, "Same build") {
+		t.Errorf("relation for the running build shows %q, want Same build…", rel)
+	}
+	if disabled, _ := evalBool(ctx, `document.getElementById("flash").disabled`); !disabled {
+		t.Error("Flash is enabled for the running build before \"flash anyway\" is ticked")
+	}
+	click(t, ctx, "#force")
+	waitJS(t, ctx, "Flash enabled by flash-anyway", `!document.getElementById("flash").disabled`, 5*time.Second)
+	shots.take(ctx, "same-build-caution")
+
 	// A corrupt image is refused and nothing is written.
 	bad := append([]byte(nil), v11...)
 	bad[len(bad)/2] ^= 0x55
@@ -148,6 +162,15 @@ func TestFlashAcceptRollback(t *testing.T) {
 	}
 	if strings.ContainsRune(console, 0xFFFD) {
 		t.Errorf("console shows undecodable bytes (protocol frames leaking?):\n%s", console)
+	}
+	// The pane follows the newest line.
+	if ok, _ := evalBool(ctx, `(() => { const e = document.getElementById("console");
+		const r = document.createRange(); const t = e.querySelector("span").firstChild;
+		r.setStart(t, t.length - 1); r.setEnd(t, t.length);
+		const last = r.getBoundingClientRect(), box = e.getBoundingClientRect();
+		return last.bottom <= box.bottom + 1 && last.top >= box.top - 1; })()`); !ok {
+		t.Errorf("console pane is not scrolled to its last line: %s", text(t, ctx, `(() => { const e = document.getElementById("console");
+			return "scrollTop " + e.scrollTop + " clientHeight " + e.clientHeight + " scrollHeight " + e.scrollHeight + " renders " + window.gotaRenders; })()`))
 	}
 	shots.take(ctx, "console")
 }

@@ -146,6 +146,18 @@ func (v *VirtualDevice) drop(c *websocket.Conn, code websocket.StatusCode, reaso
 	c.Close(code, reason)
 }
 
+// Unplug closes the WebSocket that owns the line, as pulling the USB
+// cable does to a serial port; the device keeps running.
+func (v *VirtualDevice) Unplug() {
+	v.mu.Lock()
+	c := v.conn
+	v.conn = nil
+	v.mu.Unlock()
+	if c != nil {
+		c.Close(websocket.StatusGoingAway, "unplugged")
+	}
+}
+
 // ServeHTTP carries the serial line over a WebSocket: binary messages in
 // both directions hold raw line bytes; ?baud=N sets the host side's rate
 // (default 115200).
