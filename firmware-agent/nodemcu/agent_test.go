@@ -64,6 +64,9 @@ func newRigWith(t *testing.T, opt Options, table *partition.Table, script []byte
 		if errs := r.board.LuaErrors(); len(errs) > 0 && !r.allowLuaErrors {
 			t.Errorf("Lua errors on the board: %q", errs)
 		}
+		if strings.Contains(r.logText(), "gota.lua: internal error") {
+			t.Errorf("gota.lua reported an internal error:\n%s", r.logText())
+		}
 	})
 	return r
 }

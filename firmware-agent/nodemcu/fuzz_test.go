@@ -65,7 +65,7 @@ func FuzzAgentInput(f *testing.F) {
 		if errs := b.LuaErrors(); len(errs) > 0 {
 			t.Fatalf("Lua errors: %q", errs)
 		}
-		if strings.Contains(text.String(), "gota: ") {
+		if strings.Contains(text.String(), "gota.lua: internal error") {
 			t.Fatalf("agent reported an internal error:\n%s", text.String())
 		}
 		if !answered {

@@ -559,7 +559,7 @@ on_data = function(data)
   local ok, err = pcall(scan)
   if not ok then
     buf = ""
-    print("gota: " .. tostring(err))
+    print("gota.lua: internal error: " .. tostring(err))
     pcall(listen, 1)
   end
 end

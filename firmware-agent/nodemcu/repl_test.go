@@ -26,6 +26,11 @@ func newRawHost(t *testing.T, r *rig) *rawHost {
 	h.dec = protocol.NewDecoder(protocol.LimitMaxPayload,
 		func(f protocol.Frame) { h.frames = append(h.frames, f) },
 		func(b []byte) { h.text.Write(b) })
+	t.Cleanup(func() {
+		if txt := h.textSoFar(); strings.Contains(txt, "gota.lua: internal error") {
+			t.Errorf("gota.lua reported an internal error:\n%s", txt)
+		}
+	})
 	return h
 }
 

@@ -22,7 +22,7 @@ func TestAgentParsesAsLua51And53(t *testing.T) {
 		t.Run(luac, func(t *testing.T) {
 			path, err := exec.LookPath(luac)
 			if err != nil {
-				t.Skipf("%s not installed (Debian package %s); cannot check the syntax", luac, strings.TrimPrefix(luac, "luac"))
+				t.Skipf("%s not installed (Debian package lua%s); cannot check the syntax", luac, strings.TrimPrefix(luac, "luac"))
 			}
 			out, err := exec.Command(path, "-p", "gota.lua").CombinedOutput()
 			if err != nil {
