@@ -566,6 +566,17 @@ func (f *ImageFile) Digest() string {
 	return hex.EncodeToString(f.Image.Digest[:])
 }
 
+// DigestNote says when the stored digest does not match the content.
+func (f *ImageFile) DigestNote() string {
+	if f.Image == nil || !f.Image.HashAppended {
+		return "none appended"
+	}
+	if !f.Image.DigestOK {
+		return "stored; does not match the content"
+	}
+	return ""
+}
+
 // App returns the image's app descriptor, or an empty one.
 func (f *ImageFile) App() espimage.AppDesc {
 	if f.Image == nil || f.Image.App == nil {
@@ -645,8 +656,8 @@ func StateText(state string) string {
 // Relation explains how the chosen image compares with the running build.
 func (c *Root) Relation() string {
 	f := c.File
-	if f == nil || f.Plan == nil {
-		return ""
+	if f == nil || f.Plan == nil || f.CheckErr != nil && !f.Overridable {
+		return "" // a broken image is not "the same build", whatever its digest says
 	}
 	switch f.Plan.Relation {
 	case "upgrade":
