@@ -172,7 +172,11 @@ func TestLuaAgentFullCycle(t *testing.T) {
 		t.Errorf("max frame %d window %d, want 1024 and 1020", caps.MaxFrame, caps.Window)
 	}
 
-	baseVersion := r.info(ctx, s).Find("app0").Version
+	first := r.info(ctx, s)
+	if first.Chip != "esp32" || first.ChipRev != 300 {
+		t.Errorf("chip %q rev %d, want esp32 300 (node.info(\"hw\"))", first.Chip, first.ChipRev)
+	}
+	baseVersion := first.Find("app0").Version
 	wantState(t, r.info(ctx, s), "app0", "app0", map[string][2]string{"app0": {"valid", baseVersion}, "app1": {"", ""}})
 
 	// Flash a new build: it boots on trial.

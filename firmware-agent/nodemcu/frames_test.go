@@ -121,7 +121,7 @@ func TestLuaAgentFrames(t *testing.T) {
 		r := newRig(t, Options{})
 		h := newRawHost(t, r)
 		total, whole, err := protocol.DecodeInfoChunk(h.request(protocol.TypeInfo, 1, nil).Payload)
-		if err != nil || total != len(whole) || !strings.HasPrefix(string(whole), "running=app0\nnext=app0\npart=app0\nstate=valid\n") {
+		if err != nil || total != len(whole) || !strings.HasPrefix(string(whole), "chip=esp32\nchip_rev=300\nrunning=app0\nnext=app0\npart=app0\nstate=valid\n") {
 			t.Fatalf("INFO: total %d text %q err %v", total, whole, err)
 		}
 		_, tail, err := protocol.DecodeInfoChunk(h.request(protocol.TypeInfo, 2, protocol.EncodeU32(10)).Payload)
@@ -132,7 +132,7 @@ func TestLuaAgentFrames(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DecodeInfo: %v", err)
 		}
-		if info.Running != "app0" || len(info.Partitions) != 2 {
+		if info.Chip != "esp32" || info.ChipRev != 300 || info.Running != "app0" || len(info.Partitions) != 2 {
 			t.Errorf("decoded INFO: %+v", info)
 		}
 	})

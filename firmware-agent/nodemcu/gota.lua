@@ -323,6 +323,13 @@ local function info_text()
   local ok, running, nextp, parts = ota(otaupgrade.info)
   if not ok then return nil, running, nextp end
   local t = {}
+  -- node.info("hw") (dev-esp32 since 2021) names the chip; older builds
+  -- lack it and the host copes.
+  local okhw, hw = pcall(node.info, "hw")
+  if okhw and type(hw) == "table" and hw.chip_model then
+    t[#t + 1] = "chip=" .. clean(hw.chip_model)
+    if hw.chip_major_rev then t[#t + 1] = "chip_rev=" .. (hw.chip_major_rev * 100 + (hw.chip_minor_rev or 0)) end
+  end
   if running then t[#t + 1] = "running=" .. clean(running) end
   if nextp then t[#t + 1] = "next=" .. clean(nextp) end
   local labels = {}

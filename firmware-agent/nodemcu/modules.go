@@ -260,7 +260,50 @@ func (v *vm) nodeModule() module {
 			L.Push(lua.LNumber(v.b.opt.HeapFree))
 			return 1
 		},
+		"info": v.nodeInfo,
 	}}
+}
+
+// nodeInfo is node.info([group]) of dev-esp32's node.c: "hw" from the
+// virtual chip, the other groups with what the virtual board can say.
+func (v *vm) nodeInfo(L *lua.LState) int {
+	group := "default"
+	if L.GetTop() >= 1 && L.Get(1) != lua.LNil {
+		group = checkString(L, 1, "info")
+	}
+	t := L.NewTable()
+	switch group {
+	case "hw":
+		chip, rev, flashKB := "esp32", uint16(300), 4096
+		if dev := v.b.dev; dev != nil {
+			c, r := dev.Chip()
+			chip, rev = c.String(), r
+			flashKB = dev.Flash().Size() / 1024
+		}
+		t.RawSetString("chip_model", lua.LString(chip))
+		t.RawSetString("chip_features", lua.LNumber(0))
+		t.RawSetString("chip_major_rev", lua.LNumber(rev/100))
+		t.RawSetString("chip_minor_rev", lua.LNumber(rev%100))
+		t.RawSetString("cpu_cores", lua.LNumber(2))
+		t.RawSetString("flash_size", lua.LNumber(flashKB))
+		t.RawSetString("flash_id", lua.LNumber(0))
+	case "sw_version":
+		t.RawSetString("node_version", lua.LString("gota-virtual"))
+	case "build_config":
+		t.RawSetString("ssl", lua.LFalse)
+		t.RawSetString("lfs_size", lua.LNumber(0))
+		t.RawSetString("number_type", lua.LString("float"))
+		t.RawSetString("esp_console", lua.LString("uart"))
+	case "lfs":
+		for _, k := range []string{"lfs_mapped", "lfs_base", "lfs_size", "lfs_used"} {
+			t.RawSetString(k, lua.LNumber(0))
+		}
+	case "default":
+	default:
+		argError(L, 1, "info", "invalid option '"+group+"'")
+	}
+	L.Push(t)
+	return 1
 }
 
 // otaModule is otaupgrade.c backed by the virtual device.

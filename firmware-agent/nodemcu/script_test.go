@@ -215,7 +215,7 @@ func checkAgentFrames(t *testing.T, out []byte, size int) {
 		t.Errorf("HELLO_R = %+v, %v", h, err)
 	}
 	total, text, err := protocol.DecodeInfoChunk(next(protocol.TypeInfo.Reply(), 2).Payload)
-	if err != nil || total != len(text) || !strings.Contains(string(text), "running=app0\nnext=app0\npart=app0\nstate=valid\nname=led\nversion=1.1\n") {
+	if err != nil || total != len(text) || !strings.Contains(string(text), "chip=esp32\nchip_rev=301\nrunning=app0\nnext=app0\npart=app0\nstate=valid\nname=led\nversion=1.1\n") {
 		t.Errorf("INFO_R total %d text %q, %v", total, text, err)
 	}
 	br, err := protocol.DecodeBeginReply(next(protocol.TypeBegin.Reply(), 3).Payload)

@@ -73,7 +73,8 @@ local timer_mt = { __index = {
   alarm = function() return true end, stop = function() return true end, unregister = function() end,
 } }
 tmr = { ALARM_SINGLE = 0, ALARM_AUTO = 1, ALARM_SEMI = 2, create = function() return setmetatable({}, timer_mt) end }
-node = { restart = function() end, heap = function() return 100000 end }
+node = { restart = function() end, heap = function() return 100000 end,
+  info = function(g) return { chip_model = "esp32", chip_major_rev = 3, chip_minor_rev = 1 } end }
 uart = { PARITY_NONE = 0, STOPBITS_1 = 1, setup = function(id, baud) return baud end, write = function() end, on = function() end }
 local written, running, state = 0, "app0", {}
 otaupgrade = {
