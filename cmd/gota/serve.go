@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/gota-dev/gota/web/server"
@@ -23,32 +25,50 @@ func init() {
 	})
 }
 
+// serveOptions are the flags of gota serve.
+type serveOptions struct {
+	dir      string // built page
+	addr     string // listen address
+	flash    string // flash file of the virtual device, "" = temporary
+	app      string // app image for a new flash file, "" = demo app
+	noDevice bool
+}
+
 func runServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	dir := fs.String("dir", "dist", "directory with the built page (index.html, main.wasm, wasm_exec.js)")
-	listen := fs.String("addr", "", "address to listen on (default 127.0.0.1:$PORT, or 127.0.0.1:8080)")
-	fs.StringVar(listen, "listen", "", "same as --addr")
-	flashPath := fs.String("flash", "", "flash file of the virtual device, created if missing (default: a temporary file)")
-	appPath := fs.String("app", "", "app image for a new flash file (default: a small demo app)")
-	noDevice := fs.Bool("no-device", false, "serve the page without a virtual device")
+	var o serveOptions
+	fs.StringVar(&o.dir, "dir", "dist", "directory with the built page (index.html, main.wasm, wasm_exec.js)")
+	fs.StringVar(&o.addr, "addr", "", "address to listen on (default 127.0.0.1:$PORT, or 127.0.0.1:8080)")
+	fs.StringVar(&o.addr, "listen", "", "same as --addr")
+	fs.StringVar(&o.flash, "flash", "", "flash file of the virtual device, created if missing (default: a temporary file)")
+	fs.StringVar(&o.app, "app", "", "app image for a new flash file (default: a small demo app)")
+	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	addr := *listen
-	if addr == "" {
+	if o.addr == "" {
 		port := os.Getenv("PORT")
 		if port == "" {
 			port = "8080"
 		}
-		addr = net.JoinHostPort("127.0.0.1", port)
+		o.addr = net.JoinHostPort("127.0.0.1", port)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, o, os.Stderr, func(url string) {
+		fmt.Printf("Gota web flasher: %s\n", url)
+	})
+}
 
-	cfg := server.Config{Dir: *dir}
-	if !*noDevice {
-		path := *flashPath
+// serve runs the page server until ctx is done. ready receives the URL
+// once the server listens; notes go to log.
+func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url string)) error {
+	cfg := server.Config{Dir: o.dir}
+	if !o.noDevice {
+		path := o.flash
 		if path == "" {
 			tmp, err := os.MkdirTemp("", "gota-serve-")
 			if err != nil {
@@ -58,8 +78,8 @@ func runServe(args []string) error {
 			path = filepath.Join(tmp, "flash.bin")
 		}
 		var app []byte
-		if *appPath != "" {
-			b, err := os.ReadFile(*appPath)
+		if o.app != "" {
+			b, err := os.ReadFile(o.app)
 			if err != nil {
 				return fmt.Errorf("--app: %w", err)
 			}
@@ -69,8 +89,8 @@ func runServe(args []string) error {
 		if err != nil {
 			return err
 		}
-		if !created && *appPath != "" {
-			fmt.Fprintf(os.Stderr, "gota serve: %s exists; --app ignored\n", path)
+		if !created && o.app != "" {
+			fmt.Fprintf(log, "gota serve: %s exists; --app ignored\n", path)
 		}
 		dev, err := server.OpenVirtual(path, server.VirtualOptions{})
 		if err != nil {
@@ -78,24 +98,22 @@ func runServe(args []string) error {
 		}
 		defer dev.Close()
 		cfg.Device = dev
-		fmt.Fprintf(os.Stderr, "gota serve: virtual ESP32 on flash file %s\n", path)
+		fmt.Fprintf(log, "gota serve: virtual ESP32 on flash file %s\n", path)
 	}
 	h, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
 	if raw, gz, ok := h.Sizes("/main.wasm"); ok {
-		fmt.Fprintf(os.Stderr, "gota serve: main.wasm %d bytes, %d gzipped\n", raw, gz)
+		fmt.Fprintf(log, "gota serve: main.wasm %d bytes, %d gzipped\n", raw, gz)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("Gota web flasher: http://%s/\n", ln.Addr())
+	ready(fmt.Sprintf("http://%s/", ln.Addr()))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
