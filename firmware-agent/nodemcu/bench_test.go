@@ -82,3 +82,63 @@ func BenchmarkLuaAgentVsGoAgent(b *testing.B) {
 	b.ReportMetric(float64(lua)/float64(b.N)/float64(raw), "lua/raw")
 	b.ReportMetric(float64(goa)/float64(b.N)/float64(raw), "go/raw")
 }
+
+// TestLuaAgentNoisyLine flashes through gota.lua over an emulated line that
+// drops and corrupts bytes: the agent's resynchronisation and the host's
+// go-back-N must still deliver the image intact.
+func TestLuaAgentNoisyLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several seconds of emulated line time")
+	}
+	base := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	image, err := espimage.SetVersion(base, "9.9.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := device.Build(device.CreateOptions{App: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := flash.FromBytes(content)
+	line := link.New(link.Config{DropRate: 1.5e-5, FlipRate: 1.5e-5, Seed: 7})
+	defer line.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	uart := line.Device()
+	con := NewConsole()
+	dev, err := device.Open(device.Config{Flash: fl, Log: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board := NewBoard(dev, AgentScript, Options{Console: con, SetBaud: uart.SetBaud})
+	defer board.Close()
+	go board.Run(ctx, uart)
+	s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 2000000})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer s.Close()
+	if err := s.Flash(ctx, image, updater.FlashOptions{NoReboot: true}); err != nil {
+		t.Fatalf("flash: %v", err)
+	}
+	st := line.Stats()
+	t.Logf("line: %+v; session: %+v", st, s.Stats())
+	if st.Dropped+st.Flipped == 0 {
+		t.Errorf("the line injected no fault: the test proves nothing")
+	}
+	info, err := dev.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range info.Partitions {
+		if p.Label == info.Next {
+			got := make([]byte, len(image))
+			fl.ReadAt(got, int64(p.Offset))
+			if string(got) != string(image) {
+				t.Fatalf("slot %s does not hold the image", p.Label)
+			}
+			return
+		}
+	}
+	t.Fatalf("next partition %q not found", info.Next)
+}
