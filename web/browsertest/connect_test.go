@@ -1,6 +1,8 @@
 package browsertest
 
 import (
+	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +69,53 @@ func TestConnectDevicePicker(t *testing.T) {
 	click(t, ctx, "#connect-serial")
 	waitJS(t, ctx, "the device panel again", `!!document.getElementById("running") && !document.getElementById("busy")`, 60*time.Second)
 	shots.take(ctx, "reconnected")
+}
+
+// TestDropZone drops an image on the drop zone (a synthetic drop event
+// carrying a File, as the browser builds for a dragged file) and checks
+// the page describes it, at phone width with a device connected.
+func TestDropZone(t *testing.T) {
+	ctx := newBrowser(t)
+	app, err := server.DemoApp("1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSite(t, app)
+	shots := newShots(t)
+	load(t, ctx, s.URL)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+	click(t, ctx, "#connect-virtual")
+	waitJS(t, ctx, "the device panel", `!!document.getElementById("running") && !document.getElementById("busy")`, 60*time.Second)
+
+	next, err := server.DemoApp("2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := fmt.Sprintf(`(() => {
+		const bytes = Uint8Array.from(atob(%q), (c) => c.charCodeAt(0));
+		const dt = new DataTransfer();
+		dt.items.add(new File([bytes], "demo-2.0.0.bin", { type: "application/octet-stream" }));
+		const zone = document.getElementById("dropzone");
+		zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+		return zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+	})()`, base64.StdEncoding.EncodeToString(next))
+	if notCancelled, err := evalBool(ctx, drop); err != nil {
+		t.Fatal(err)
+	} else if notCancelled {
+		t.Error("the drop event was not cancelled: the browser would open the file instead")
+	}
+	waitJS(t, ctx, "the dropped image's details", `!!document.getElementById("img-version") && document.getElementById("img-version").innerText === "2.0.0"`, 20*time.Second)
+	if rel := text(t, ctx, `document.getElementById("relation").innerText`); !strings.HasPrefix(rel, "Upgrade") {
+		t.Errorf("relation %q, want Upgrade…", rel)
+	}
+	if ok, _ := evalBool(ctx, `!document.getElementById("flash").disabled`); !ok {
+		t.Error("Flash disabled for a valid upgrade")
+	}
+	if overflow, _ := evalBool(ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`); overflow {
+		t.Errorf("page wider than the phone screen with a device connected: %s px", text(t, ctx, `String(document.documentElement.scrollWidth)`))
+	}
+	shots.take(ctx, "phone-dropped")
 }
