@@ -585,22 +585,23 @@ func (f *ImageFile) App() espimage.AppDesc {
 	return *f.Image.App
 }
 
-// Fits describes whether the image fits its target slot.
+// Fits describes whether the image fits the slot it would be written to.
 func (c *Root) Fits() string {
 	f := c.File
 	if f == nil || c.Info == nil {
 		return "connect a device to check"
 	}
-	if f.Plan == nil {
-		if errors.Is(f.CheckErr, espimage.ErrTooBig) {
-			return "no: " + f.CheckErr.Error()
-		}
+	if f.Plan == nil || f.Plan.Target == "" {
 		return "—"
 	}
-	if p := find(c.Info, f.Plan.Target); p != nil {
-		return fmt.Sprintf("yes: %s of %s in %s", Bytes(f.Plan.Size), Bytes(int(p.Size)), p.Label)
+	p := find(c.Info, f.Plan.Target)
+	if p == nil || p.Size == 0 {
+		return "—"
 	}
-	return "yes"
+	if len(f.Data) > int(p.Size) {
+		return fmt.Sprintf("no: %s, but %s holds %s", Bytes(len(f.Data)), p.Label, Bytes(int(p.Size)))
+	}
+	return fmt.Sprintf("yes: %s of %s in %s", Bytes(len(f.Data)), Bytes(int(p.Size)), p.Label)
 }
 
 // Bytes formats a size for people.

@@ -1,0 +1,114 @@
+package web
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/internal/shareddata"
+)
+
+// deviceRunning describes a device whose app0 runs img (valid) and whose
+// app1 (size bytes) receives updates.
+func deviceRunning(t *testing.T, img []byte, size uint32) *updater.DeviceInfo {
+	t.Helper()
+	p, err := espimage.Parse(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &updater.DeviceInfo{
+		Chip: "esp32", ChipRev: 300, Running: "app0", Next: "app0",
+		Partitions: []updater.Partition{
+			{Label: "app0", Subtype: 0x10, Offset: 0x10000, Size: 0x180000, State: "valid", Name: p.App.ProjectName, Version: p.App.Version,
+				SHA256: hex.EncodeToString(p.Digest[:]), ImageLen: p.Length},
+			{Label: "app1", Subtype: 0x11, Offset: 0x190000, Size: size},
+		},
+	}
+}
+
+// TestCheckOnPage runs the page's image checks (updater.Check underneath)
+// on real images and checks how the page words and classifies them.
+func TestCheckOnPage(t *testing.T) {
+	v10 := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	s2 := shareddata.File(t, "esp32s2-blink.bin")
+	boot := shareddata.File(t, "bootloader-esp32-v5.2.bin")
+	corrupt := append([]byte(nil), v11...)
+	corrupt[len(corrupt)/2] ^= 1
+
+	tests := []struct {
+		name        string
+		image       []byte
+		slot        uint32 // size of the update slot
+		canFlash    bool
+		overridable bool
+		reason      string // substring of a reason, "" for none
+		relation    string // prefix of Relation()
+	}{
+		{"different build", v11, 0x180000, true, false, "", "Different build"},
+		{"same build", v10, 0x180000, false, true, "already running", "Same build"},
+		{"corrupt", corrupt, 0x180000, false, false, "checksum", ""},
+		{"wrong chip", s2, 0x180000, false, false, "esp32s2", ""},
+		{"not an app", boot, 0x180000, false, false, "not an app", ""},
+		{"too big", v11, 0x10000, false, false, "does not fit", ""},
+		{"not an image", []byte("hello, this is not firmware"), 0x180000, false, false, "magic", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Root{Info: deviceRunning(t, v10, tc.slot), sess: &updater.Session{}}
+			f := &ImageFile{Name: tc.name + ".bin", Data: tc.image}
+			f.Image, f.ParseErr = espimage.Parse(tc.image)
+			c.File = f
+			c.check()
+			if got := c.CanFlash(); got != tc.canFlash {
+				t.Errorf("CanFlash = %v, want %v (reasons %q)", got, tc.canFlash, f.Reasons)
+			}
+			if f.Overridable != tc.overridable {
+				t.Errorf("Overridable = %v, want %v (reasons %q)", f.Overridable, tc.overridable, f.Reasons)
+			}
+			joined := strings.Join(f.Reasons, " | ")
+			if tc.reason == "" && joined != "" || !strings.Contains(joined, tc.reason) {
+				t.Errorf("reasons %q, want one containing %q", joined, tc.reason)
+			}
+			if strings.Contains(joined, "--") {
+				t.Errorf("reasons %q mention a command-line flag", joined)
+			}
+			if rel := c.Relation(); !strings.HasPrefix(rel, tc.relation) || tc.relation == "" && rel != "" {
+				t.Errorf("Relation = %q, want prefix %q", rel, tc.relation)
+			}
+			if fits := c.Fits(); strings.HasPrefix(fits, "no") != (tc.name == "too big") && tc.name != "not an image" {
+				t.Errorf("Fits = %q", fits)
+			}
+			if tc.overridable {
+				f.Force = true
+				if !c.CanFlash() {
+					t.Error("CanFlash false after choosing to flash anyway")
+				}
+			}
+		})
+	}
+}
+
+func TestProgressText(t *testing.T) {
+	c := &Root{Progress: &updater.Progress{Phase: "send", Sent: 150 << 10, Total: 300 << 10, Rate: 90 << 10, ETA: 1700e6}}
+	if got, want := c.ProgressText(), "150.0 KiB of 300.0 KiB · 90.0 KiB/s · 2s left"; got != want {
+		t.Errorf("ProgressText = %q, want %q", got, want)
+	}
+	if got := c.Percent(); got != 50 {
+		t.Errorf("Percent = %d, want 50", got)
+	}
+	c.Rebooting = true
+	if got := c.ProgressText(); got != "Rebooting…" {
+		t.Errorf("ProgressText while rebooting = %q", got)
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 316944: "309.5 KiB", 3 << 20: "3.00 MiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
