@@ -34,11 +34,13 @@ var (
 	endTimeout       = 30 * time.Second
 	rebootTimeout    = 15 * time.Second
 	helloAttempt     = 500 * time.Millisecond
-	helloAttempts    = 10
+	helloAttempts    = 14 // 7 s: covers an agent's 5 s return to 115200 after a host crash
+	keepaliveEvery   = 2 * time.Second
 	dataRTO          = time.Second
 	dataMaxRTOs      = 8
 	windowStallMax   = 30 * time.Second
 	baudRevertWait   = 3 * time.Second
+	baudSettle       = 20 * time.Millisecond
 )
 
 // Port is the host end of the line to the device.
@@ -66,6 +68,10 @@ type Options struct {
 	NoResume bool
 	// Timeout is the base request timeout; 0 means 2 s.
 	Timeout time.Duration
+	// Keepalive is how long the session lets the line idle at a
+	// negotiated rate before it PINGs; 0 means 2 s. It must stay below
+	// the agent's 5 s return to 115200.
+	Keepalive time.Duration
 }
 
 // Caps is what the agent announced in its handshake reply.
@@ -155,7 +161,9 @@ type Session struct {
 	stats   Stats
 	dead    chan struct{}
 	deadErr error
-	closed  bool
+
+	lastWrite time.Time
+	inflight  int // requests waiting for a reply
 }
 
 // Connect synchronises with the agent on p (tolerating log text and
@@ -174,6 +182,9 @@ func start(p Port, opt Options) *Session {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 2 * time.Second
 	}
+	if opt.Keepalive <= 0 {
+		opt.Keepalive = keepaliveEvery
+	}
 	s := &Session{
 		p: p, opt: opt, baud: DefaultBaud,
 		waiters: map[uint8]chan protocol.Frame{},
@@ -183,7 +194,31 @@ func start(p Port, opt Options) *Session {
 		dead:    make(chan struct{}),
 	}
 	go s.pump()
+	go s.keepalive()
 	return s
+}
+
+// keepalive PINGs while the line runs at a negotiated rate and nothing
+// else is sent: an agent returns to 115200 after 5 s without frames
+// (SPEC.md 7), which would strand a session that is merely idle.
+func (s *Session) keepalive() {
+	t := time.NewTicker(s.opt.Keepalive / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.dead:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		due := s.baud != DefaultBaud && s.inflight == 0 && time.Since(s.lastWrite) >= s.opt.Keepalive
+		s.mu.Unlock()
+		if due {
+			ctx, cancel := context.WithTimeout(context.Background(), s.opt.Timeout)
+			s.requestN(ctx, protocol.TypePing, nil, s.opt.Timeout, 1)
+			cancel()
+		}
+	}
 }
 
 // handshake sends HELLO until the agent answers, then applies opt.Baud.
@@ -400,6 +435,9 @@ func splitLines(t string) []string {
 func (s *Session) write(b []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.mu.Lock()
+	s.lastWrite = time.Now()
+	s.mu.Unlock()
 	_, err := s.p.Write(b)
 	if err != nil {
 		return fmt.Errorf("writing to the device: %w", err)
@@ -430,9 +468,13 @@ func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte,
 	seq := s.nextSeq()
 	ch := make(chan protocol.Frame, 1)
 	frame := protocol.Frame{Type: t, Seq: seq, Payload: payload}.Encode()
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.waiters, seq)
+		s.inflight--
 		s.mu.Unlock()
 	}()
 	for attempt := 0; attempt < attempts; attempt++ {
@@ -526,13 +568,17 @@ func (s *Session) SetBaud(ctx context.Context, baud int) error {
 	if _, err := s.request(ctx, protocol.TypeBaud, protocol.EncodeU32(uint32(baud)), 0); err != nil {
 		return fmt.Errorf("baud %d: %w", baud, err)
 	}
+	// Give the agent time to finish sending BAUD_R and switch (its
+	// uart_wait_tx_done) before the first byte at the new rate.
+	time.Sleep(baudSettle)
 	if err := s.p.SetBaud(baud); err != nil {
 		return fmt.Errorf("baud %d: port: %w", baud, err)
 	}
 	s.mu.Lock()
 	s.baud = baud
 	s.mu.Unlock()
-	if err := s.Ping(ctx); err == nil {
+	// Short PING attempts: all of them fit in the agent's 3 s check.
+	if _, err := s.requestN(ctx, protocol.TypePing, []byte("baud"), 400*time.Millisecond, 5); err == nil {
 		return nil
 	} else if ctx.Err() != nil {
 		return err
@@ -685,8 +731,21 @@ func (s *Session) rejoin(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the reader. It does not close the Port.
+// Close returns the line to 115200 baud if the session changed it (so the
+// next host finds the agent at the boot rate) and stops the session. It
+// does not close the Port, but a Read may still be pending on it: close
+// or discard the Port afterwards rather than handing it to a new Session.
 func (s *Session) Close() error {
+	select {
+	case <-s.dead:
+		return nil
+	default:
+	}
+	if s.Baud() != DefaultBaud {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		s.SetBaud(ctx, DefaultBaud)
+		cancel()
+	}
 	s.kill(ErrClosed)
 	return nil
 }

@@ -36,6 +36,8 @@ const (
 var (
 	idleTimeout   = 100 * time.Millisecond
 	baudCheckTime = 3 * time.Second
+	idleRevert    = 5 * time.Second
+	baudPoll      = 250 * time.Millisecond
 )
 
 // Options tune the agent. The zero value is the full Go agent.
@@ -71,7 +73,13 @@ type Agent struct {
 	last        lastReply
 	xfer        *transfer
 	baud        int
-	baudTimer   *time.Timer
+	prevBaud    int         // rate before the last switch
+	switchAt    time.Time   // when the last switch happened
+	checking    bool        // no valid frame yet at the rate switched to
+	lastFrame   time.Time   // last valid frame received
+	lastDone    time.Time   // last request handled
+	busy        int         // requests being handled
+	watch       *time.Timer // polls the rate rules while not at DefaultBaud
 	lastDataErr time.Time
 }
 
@@ -183,10 +191,11 @@ func (a *Agent) rebooted() {
 	a.hostMax = protocol.BaseMaxPayload
 	a.used = 0
 	a.last = lastReply{}
-	if a.baudTimer != nil {
-		a.baudTimer.Stop()
-		a.baudTimer = nil
+	if a.watch != nil {
+		a.watch.Stop()
+		a.watch = nil
 	}
+	a.checking = false
 	changed := a.baud != DefaultBaud
 	a.baud = DefaultBaud
 	a.mu.Unlock()
@@ -237,10 +246,7 @@ func perr(code int, format string, args ...any) *protocol.Error {
 // handleFrame is called by a Serve loop for every valid frame.
 func (a *Agent) handleFrame(f protocol.Frame) {
 	a.mu.Lock()
-	if a.baudTimer != nil { // a frame at the new rate: the switch worked
-		a.baudTimer.Stop()
-		a.baudTimer = nil
-	}
+	a.lastFrame = time.Now()
 	a.mu.Unlock()
 	if f.Type == protocol.TypeData {
 		a.data(f)
@@ -251,6 +257,15 @@ func (a *Agent) handleFrame(f protocol.Frame) {
 	}
 	a.handle.Lock()
 	defer a.handle.Unlock()
+	a.mu.Lock()
+	a.busy++
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.busy--
+		a.lastDone = time.Now() // idle time counts from the end of the request
+		a.mu.Unlock()
+	}()
 
 	a.mu.Lock()
 	if a.last.ok && a.last.typ == f.Type && a.last.seq == f.Seq && f.Type != protocol.TypeHello {
@@ -481,34 +496,65 @@ func (a *Agent) setBaud(f protocol.Frame) {
 	}
 	a.reply(f, f.Type.Reply(), protocol.EncodeU32(rate))
 	a.mu.Lock()
-	old := a.baud
-	a.baud = int(rate)
-	if a.baudTimer != nil {
-		a.baudTimer.Stop()
-	}
-	// Revert unless a valid frame arrives at the new rate (SPEC.md 7).
-	var t *time.Timer
-	t = time.AfterFunc(baudCheckTime, func() {
-		a.mu.Lock()
-		if a.baudTimer != t {
-			a.mu.Unlock()
-			return
-		}
-		a.baudTimer = nil
-		a.baud = old
-		a.mu.Unlock()
-		if a.opt.SetBaud != nil {
-			a.opt.SetBaud(old)
-		}
-		fmt.Fprintf(a.con, "gota-agent: no frame at %d baud, back to %d\n", rate, old)
-	})
-	a.baudTimer = t
+	a.prevBaud, a.baud = a.baud, int(rate)
+	a.switchAt, a.checking = time.Now(), true
+	a.armWatch()
 	a.mu.Unlock()
 	if a.opt.SetBaud != nil {
 		if err := a.opt.SetBaud(int(rate)); err != nil {
 			fmt.Fprintf(a.con, "gota-agent: set baud %d: %v\n", rate, err)
 		}
 	}
+}
+
+// armWatch (re)starts the rate watch. Called with a.mu held.
+func (a *Agent) armWatch() {
+	if a.watch != nil {
+		a.watch.Stop()
+	}
+	a.watch = time.AfterFunc(baudPoll, a.checkBaud)
+}
+
+// checkBaud applies the rate rules of SPEC.md 7: back to the previous rate
+// when no valid frame arrives within baudCheckTime of a switch, back to
+// 115200 after idleRevert without frames (a host that crashed or exited
+// without switching back must find the agent at 115200).
+func (a *Agent) checkBaud() {
+	a.mu.Lock()
+	now := time.Now()
+	to := 0
+	if a.checking {
+		switch {
+		case a.lastFrame.After(a.switchAt):
+			a.checking = false
+		case now.Sub(a.switchAt) >= baudCheckTime:
+			to = a.prevBaud
+		}
+	}
+	if to == 0 && !a.checking && a.baud != DefaultBaud && a.busy == 0 && now.Sub(a.lastFrame) >= idleRevert && now.Sub(a.lastDone) >= idleRevert {
+		to = DefaultBaud
+	}
+	if to == 0 {
+		if a.checking || a.baud != DefaultBaud {
+			a.armWatch()
+		} else {
+			a.watch = nil
+		}
+		a.mu.Unlock()
+		return
+	}
+	from := a.baud
+	a.baud, a.checking = to, false
+	if to != DefaultBaud {
+		a.armWatch()
+	} else {
+		a.watch = nil
+	}
+	a.mu.Unlock()
+	if a.opt.SetBaud != nil {
+		a.opt.SetBaud(to)
+	}
+	fmt.Fprintf(a.con, "gota-agent: line quiet at %d baud, back to %d\n", from, to)
 }
 
 // Baud returns the agent's current line rate.

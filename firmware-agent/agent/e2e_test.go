@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ type pipePort struct {
 	bauds []int
 	// written counts bytes the host wrote.
 	written int
+	cut     bool // disconnect was called
 }
 
 func (p *pipePort) SetBaud(b int) error {
@@ -101,7 +103,10 @@ func newRig(t *testing.T, app []byte, aopt agent.Options, hopt updater.Options) 
 }
 
 // connect opens a new line and a new host session (a new host process).
-func (r *rig) connect(hopt updater.Options) {
+func (r *rig) connect(hopt updater.Options) { r.connectVia(hopt, nil) }
+
+// connectVia is connect with the host's port wrapped by wrap.
+func (r *rig) connectVia(hopt updater.Options, wrap func(*pipePort) updater.Port) {
 	r.t.Helper()
 	host, devEnd := net.Pipe()
 	r.port = &pipePort{Conn: host}
@@ -114,21 +119,31 @@ func (r *rig) connect(hopt updater.Options) {
 		r.lines = append(r.lines, l)
 		r.mu.Unlock()
 	}
-	s, err := updater.Connect(r.ctx, r.port, hopt)
+	var p updater.Port = r.port
+	if wrap != nil {
+		p = wrap(r.port)
+	}
+	s, err := updater.Connect(r.ctx, p, hopt)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	r.sess = s
 }
 
-// disconnect cuts the line as a crashed host or a pulled cable would.
+// disconnect cuts the line as a crashed host or a pulled cable would. A
+// second call for the same line does nothing.
 func (r *rig) disconnect() {
+	if r.port.cut {
+		return
+	}
+	r.port.cut = true
 	r.port.Conn.Close()
 	r.sess.Close()
 	select {
 	case <-r.serveDone:
-	case <-time.After(5 * time.Second):
-		r.t.Fatal("Serve did not return after the line was cut")
+	case <-time.After(10 * time.Second):
+		buf := make([]byte, 1<<20)
+		r.t.Fatalf("Serve did not return after the line was cut\n%s", buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -389,11 +404,9 @@ func TestCorruptedFrameResent(t *testing.T) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
 	r := newRig(t, v10, agent.Options{}, updater.Options{})
-	r.sess.Close()
-	s, err := updater.Connect(r.ctx, &corruptPort{pipePort: r.port}, updater.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.disconnect()
+	r.connectVia(updater.Options{}, func(p *pipePort) updater.Port { return &corruptPort{pipePort: p} })
+	s := r.sess
 	if err := s.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true}); err != nil {
 		t.Fatal(err)
 	}

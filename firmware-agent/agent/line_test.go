@@ -1,0 +1,145 @@
+package agent_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/firmware-agent/agent"
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
+)
+
+// hostEnd is the host side of an emulated line as an updater.Port:
+// changing the rate reconfigures the port at once, as tcsetattr does.
+type hostEnd struct{ *link.End }
+
+func (h hostEnd) SetBaud(b int) error { h.End.SetBaudNow(b); return nil }
+
+// lineRig runs the agent on the device end of an emulated UART, where
+// bytes sent at one rate and read at another arrive garbled.
+func lineRig(t *testing.T, cfg link.Config) (*link.Line, *agent.Agent, *device.Device, func()) {
+	// serve starts Serve on the device end; recut cuts the line, waits
+	// for Serve to return (as the device runner does) and serves again.
+	t.Helper()
+	content, err := device.Build(device.CreateOptions{App: image(t, "esp32-ledcontroller-v1.0.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := link.New(cfg)
+	t.Cleanup(func() { line.Close() })
+	con := agent.NewConsole()
+	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uart := line.Device()
+	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
+	var done chan error
+	serve := func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		done = make(chan error, 1)
+		go func() { done <- a.Serve(ctx, uart) }()
+	}
+	recut := func() {
+		line.Disconnect()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return after the cut")
+		}
+		line.Reconnect()
+		serve()
+	}
+	serve()
+	return line, a, dev, recut
+}
+
+// TestBaudOverLine switches to 921600 on a line that garbles mismatched
+// rates, flashes, and checks that a host that vanished without switching
+// back finds the agent at 115200 again (the agent's idle rule).
+func TestBaudOverLine(t *testing.T) {
+	defer agent.SetRateTimers(3*time.Second, 700*time.Millisecond)()
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	line, a, _, recut := lineRig(t, link.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 921600, Compression: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Baud() != 921600 || a.Baud() != 921600 || line.Device().Baud() != 921600 || line.Host().Baud() != 921600 {
+		t.Fatalf("rates: session %d agent %d, line device %d host %d", s.Baud(), a.Baud(), line.Device().Baud(), line.Host().Baud())
+	}
+	start := time.Now()
+	if err := s.Flash(ctx, v11, updater.FlashOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("flashed %d bytes at 921600 in %v; line %+v", len(v11), time.Since(start).Round(time.Millisecond), line.Stats())
+	if di := s.LastInfo(); di.Running != "app1" || s.Baud() != 921600 {
+		t.Errorf("after flash: running %s at %d", di.Running, s.Baud())
+	}
+
+	// The host crashes: the line is cut and comes back; the agent still
+	// runs at 921600 until its idle rule returns it to 115200.
+	recut()
+	line.Host().SetBaudNow(115200)
+	s2, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{})
+	if err != nil {
+		t.Fatalf("new host at 115200: %v (agent at %d, line device %d host %d)", err, a.Baud(), line.Device().Baud(), line.Host().Baud())
+	}
+	if a.Baud() != 115200 || line.Device().Baud() != 115200 {
+		t.Errorf("agent at %d, device end at %d", a.Baud(), line.Device().Baud())
+	}
+	if err := s2.Accept(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A closed session may still have a read pending on its port, as
+	// the CLI closes the port right after; here the line is cut instead.
+	s2.Close()
+	recut()
+	// A polite host switches back on Close.
+	s3, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 460800, Keepalive: 200 * time.Millisecond, Log: func(l string) { t.Log(l) }})
+	if err != nil {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%v (agent at %d, line device %d host %d)\n%s", err, a.Baud(), line.Device().Baud(), line.Host().Baud(), buf[:runtime.Stack(buf, true)])
+	}
+	if a.Baud() != 460800 {
+		t.Fatalf("agent at %d", a.Baud())
+	}
+	time.Sleep(1500 * time.Millisecond) // idle, but the session keeps the line alive
+	if a.Baud() != 460800 {
+		t.Fatalf("idle session lost its rate: agent at %d", a.Baud())
+	}
+	s3.Close()
+	if a.Baud() != 115200 || line.Host().Baud() != 115200 {
+		t.Errorf("after Close: agent %d host %d", a.Baud(), line.Host().Baud())
+	}
+}
+
+// TestNoisyLine flashes over a line that drops and flips bytes.
+func TestNoisyLine(t *testing.T) {
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	line, _, _, _ := lineRig(t, link.Config{Baud: 2000000, DropRate: 2e-5, FlipRate: 2e-5, Seed: 7})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flash(ctx, v11, updater.FlashOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := line.Stats()
+	t.Logf("line %+v, session %+v", st, s.Stats())
+	if st.Dropped+st.Flipped == 0 {
+		t.Error("the line did no damage; the test proves nothing")
+	}
+	if di := s.LastInfo(); di.Running != "app1" || di.Find("app1").SHA256 != hexsum(v11) {
+		t.Errorf("after flash: %+v", di)
+	}
+}
