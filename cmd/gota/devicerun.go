@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -217,7 +218,7 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 	hosts.line = line
 
 	if o.ptyLink != "" {
-		p, err := newPTYPort(o.ptyLink, line, o.baud)
+		p, err := newPTYPort(o.ptyLink, line, o.baud, &hosts.active)
 		if err != nil {
 			return err
 		}
@@ -226,7 +227,7 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 		fmt.Fprintf(out, "gota: serial port %s -> %s\n", o.ptyLink, p.slaveName())
 	}
 	if o.listen != "" {
-		ws, err := newWSPort(o.listen, line, o.baud, out)
+		ws, err := newWSPort(o.listen, line, o.baud, &hosts.active)
 		if err != nil {
 			return err
 		}
@@ -300,7 +301,16 @@ type hostSide struct {
 	line *link.Line
 	pty  *ptyPort
 	ws   *wsPort
+	// active is the port that last wrote or connected (portPTY, portWS):
+	// its rate is the host's rate.
+	active atomic.Int32
 }
+
+// Host ports, for hostSide.active.
+const (
+	portPTY = 1
+	portWS  = 2
+)
 
 // pump copies what the device sends to the host ports until ctx is done.
 // Writes to the ports never block the line: a port that does not keep up
@@ -346,9 +356,10 @@ func (h *hostSide) disconnected() {
 // the master and the slave open (so the port survives hosts closing it)
 // and LINK points to the slave.
 type ptyPort struct {
-	link string
-	line *link.Line
-	baud int
+	link   string
+	line   *link.Line
+	baud   int
+	active *atomic.Int32
 
 	mu     sync.Mutex
 	master *os.File
@@ -357,11 +368,11 @@ type ptyPort struct {
 	gen    int
 }
 
-func newPTYPort(linkPath string, line *link.Line, baud int) (*ptyPort, error) {
+func newPTYPort(linkPath string, line *link.Line, baud int, active *atomic.Int32) (*ptyPort, error) {
 	if fi, err := os.Lstat(linkPath); err == nil && fi.Mode()&os.ModeSymlink == 0 {
 		return nil, fmt.Errorf("--pty %s: exists and is not a symlink; refusing to replace it", linkPath)
 	}
-	p := &ptyPort{link: linkPath, line: line, baud: baud}
+	p := &ptyPort{link: linkPath, line: line, baud: baud, active: active}
 	if err := p.open(); err != nil {
 		return nil, err
 	}
@@ -437,6 +448,7 @@ func (p *ptyPort) reader(master, slave *os.File, gen int) {
 		}
 		// The host sets its rate before writing; look at it now so the
 		// bytes just read go out at the rate they were written at.
+		p.active.Store(portPTY)
 		if b, err := termiosBaud(int(slave.Fd())); err == nil && b != host.Baud() {
 			host.SetBaudNow(b)
 		}
@@ -474,10 +486,12 @@ func (p *ptyPort) send(b []byte) {
 	if p.out == nil {
 		return
 	}
-	// Keep the baud of the receiving end current for the line's garbling
-	// model.
-	if b, err := termiosBaud(int(p.slave.Fd())); err == nil && b != p.line.Host().Baud() {
-		p.line.Host().SetBaudNow(b)
+	// Keep the rate of the receiving end current for the line's
+	// garbling model, unless a WebSocket client is the host.
+	if p.active.Load() != portWS {
+		if rate, err := termiosBaud(int(p.slave.Fd())); err == nil && rate != p.line.Host().Baud() {
+			p.line.Host().SetBaudNow(rate)
+		}
 	}
 	select {
 	case p.out <- append([]byte(nil), b...):
@@ -518,11 +532,11 @@ func (p *ptyPort) close() {
 // port open, ?baud=N the host's rate; binary messages carry line bytes.
 // A new connection replaces the current one.
 type wsPort struct {
-	line *link.Line
-	baud int
-	ln   net.Listener
-	srv  *http.Server
-	log  io.Writer
+	line   *link.Line
+	baud   int
+	ln     net.Listener
+	srv    *http.Server
+	active *atomic.Int32
 	// exclusive: the WebSocket is the only host port, so the line is down
 	// while no client is connected.
 	exclusive bool
@@ -532,12 +546,12 @@ type wsPort struct {
 	out  chan []byte
 }
 
-func newWSPort(addr string, line *link.Line, baud int, log io.Writer) (*wsPort, error) {
+func newWSPort(addr string, line *link.Line, baud int, active *atomic.Int32) (*wsPort, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
-	w := &wsPort{line: line, baud: baud, ln: ln, log: log}
+	w := &wsPort{line: line, baud: baud, ln: ln, active: active}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/serial", w.handle)
 	w.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -570,6 +584,7 @@ func (w *wsPort) handle(rw http.ResponseWriter, r *http.Request) {
 	// A port open: fresh buffers, the host's rate.
 	w.line.Reconnect()
 	w.line.Host().SetBaudNow(baud)
+	w.active.Store(portWS)
 	if w.conn != nil {
 		// Close waits for the client's reply; do not hold the lock.
 		go w.conn.Close(websocket.StatusGoingAway, "replaced by a new connection")
@@ -596,6 +611,9 @@ func (w *wsPort) handle(rw http.ResponseWriter, r *http.Request) {
 		}
 		if typ != websocket.MessageBinary {
 			continue
+		}
+		if w.active.Swap(portWS) != portWS {
+			host.SetBaudNow(baud) // back from the pseudo-terminal's rate
 		}
 		if _, err := host.Write(data); err != nil && errors.Is(err, link.ErrClosed) {
 			break

@@ -56,7 +56,7 @@ func hostsOn(t *testing.T, cfg link.Config) (*link.Line, *hostSide) {
 func TestPTYPortCarriesBytesAndRates(t *testing.T) {
 	line, hosts := hostsOn(t, link.Config{Baud: 115200})
 	ttyLink := filepath.Join(t.TempDir(), "ttyESP")
-	p, err := newPTYPort(ttyLink, line, 115200)
+	p, err := newPTYPort(ttyLink, line, 115200, &hosts.active)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestPTYPortCarriesBytesAndRates(t *testing.T) {
 func TestPTYPortDisconnect(t *testing.T) {
 	line, hosts := hostsOn(t, link.Config{Baud: 2000000})
 	ttyLink := filepath.Join(t.TempDir(), "ttyESP")
-	p, err := newPTYPort(ttyLink, line, 2000000)
+	p, err := newPTYPort(ttyLink, line, 2000000, &hosts.active)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestPTYPortDisconnect(t *testing.T) {
 
 func TestWebSocketPort(t *testing.T) {
 	line, hosts := hostsOn(t, link.Config{Baud: 115200})
-	ws, err := newWSPort("127.0.0.1:0", line, 115200, io.Discard)
+	ws, err := newWSPort("127.0.0.1:0", line, 115200, &hosts.active)
 	if err != nil {
 		t.Fatal(err)
 	}
