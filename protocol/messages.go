@@ -349,6 +349,8 @@ func ErrName(code uint32) string {
 		return "ESP_ERR_OTA_ROLLBACK_FAILED"
 	case 0x1506:
 		return "ESP_ERR_OTA_ROLLBACK_INVALID_STATE"
+	case 0x6001:
+		return "ESP_ERR_FLASH_OP_FAIL"
 	case 0xFFFFFFFF:
 		return "ESP_FAIL"
 	}
