@@ -265,7 +265,7 @@ func (c *Root) logLine(line string) {
 // re-render the page. Rendering runs on the one thread that also moves the
 // serial data, so rendering per line (a boot log is a burst of them) or per
 // acknowledgement would slow the update itself.
-const renderInterval = 100 * time.Millisecond
+const renderInterval = 200 * time.Millisecond
 
 // renderSoon (lock held) schedules one render for everything that changes
 // within renderInterval.
