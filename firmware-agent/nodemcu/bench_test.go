@@ -1,6 +1,7 @@
 package nodemcu
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -141,4 +142,81 @@ func TestLuaAgentNoisyLine(t *testing.T) {
 		}
 	}
 	t.Fatalf("next partition %q not found", info.Next)
+}
+
+// TestLuaAgentSmallRxBufferRealisticFlash models NodeMCU's console
+// receive path (a 384-byte FIFO and ring: bytes beyond it are lost while
+// Lua is stuck in otaupgrade) and real SPI NOR timing (commence erases the
+// whole slot for seconds, write programs pages): with gota.lua's one-frame
+// window no byte is lost at 921600 baud. The control case advertises a
+// 16 KiB window, as an agent that overrates its buffering would: bytes are
+// lost and the host has to rewind, which shows the model can tell.
+func TestLuaAgentSmallRxBufferRealisticFlash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of emulated erase and line time")
+	}
+	base := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	image, err := espimage.SetVersion(base, "9.9.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	overrated := bytes.Replace(AgentScript, []byte("local WINDOW = MAX_PAYLOAD - 4"), []byte("local WINDOW = 16384"), 1)
+	if bytes.Equal(overrated, AgentScript) {
+		t.Fatal("WINDOW line not found in gota.lua")
+	}
+	for _, tc := range []struct {
+		name     string
+		script   []byte
+		wantLoss bool
+	}{
+		{"gota.lua", AgentScript, false},
+		{"16 KiB window", overrated, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			content, err := device.Build(device.CreateOptions{App: base})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fl := flash.FromBytes(content)
+			fl.SetTiming(flash.RealisticTiming)
+			line := link.New(link.Config{})
+			defer line.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			uart := line.Device()
+			con := NewConsole()
+			dev, err := device.Open(device.Config{Flash: fl, Log: con})
+			if err != nil {
+				t.Fatal(err)
+			}
+			board := NewBoard(dev, tc.script, Options{Console: con, SetBaud: uart.SetBaud, RxBuffer: 128 + 256})
+			defer board.Close()
+			go board.Run(ctx, uart)
+			s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 921600})
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer s.Close()
+			start := time.Now()
+			err = s.Flash(ctx, image, updater.FlashOptions{NoReboot: true, Progress: func(updater.Progress) {
+				if tc.wantLoss && board.Dropped() > 0 {
+					cancel() // shown: no need to finish
+				}
+			}})
+			lost, rewinds := board.Dropped(), s.Stats().Rewinds
+			t.Logf("%v; %d bytes lost, %d rewinds", time.Since(start).Round(time.Millisecond), lost, rewinds)
+			if tc.wantLoss {
+				if lost == 0 {
+					t.Errorf("the overrated window lost nothing (flash: %v): the receive model is not working", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("flash: %v", err)
+			}
+			if lost > 0 || rewinds > 0 {
+				t.Errorf("%d bytes overran the board's receive buffer, %d rewinds", lost, rewinds)
+			}
+		})
+	}
 }

@@ -64,6 +64,12 @@ type Options struct {
 	// Banner is printed at every boot before the program runs; empty
 	// means a NodeMCU-style banner.
 	Banner string
+	// RxBuffer, when positive, is how many bytes the board can take in
+	// while Lua is stuck in a long otaupgrade call (commence erasing the
+	// slot, write programming flash): the UART FIFO plus driver ring, 128 +
+	// 256 on NodeMCU's console. Bytes beyond it are lost, as on the chip.
+	// 0 = unlimited.
+	RxBuffer int
 }
 
 // consoleUART is the console UART number (CONFIG_ESP_CONSOLE_UART_NUM).
@@ -85,6 +91,9 @@ type Board struct {
 	wake    chan struct{}
 	closed  bool
 	baud    int      // console rate set by uart.setup; 0 = boot default
+	busy    bool     // Lua is inside an otaupgrade call
+	busyIn  int      // bytes received during the current busy period
+	dropped int      // received bytes lost to a full RxBuffer
 	errs    []string // Lua errors raised in callbacks or the program
 	done    chan struct{}
 	stopped chan struct{}
@@ -157,8 +166,9 @@ func (b *Board) Run(ctx context.Context, conn io.ReadWriter) error {
 		for {
 			n, err := conn.Read(buf)
 			if n > 0 {
-				data := append([]byte(nil), buf[:n]...)
-				b.post(func() { b.input(data) })
+				if data := b.receive(buf[:n]); len(data) > 0 {
+					b.post(func() { b.input(data) })
+				}
 			}
 			if err != nil {
 				readErr <- err
@@ -177,6 +187,37 @@ func (b *Board) Run(ctx context.Context, conn io.ReadWriter) error {
 		}
 		return fmt.Errorf("nodemcu: serial read: %w", err)
 	}
+}
+
+// receive applies the RxBuffer limit to bytes just read from the line
+// and returns those that are kept.
+func (b *Board) receive(p []byte) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.busy && b.opt.RxBuffer > 0 {
+		room := max(b.opt.RxBuffer-b.busyIn, 0)
+		if len(p) > room {
+			b.dropped += len(p) - room
+			p = p[:room]
+		}
+		b.busyIn += len(p)
+	}
+	return append([]byte(nil), p...)
+}
+
+// setBusy marks the start and end of a long call in which the Lua task
+// does not read the console.
+func (b *Board) setBusy(busy bool) {
+	b.mu.Lock()
+	b.busy, b.busyIn = busy, 0
+	b.mu.Unlock()
+}
+
+// Dropped returns how many received bytes were lost to a full RxBuffer.
+func (b *Board) Dropped() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dropped
 }
 
 // Close stops the Lua VM and its timers.

@@ -325,7 +325,10 @@ func (v *vm) otaModule() module {
 	return module{funcs: map[string]lua.LGFunction{
 		"commence": func(L *lua.LState) int {
 			noDevice(L)
-			if err := dev.Commence(); err != nil {
+			v.b.setBusy(true)
+			err := dev.Commence()
+			v.b.setBusy(false)
+			if err != nil {
 				otaErr(L, err, "ota error")
 			}
 			return 0
@@ -333,7 +336,10 @@ func (v *vm) otaModule() module {
 		"write": func(L *lua.LState) int {
 			data := checkString(L, 1, "write")
 			noDevice(L)
-			if err := dev.Write([]byte(data)); err != nil {
+			v.b.setBusy(true)
+			err := dev.Write([]byte(data))
+			v.b.setBusy(false)
+			if err != nil {
 				otaErr(L, err, "ota error")
 			}
 			return 0
@@ -342,7 +348,10 @@ func (v *vm) otaModule() module {
 			noDevice(L)
 			// otaupgrade.c ends the OTA and sets the boot partition before
 			// it looks at its argument.
-			if err := dev.Complete(false); err != nil {
+			v.b.setBusy(true)
+			err := dev.Complete(false)
+			v.b.setBusy(false)
+			if err != nil {
 				otaErr(L, err, "ota error")
 			}
 			if optInteger(L, 1, "complete", 0) != 0 {
