@@ -129,7 +129,7 @@ func parseDeviceRun(stderr io.Writer, args []string) (*deviceRunOptions, error) 
 	o := &deviceRunOptions{}
 	fs.StringVar(&o.ptyLink, "pty", "", "create a pseudo-terminal and make `LINK` a symlink to it (open LINK as a serial port)")
 	fs.StringVar(&o.listen, "listen", "", "serve the line as a WebSocket at ws://`ADDR`/serial (?baud=N sets the host's rate)")
-	fs.IntVar(&o.baud, "baud", link.DefaultBaud, "console rate the device starts at, bit/s")
+	fs.IntVar(&o.baud, "baud", link.DefaultBaud, "console rate at power-on, bit/s (gota hosts open ports at 115200, and the Go agent returns to 115200 at every reboot, SPEC.md 7)")
 	fs.StringVar(&o.agent, "agent", "go", "device agent: "+strings.Join(agentNames(), ", "))
 	fs.BoolVar(&o.noRollback, "no-rollback", false, "bootloader without app rollback support")
 	fs.BoolVar(&o.fastFlash, "fast-flash", false, "instant flash operations (default: realistic SPI NOR timing, 45 ms sector erase, 0.7 ms page program)")
@@ -138,7 +138,21 @@ func parseDeviceRun(stderr io.Writer, args []string) (*deviceRunOptions, error) 
 	fs.Int64Var(&o.line.Seed, "seed", 1, "seed of the line fault generator")
 	cuts := fs.String("disconnect-after", "", "cut the line when it has carried `N[,N...]` bytes in total (both directions)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota device run FLASH [flags]")
+		fmt.Fprint(stderr, `usage: gota device run FLASH [flags]
+
+Runs a virtual ESP32 booted from FLASH (made by "gota device create") until
+Ctrl-C. Its console is an emulated UART (8N1, 10 bit times a byte, each
+direction paced at its sender's rate), reachable as a pseudo-terminal
+(--pty: any serial program can open LINK) and/or a WebSocket (--listen:
+ws://ADDR/serial, one client at a time, ?baud=N is the client's rate,
+binary messages carry the line's bytes). Bytes sent at one rate and
+received at another arrive garbled. Flash operations take realistic time
+unless --fast-flash. A cut (--disconnect-after) replaces the
+pseudo-terminal behind LINK and closes the WebSocket: the host must reopen
+its port. GOTA_LINK_TRACE=1 prints the line's rates and counters every second.
+
+flags:
+`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
