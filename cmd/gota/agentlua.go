@@ -33,6 +33,9 @@ func runLuaAgent(ctx context.Context, env agentEnv) error {
 		Log:         env.Log,
 		SetBaud:     uart.SetBaud,
 		ConsoleBaud: env.ConsoleBaud,
+		// NodeMCU's console takes in only its UART FIFO and ring while Lua
+		// is stuck erasing or programming flash.
+		RxBuffer: 128 + 256,
 	})
 	defer board.Close()
 	serveLoop(ctx, env.Line, func(ctx context.Context) error { return board.Run(ctx, uart) })
