@@ -323,8 +323,8 @@ local function info_text()
   local ok, running, nextp, parts = ota(otaupgrade.info)
   if not ok then return nil, running, nextp end
   local t = {}
-  -- node.info("hw") (dev-esp32 since 2021) names the chip; older builds
-  -- lack it and the host copes.
+  -- node.info("hw") names the chip where the firmware has it; without it
+  -- the host copes.
   local okhw, hw = pcall(node.info, "hw")
   if okhw and type(hw) == "table" and hw.chip_model then
     t[#t + 1] = "chip=" .. clean(hw.chip_model)
@@ -584,7 +584,7 @@ gota = {
     end
     cur_n, buf, session = nil, "", false
   end,
-  -- frame is exposed for tests and tools.
+  -- frame(type, flags, seq, payload) encodes a frame, for tools.
   frame = frame,
 }
 
