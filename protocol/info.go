@@ -37,6 +37,10 @@ type InfoPartition struct {
 	ImageLen      int
 }
 
+// lineSafe keeps a value on its line (bytes, not runes: values may be any
+// bytes a device printed).
+var lineSafe = strings.NewReplacer("\n", " ", "\r", " ")
+
 // Encode returns the text form.
 func (m *InfoReply) Encode() []byte {
 	var b bytes.Buffer
@@ -46,12 +50,7 @@ func (m *InfoReply) Encode() []byte {
 		}
 		b.WriteString(k)
 		b.WriteByte('=')
-		b.WriteString(strings.Map(func(r rune) rune {
-			if r == '\n' || r == '\r' {
-				return ' '
-			}
-			return r
-		}, v))
+		b.WriteString(lineSafe.Replace(v))
 		b.WriteByte('\n')
 	}
 	kv("chip", m.Chip)
@@ -87,8 +86,9 @@ func (m *InfoReply) Encode() []byte {
 func DecodeInfo(text []byte) (*InfoReply, error) {
 	m := &InfoReply{}
 	var cur *InfoPartition
-	for i, line := range strings.Split(string(text), "\n") {
-		line = strings.TrimSuffix(line, "\r")
+	// Lines end at '\n'; a '\r' ends one too (CRLF from a C agent's printf).
+	lines := strings.FieldsFunc(string(text), func(r rune) bool { return r == '\n' || r == '\r' })
+	for i, line := range lines {
 		if line == "" {
 			continue
 		}
@@ -104,6 +104,9 @@ func DecodeInfo(text []byte) (*InfoReply, error) {
 			return n, nil
 		}
 		if k == "part" {
+			if v == "" {
+				return nil, fmt.Errorf("info line %d: part with no label", i+1)
+			}
 			m.Partitions = append(m.Partitions, InfoPartition{Label: v, Subtype: -1})
 			cur = &m.Partitions[len(m.Partitions)-1]
 			continue

@@ -3,7 +3,6 @@ package updater
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -202,6 +201,3 @@ func human(n int) string {
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s + " " + unit
 }
-
-// asRefused reports whether err is a Check refusal.
-func asRefused(err error) bool { return errors.Is(err, ErrRefused) }
