@@ -69,7 +69,7 @@ type Port struct {
 	buf     []byte // received, not yet read
 	readErr error  // sticky: ErrDisconnected, ErrClosed, or a stream error
 
-	reader      js.Value // ReadableStreamDefaultReader while open
+	reader      js.Value // ReadableStreamDefaultReader while open (mu)
 	writer      js.Value // WritableStreamDefaultWriter while open
 	loopDone    chan struct{}
 	onDisc      js.Func
@@ -79,6 +79,10 @@ type Port struct {
 	opened      bool
 	closed      bool
 	disconnectd bool
+
+	// LineErrors counts non-fatal line errors (framing, parity, break,
+	// overrun) the port recovered from.
+	LineErrors int
 }
 
 // Open opens port at baud and starts reading. onDisconnect, when not nil,
@@ -160,13 +164,20 @@ func (p *Port) open() error {
 }
 
 // readLoop moves chunks from reader into p.buf until the stream ends,
-// fails, or is cancelled by close.
+// fails, or is cancelled by close. A non-fatal line error (framing,
+// parity, break, buffer overrun: what garbage at a wrong baud rate causes
+// on real hardware) errors the stream, and Web Serial then offers a fresh
+// port.readable; the loop carries on with it, as the spec intends.
 func (p *Port) readLoop(reader js.Value, done chan struct{}) {
 	defer close(done)
 	var chunk []byte
 	for {
 		res, err := Await(reader.Call("read"))
 		if err != nil {
+			if next, ok := p.recoverReader(reader, err); ok {
+				reader = next
+				continue
+			}
 			p.fail(fmt.Errorf("serial read: %w", err))
 			return
 		}
@@ -185,6 +196,33 @@ func (p *Port) readLoop(reader js.Value, done chan struct{}) {
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
+}
+
+// nonFatal lists the DOMException names after which a SerialPort stays
+// open and replaces its readable stream.
+var nonFatal = map[string]bool{"BreakError": true, "BufferOverrunError": true, "FramingError": true, "ParityError": true}
+
+// recoverReader returns a reader on the port's new readable stream after
+// a non-fatal error.
+func (p *Port) recoverReader(old js.Value, err error) (js.Value, bool) {
+	var de *DOMError
+	if !errors.As(err, &de) || !nonFatal[de.Name] {
+		return js.Undefined(), false
+	}
+	try(func() js.Value { old.Call("releaseLock"); return js.Undefined() })
+	readable := p.port.Get("readable")
+	if !readable.Truthy() {
+		return js.Undefined(), false
+	}
+	next, gerr := try(func() js.Value { return readable.Call("getReader") })
+	if gerr != nil {
+		return js.Undefined(), false
+	}
+	p.mu.Lock()
+	p.reader = next
+	p.LineErrors++
+	p.mu.Unlock()
+	return next, true
 }
 
 func (p *Port) fail(err error) {
@@ -336,11 +374,17 @@ func (p *Port) shut() error {
 	p.opened = false
 	flushErr := p.flushLocked()
 	// Cancelling the reader makes the pending read() resolve with done.
-	if pr, err := try(func() js.Value { return p.reader.Call("cancel") }); err == nil {
+	p.mu.Lock()
+	reader := p.reader
+	p.mu.Unlock()
+	if pr, err := try(func() js.Value { return reader.Call("cancel") }); err == nil {
 		Await(pr)
 	}
 	<-p.loopDone
-	try(func() js.Value { p.reader.Call("releaseLock"); return js.Undefined() })
+	p.mu.Lock()
+	reader = p.reader
+	p.mu.Unlock()
+	try(func() js.Value { reader.Call("releaseLock"); return js.Undefined() })
 	if pr, err := try(func() js.Value { return p.writer.Call("close") }); err == nil {
 		Await(pr)
 	}

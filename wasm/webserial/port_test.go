@@ -48,6 +48,13 @@ globalThis.makeFakePort = function () {
     this.readable = null; this.writable = null; this.closed++;
   };
   port.getInfo = function () { return { usbVendorId: 0x303a, usbProductId: 0x1001 }; };
+  // glitch errors the readable stream with a non-fatal line error and
+  // offers a new one, as Chrome does after a framing error.
+  port.glitch = function (name) {
+    const old = ctl;
+    this.readable = new ReadableStream({ start(c) { ctl = c; }, cancel() { ctl = null; } });
+    old.error(new DOMException("line error", name));
+  };
   port.unplug = function () {
     if (ctl) { try { ctl.error(new DOMException("The device has been lost.", "NetworkError")); } catch (e) {} }
     ctl = null;
@@ -218,5 +225,30 @@ func TestOpenFailure(t *testing.T) {
 	var de *DOMError
 	if !errors.As(err, &de) || de.Name != "NetworkError" {
 		t.Errorf("Open on a failing port = %v, want a NetworkError", err)
+	}
+}
+
+func TestNonFatalLineError(t *testing.T) {
+	fp := fakePort(t)
+	p, err := Open(fp, 115200, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	time.Sleep(10 * time.Millisecond)
+	fp.Call("glitch", "FramingError")
+	time.Sleep(10 * time.Millisecond)
+	if _, err := p.Write([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFull(t, p, 5); string(got) != "after" {
+		t.Errorf("read %q after a framing error, want after", got)
+	}
+	if p.LineErrors != 1 {
+		t.Errorf("LineErrors = %d, want 1", p.LineErrors)
+	}
+	// SetBaud still works with the replaced reader.
+	if err := p.SetBaud(921600); err != nil {
+		t.Fatal(err)
 	}
 }
