@@ -13,6 +13,7 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
 	"github.com/gota-dev/gota/internal/shareddata"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // flashOver updates a fresh virtual ESP32 over an emulated line at baud
@@ -218,5 +219,76 @@ func TestLuaAgentSmallRxBufferRealisticFlash(t *testing.T) {
 				t.Errorf("%d bytes overran the board's receive buffer, %d rewinds", lost, rewinds)
 			}
 		})
+	}
+}
+
+// TestLuaAgentBaudFallback: after BAUD_R the agent switches its UART; when
+// no valid frame arrives at the new rate within 3 s (a host that failed to
+// follow), it switches back (SPEC 7.3) and answers at the old rate.
+func TestLuaAgentBaudFallback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the 3 s baud check")
+	}
+	content, err := device.Build(device.CreateOptions{App: shareddata.File(t, "esp32-ledcontroller-v1.1.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := link.New(link.Config{})
+	defer line.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	uart := line.Device()
+	con := NewConsole()
+	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board := NewBoard(dev, AgentScript, Options{Console: con, SetBaud: uart.SetBaud})
+	defer board.Close()
+	go board.Run(ctx, uart)
+
+	frames := make(chan protocol.Frame, 16)
+	dec := protocol.NewDecoder(protocol.LimitMaxPayload, func(f protocol.Frame) { frames <- f }, nil)
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			n, err := line.Host().Read(buf)
+			dec.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	want := func(typ protocol.Type, seq uint8) protocol.Frame {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case f := <-frames:
+				if f.Type == typ && f.Seq == seq {
+					return f
+				}
+			case <-timeout:
+				t.Fatalf("no %v seq %d", typ, seq)
+			}
+		}
+	}
+	host := line.Host()
+	host.Write(protocol.Frame{Type: protocol.TypeBaud, Seq: 1, Payload: protocol.EncodeU32(460800)}.Encode())
+	if r, _ := protocol.DecodeU32(protocol.TypeBaud.Reply(), want(protocol.TypeBaud.Reply(), 1).Payload); r != 460800 {
+		t.Fatalf("BAUD_R %d", r)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if b := uart.Baud(); b != 460800 {
+		t.Fatalf("device at %d after BAUD_R, want 460800", b)
+	}
+	// The host stays at 115200 and says nothing: the agent goes back.
+	time.Sleep(3 * time.Second)
+	if b := uart.Baud(); b != 115200 {
+		t.Fatalf("device at %d 3.5 s after an unconfirmed switch, want 115200", b)
+	}
+	host.Write(protocol.Frame{Type: protocol.TypePing, Seq: 2, Payload: []byte("still here")}.Encode())
+	if p := want(protocol.TypePing.Reply(), 2); string(p.Payload) != "still here" {
+		t.Errorf("PING_R %q", p.Payload)
 	}
 }
