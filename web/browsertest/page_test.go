@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/gota-dev/gota/web/server"
 )
 
@@ -91,4 +92,51 @@ func TestNoWebSerial(t *testing.T) {
 	click(t, ctx, "#connect-virtual")
 	waitJS(t, ctx, "the device panel", `!!document.getElementById("running") && document.getElementById("running").innerText !== ""`, 60*time.Second)
 	shots.take(ctx, "virtual-connected")
+}
+
+// TestKeyboard walks the page with Tab and connects the virtual device
+// with Enter: every control is reachable and works without a mouse.
+func TestKeyboard(t *testing.T) {
+	ctx := newBrowser(t)
+	app, err := server.DemoApp("1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSite(t, app)
+	load(t, ctx, s.URL)
+	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+
+	tabOrder := func() []string {
+		var ids []string
+		chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+		for i := 0; i < 20; i++ {
+			if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)); err != nil {
+				t.Fatal(err)
+			}
+			id := text(t, ctx, `document.activeElement ? (document.activeElement.id || document.activeElement.tagName) : ""`)
+			if len(ids) > 0 && id == ids[0] {
+				break
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	order := strings.Join(tabOrder(), " ")
+	t.Logf("tab order: %s", order)
+	for _, want := range []string{"connect-virtual", "baud", "file", "console", "console-clear"} {
+		if !strings.Contains(" "+order+" ", " "+want+" ") {
+			t.Errorf("Tab never reaches #%s; order: %s", want, order)
+		}
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("#connect-virtual")), chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the device panel after Enter", `!!document.getElementById("running") && !document.getElementById("busy")`, 60*time.Second)
+	order = strings.Join(tabOrder(), " ")
+	for _, want := range []string{"disconnect", "reboot"} {
+		if !strings.Contains(" "+order+" ", " "+want+" ") {
+			t.Errorf("Tab never reaches #%s once connected; order: %s", want, order)
+		}
+	}
 }
