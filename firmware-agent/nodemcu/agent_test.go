@@ -411,3 +411,36 @@ func TestLuaAgentWithREADMEPartitionTable(t *testing.T) {
 	}
 	wantState(t, r.info(ctx, s), "ota_1", "ota_1", map[string][2]string{"ota_1": {"valid", "9.9.0"}})
 }
+
+// TestLuaAgentWithoutRollbackSupport: with a bootloader built without
+// CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE the new build is not on trial, and
+// a second update needs no accept.
+func TestLuaAgentWithoutRollbackSupport(t *testing.T) {
+	ctx := testContext(t)
+	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	content, err := device.Build(device.CreateOptions{App: v11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, fl: flash.FromBytes(content), base: v11}
+	con := NewConsole()
+	if r.dev, err = device.Open(device.Config{Flash: r.fl, Log: con, NoRollback: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.board = NewBoard(r.dev, AgentScript, Options{Console: con})
+	t.Cleanup(func() { r.board.Close() })
+	s, _ := r.connect(ctx)
+	if err := s.Flash(ctx, r.build("9.3.1"), updater.FlashOptions{}); err != nil {
+		t.Fatalf("Flash: %v\nlog:\n%s", err, r.logText())
+	}
+	info := r.info(ctx, s)
+	if info.Running != "app1" || info.Find("app1").State == "testing" {
+		t.Errorf("running %s state %q: without rollback support the build is not on trial", info.Running, info.Find("app1").State)
+	}
+	if err := s.Flash(ctx, r.build("9.3.2"), updater.FlashOptions{}); err != nil {
+		t.Fatalf("second Flash without accept: %v", err)
+	}
+	if info := r.info(ctx, s); info.Running != "app0" || info.Find("app0").Version != "9.3.2" {
+		t.Errorf("after the second update: running %s %+v", info.Running, info.Find("app0"))
+	}
+}
