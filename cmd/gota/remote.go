@@ -524,16 +524,20 @@ func describeFlashPlan(out *output, file string, di *updater.DeviceInfo, plan *u
 	}
 }
 
+func acceptFn(ctx context.Context, s *updater.Session) error   { return s.Accept(ctx) }
+func rollbackFn(ctx context.Context, s *updater.Session) error { return s.Rollback(ctx) }
+func rebootFn(ctx context.Context, s *updater.Session) error   { return s.Reboot(ctx) }
+
 func runAccept(args []string) error {
-	return remoteSimple(os.Stdout, os.Stderr, "accept", args, func(ctx context.Context, s *updater.Session) error { return s.Accept(ctx) })
+	return remoteSimple(os.Stdout, os.Stderr, "accept", args, acceptFn)
 }
 
 func runRollback(args []string) error {
-	return remoteSimple(os.Stdout, os.Stderr, "rollback", args, func(ctx context.Context, s *updater.Session) error { return s.Rollback(ctx) })
+	return remoteSimple(os.Stdout, os.Stderr, "rollback", args, rollbackFn)
 }
 
 func runReboot(args []string) error {
-	return remoteSimple(os.Stdout, os.Stderr, "reboot", args, func(ctx context.Context, s *updater.Session) error { return s.Reboot(ctx) })
+	return remoteSimple(os.Stdout, os.Stderr, "reboot", args, rebootFn)
 }
 
 // remoteSimple connects, runs do and prints the resulting state.

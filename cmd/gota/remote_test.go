@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/gota-dev/gota/firmware-agent/agent"
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/internal/shareddata"
+)
+
+// agentServer serves a virtual ESP32 running the Go agent at ws://.../serial,
+// one Serve per WebSocket connection (the rate in ?baud= is not modelled
+// here; the device run command's line emulator does that).
+func agentServer(t *testing.T) (url string, dev *device.Device) {
+	t.Helper()
+	content, err := device.Build(device.CreateOptions{App: shareddata.File(t, "esp32-ledcontroller-v1.0.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := agent.NewConsole()
+	dev, err = device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agent.New(dev, con, agent.Options{})
+	var wg sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
+		a.Serve(ctx, nc)
+		nc.Close()
+	}))
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); wg.Wait() })
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/serial", dev
+}
+
+func run(t *testing.T, f func(stdout, stderr *bytes.Buffer) error) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := f(&stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+func TestRemoteCommands(t *testing.T) {
+	url, _ := agentServer(t)
+	dir := shareddata.Dir(t)
+	v11 := filepath.Join(dir, "esp32-ledcontroller-v1.1.bin")
+	v10 := filepath.Join(dir, "esp32-ledcontroller-v1.0.bin")
+
+	out, _, err := run(t, func(o, e *bytes.Buffer) error { return remoteInfo(o, e, []string{"--port", url, "--json"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Running, Next string
+		Partitions    map[string]map[string]any
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("info --json: %v\n%s", err, out)
+	}
+	if j.Running != "app0" || j.Next != "app0" || j.Partitions["app0"]["state"] != "valid" ||
+		j.Partitions["app0"]["version"] != "37d69ca" || j.Partitions["app0"]["secure_version"] != 0.0 ||
+		!strings.HasPrefix(j.Partitions["app0"]["sha256"].(string), "c99fe6bc") || len(j.Partitions["app1"]) != 0 {
+		t.Errorf("info --json:\n%s", out)
+	}
+
+	out, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteInfo(o, e, []string{"--port", url}) })
+	if err != nil || !strings.Contains(out, "running  app0") || !strings.Contains(out, "* app0     ota_0") {
+		t.Errorf("info: %v\n%s", err, out)
+	}
+
+	// Flash at the default 921600: the WebSocket reconnects with ?baud=.
+	out, errOut, err := run(t, func(o, e *bytes.Buffer) error { return remoteFlash(o, e, []string{v11, "--port", url}) })
+	if err != nil {
+		t.Fatalf("flash: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "flashed "+v11+" to app1") || !strings.Contains(out, "running app1 (testing)") {
+		t.Errorf("flash stdout:\n%s", out)
+	}
+	for _, want := range []string{"at 921600 baud", `warning: version string "37d69ca" equals`, "gota: sent 316944 of 316944 bytes (100%)", "device| I (", "Loaded app from partition at offset 0x190000"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("flash stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+
+	_, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteFlash(o, e, []string{v11, "--port", url}) })
+	if err == nil || !strings.Contains(err.Error(), "unconfirmed build") {
+		t.Errorf("flash on trial: %v", err)
+	}
+	out, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteSimple(o, e, "accept", []string{"--port", url}, acceptFn) })
+	if err != nil || out != "accept: running app1 (valid), next boot app1\n" {
+		t.Errorf("accept: %v %q", err, out)
+	}
+	_, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteFlash(o, e, []string{"--port", url, v11}) })
+	if err == nil || !strings.Contains(err.Error(), "image is the build already running in app1") {
+		t.Errorf("same build: %v", err)
+	}
+	out, _, err = run(t, func(o, e *bytes.Buffer) error {
+		return remoteFlash(o, e, []string{v10, "--port", url, "--no-reboot", "--baud", "0", "--no-compress"})
+	})
+	if err != nil || !strings.Contains(out, "app0 boots next; still running app1") {
+		t.Errorf("flash --no-reboot: %v\n%s", err, out)
+	}
+	out, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteSimple(o, e, "reboot", []string{"--port", url}, rebootFn) })
+	if err != nil || out != "reboot: running app0 (testing), next boot app0\n" {
+		t.Errorf("reboot: %v %q", err, out)
+	}
+	out, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteSimple(o, e, "rollback", []string{"--port", url}, rollbackFn) })
+	if err != nil || out != "rollback: running app1 (valid), next boot app1\n" {
+		t.Errorf("rollback: %v %q", err, out)
+	}
+
+	out, _, err = run(t, func(o, e *bytes.Buffer) error {
+		return remoteMonitor(o, e, []string{"--port", url, "--timeout", "500ms"})
+	})
+	if err != nil || !strings.Contains(out, "gota-agent: ready (gota-go/1, protocol 1)\n") {
+		t.Errorf("monitor: %v %q", err, out)
+	}
+
+	if _, _, err := run(t, func(o, e *bytes.Buffer) error { return remoteInfo(o, e, []string{"--port", ""}) }); err == nil || !strings.Contains(err.Error(), "no port") {
+		t.Errorf("no port: %v", err)
+	}
+	if _, _, err := run(t, func(o, e *bytes.Buffer) error { return remoteInfo(o, e, []string{"--port", url, "--baud", "5"}) }); err == nil || !strings.Contains(err.Error(), "--baud 5") {
+		t.Errorf("bad baud: %v", err)
+	}
+}
