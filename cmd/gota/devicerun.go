@@ -75,22 +75,13 @@ func runGoAgent(ctx context.Context, env agentEnv) error {
 	return nil
 }
 
-// serveLoop calls serve each time the line is up, until ctx is done.
-//
-// After the line was cut by a fault, the device's UART goes back to the
-// console rate before the next connection: the host reopens its port at
-// 115200 and could not reach an agent left at a negotiated rate. (A real
-// agent needs a line-idle timeout for this; until the agents have one, the
-// runner stands in for it.)
+// serveLoop calls serve each time the line is up, until ctx is done. The
+// device's UART keeps its rate across cuts, as a real one does: the agent
+// itself must return to 115200 when its host is gone.
 func serveLoop(ctx context.Context, line *link.Line, serve func(context.Context) error) {
-	cuts := line.Stats().Disconnects
 	for ctx.Err() == nil {
 		if err := line.WaitUp(ctx); err != nil {
 			return
-		}
-		if n := line.Stats().Disconnects; n != cuts {
-			cuts = n
-			line.Device().SetBaudNow(line.InitialBaud())
 		}
 		start := time.Now()
 		serve(ctx)
