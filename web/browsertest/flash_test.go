@@ -88,7 +88,11 @@ func TestFlashAcceptRollback(t *testing.T) {
 	// Flash v1.1: progress, reboot, then the panel refreshes by itself.
 	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
 	click(t, ctx, "#flash")
-	waitJS(t, ctx, "the progress bar", `!!document.getElementById("progress") || !!document.getElementById("notice")`, 20*time.Second)
+	waitJS(t, ctx, "the progress bar past 25%", `(() => { const p = document.querySelector("#progress progress");
+		return !!document.getElementById("notice") || !!p && p.value >= 25; })()`, 60*time.Second)
+	if ok, _ := evalBool(ctx, `!!document.getElementById("progress-text")`); ok {
+		t.Logf("progress: %s", text(t, ctx, `document.getElementById("progress-text").innerText`))
+	}
 	shots.take(ctx, "flashing")
 	waitJS(t, ctx, "v1.1 on trial", runningJS(slot1)+" && "+partJS(slot1, "testing", d11), 120*time.Second)
 	waitJS(t, ctx, "the Accept and Rollback buttons", `!!document.getElementById("accept") && !!document.getElementById("rollback")`, 10*time.Second)
