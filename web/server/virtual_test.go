@@ -200,3 +200,74 @@ func TestVirtualDeviceRejectsBadBaud(t *testing.T) {
 	var ce websocket.CloseError
 	_ = errors.As(err, &ce)
 }
+
+// TestVirtualDeviceTakeover: a second connection takes the line over
+// (closing the first, as reopening a port does), and Unplug closes the
+// owner while the device keeps running.
+func TestVirtualDeviceTakeover(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flash.bin")
+	if _, err := EnsureFlash(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := OpenVirtual(path, VirtualOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	ts := httptest.NewServer(dev)
+	defer ts.Close()
+	url := "ws" + strings.TrimPrefix(ts.URL, "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	first, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := first.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Errorf("first connection after a second one opened: %v, want a normal closure", err)
+	}
+	// The second one owns the line: a session works over it.
+	nc := websocket.NetConn(ctx, second, websocket.MessageBinary)
+	sess, err := updater.Connect(ctx, &connPort{nc}, updater.Options{})
+	if err != nil {
+		t.Fatalf("session over the second connection: %v", err)
+	}
+	if _, err := sess.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sess.Close()
+
+	dev.Unplug()
+	// The unplugged connection fails (the session's reader sees the close).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := nc.Write([]byte{0}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connection still writable 5 s after Unplug")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Plugged in again: a new connection works.
+	third, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.CloseNow()
+	sess, err = updater.Connect(ctx, &connPort{websocket.NetConn(ctx, third, websocket.MessageBinary)}, updater.Options{})
+	if err != nil {
+		t.Fatalf("session after replugging: %v", err)
+	}
+	sess.Close()
+}
+
+// connPort is a fixed-rate updater.Port.
+type connPort struct{ net.Conn }
+
+func (connPort) SetBaud(int) error { return nil }
