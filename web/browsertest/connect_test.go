@@ -57,6 +57,28 @@ func TestConnectDevicePicker(t *testing.T) {
 	}
 	shots.take(ctx, "connected-through-picker")
 
+	// Reboot: the boot log shows in the console; download and clear it.
+	click(t, ctx, "#reboot")
+	waitJS(t, ctx, "the boot log after Reboot", `document.getElementById("console").innerText.includes("boot: Loaded app from partition") && !document.getElementById("busy")`, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const create = URL.createObjectURL;
+		URL.createObjectURL = (blob) => { window.gotaDownloaded = blob; return create(blob); };
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	click(t, ctx, "#console-download")
+	waitJS(t, ctx, "the download", `!!window.gotaDownloaded`, 10*time.Second)
+	saved, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.gotaDownloaded.text()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(saved, "boot: Loaded app from partition") {
+		t.Errorf("downloaded log lacks the boot log: %q", saved)
+	}
+	shots.take(ctx, "rebooted")
+	click(t, ctx, "#console-clear")
+	waitJS(t, ctx, "an empty console", `document.getElementById("console").innerText.trim() === ""`, 10*time.Second)
+
 	// Unplug: the port's disconnect event reaches the page.
 	s.Device.Unplug()
 	waitJS(t, ctx, "the disconnect banner", `!!document.getElementById("problem") && document.getElementById("problem").innerText.includes("disconnected")`, 20*time.Second)
