@@ -35,7 +35,8 @@ func flashUntilDone(t *testing.T, v1, image string, maxAttempts int, timeout str
 		t.Logf("attempt %d: %s", run.attempts, lastLine(r.stderr))
 		if run.attempts == maxAttempts {
 			dev.stop()
-			t.Fatalf("gota flash failed %d times\n%s\ndevice:\n%s", maxAttempts, r, dev.output())
+			t.Fatalf("gota flash failed %d times; line: %v\n%s\ndevice (gota lines):\n%s",
+				maxAttempts, dev.lineStats(t), r, gotaLines(dev.output()))
 		}
 	}
 	dev.stop()
@@ -96,4 +97,16 @@ func TestLineFaults(t *testing.T) {
 			t.Fatal("app1 does not hold the image byte for byte")
 		}
 	})
+}
+
+// gotaLines returns the lines gota itself printed in a device's output
+// (not the device's boot log).
+func gotaLines(out string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "gota:") || strings.HasPrefix(l, "gota-agent:") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }
