@@ -229,6 +229,8 @@ func (c *Root) closeSession() {
 	}()
 }
 
+const lostTitle = "The device was disconnected"
+
 // lost runs when the port reports a disconnect.
 func (c *Root) lost() {
 	c.env.Lock()
@@ -243,7 +245,7 @@ func (c *Root) lost() {
 	c.Progress = nil
 	c.Rebooting = false
 	c.Problem = &Banner{
-		Title: "The device was disconnected",
+		Title: lostTitle,
 		Cause: "the serial port went away",
 		Next:  "Plug the device back in (or restart the virtual device) and press Connect. An interrupted update leaves the running firmware untouched.",
 	}
@@ -530,12 +532,18 @@ func (c *Root) action(busy, title string, f func(context.Context, *updater.Sessi
 // DismissProblem hides the error banner.
 func (c *Root) DismissProblem(e vugu.DOMEvent) { c.Problem = nil }
 
-// fail shows an error banner (called without the lock).
+// fail shows an error banner (called without the lock). When the port
+// went away, the disconnect banner stays: it says what to do next, and the
+// failure of the operation in flight is its consequence.
 func (c *Root) fail(title string, err error, next string) {
 	c.update(func() {
 		c.Busy = ""
 		c.Rebooting = false
 		c.Progress = nil
+		if c.Problem != nil && c.Problem.Title == lostTitle && c.port == nil {
+			c.Problem.Cause += "; " + strings.ToLower(title[:1]) + title[1:] + ": " + err.Error()
+			return
+		}
 		c.Problem = &Banner{Title: title, Cause: err.Error(), Next: next}
 	})
 }

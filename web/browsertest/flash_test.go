@@ -178,3 +178,54 @@ func TestFlashAcceptRollback(t *testing.T) {
 	}
 	shots.take(ctx, "console")
 }
+
+// TestUnplugDuringFlash pulls the cable a third of the way through a
+// transfer: the page says the device went away and what to do, the
+// running build is untouched, and after reconnecting the update completes.
+func TestUnplugDuringFlash(t *testing.T) {
+	_, v10 := sharedFile(t, "esp32-ledcontroller-v1.0.bin")
+	p11, v11 := sharedFile(t, "esp32-ledcontroller-v1.1.bin")
+	d10, d11 := digestOf(t, v10), digestOf(t, v11)
+	ctx := newBrowser(t)
+	s := startSite(t, v10)
+	info, err := s.Device.Device.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot0 := info.Running
+	shots := newShots(t)
+	load(t, ctx, s.URL)
+	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+	click(t, ctx, "#connect-virtual")
+	waitJS(t, ctx, "the device panel", runningJS(slot0), 60*time.Second)
+	upload(t, ctx, p11)
+	waitJS(t, ctx, "the Flash button", `!!document.getElementById("flash") && !document.getElementById("flash").disabled`, 20*time.Second)
+	click(t, ctx, "#flash")
+	waitJS(t, ctx, "a third of the transfer", `(() => { const p = document.querySelector("#progress progress"); return !!p && p.value >= 33; })()`, 60*time.Second)
+	s.Device.Unplug()
+	waitJS(t, ctx, "the disconnect banner", `!!document.getElementById("problem") && document.getElementById("problem").innerText.includes("disconnected")`, 20*time.Second)
+	banner := text(t, ctx, `document.getElementById("problem").innerText`)
+	if !strings.Contains(banner, "Connect") {
+		t.Errorf("banner does not say what to do next: %q", banner)
+	}
+	shots.take(ctx, "unplugged-mid-flash")
+
+	// The device still runs v1.0 and will boot it.
+	after, err := s.Device.Device.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Running != slot0 || after.Next != slot0 {
+		t.Errorf("after the interrupted flash: running %s, next %s; want %s for both", after.Running, after.Next, slot0)
+	}
+
+	// Reconnect and flash again: it completes.
+	click(t, ctx, "#connect-virtual")
+	waitJS(t, ctx, "the device panel again", runningJS(slot0)+" && "+partJS(slot0, "valid", d10)+" || "+runningJS(slot0)+" && "+partJS(slot0, "", d10), 60*time.Second)
+	waitJS(t, ctx, "the Flash button", `!!document.getElementById("flash") && !document.getElementById("flash").disabled`, 20*time.Second)
+	click(t, ctx, "#flash")
+	waitJS(t, ctx, "v1.1 on trial", fmt.Sprintf(`(() => { const r = document.getElementById("running"); return !!r && r.innerText !== %q && !document.getElementById("busy"); })()`, slot0), 120*time.Second)
+	running := text(t, ctx, `document.getElementById("running").innerText`)
+	waitJS(t, ctx, "v1.1 testing", partJS(running, "testing", d11), 10*time.Second)
+	shots.take(ctx, "flashed-after-replug")
+}

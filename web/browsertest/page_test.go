@@ -89,8 +89,16 @@ func TestNoWebSerial(t *testing.T) {
 	}
 	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
 	shots.take(ctx, "no-web-serial")
+	// Choose 460800 baud, then connect: the session switches to it.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("baud");
+		s.value = "460800"; s.dispatchEvent(new Event("change", { bubbles: true })); })()`)); err != nil {
+		t.Fatal(err)
+	}
 	click(t, ctx, "#connect-virtual")
 	waitJS(t, ctx, "the device panel", `!!document.getElementById("running") && document.getElementById("running").innerText !== ""`, 60*time.Second)
+	if status := text(t, ctx, `document.getElementById("status").innerText`); !strings.Contains(status, "460800 baud") {
+		t.Errorf("status %q, want the line at 460800 baud", status)
+	}
 	shots.take(ctx, "virtual-connected")
 }
 
