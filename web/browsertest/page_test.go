@@ -1,6 +1,7 @@
 package browsertest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,15 @@ func TestPageLoads(t *testing.T) {
 	foreign := text(t, ctx, `performance.getEntriesByType("resource").map(e => e.name).filter(u => !u.startsWith(location.origin)).join(" ")`)
 	if foreign != "" {
 		t.Errorf("page loaded resources from other origins: %s", foreign)
+	}
+	// The WebAssembly arrived compressed.
+	sizes := text(t, ctx, `(() => { const e = performance.getEntriesByName(location.origin + "/main.wasm")[0];
+		return e ? e.encodedBodySize + " " + e.decodedBodySize : ""; })()`)
+	var enc, dec int
+	if _, err := fmt.Sscan(sizes, &enc, &dec); err != nil || enc <= 0 || enc >= dec {
+		t.Errorf("main.wasm transfer %q (encoded, decoded bytes): want it gzip-compressed", sizes)
+	} else {
+		t.Logf("main.wasm: %d bytes on the wire, %d decoded", enc, dec)
 	}
 	// Controls have accessible names: labelled inputs and text buttons.
 	unlabelled := text(t, ctx, `[...document.querySelectorAll("input,select")].filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).map(e => e.id || e.outerHTML).join(" ")`)
