@@ -1,0 +1,35 @@
+package e2e
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// TestLuaAgentOverPTY updates a virtual ESP32 running NodeMCU with
+// gota.lua (--agent lua) through the same pseudo-terminal and commands.
+func TestLuaAgentOverPTY(t *testing.T) {
+	base := shared(t, "esp32-ledcontroller-v1.1.bin")
+	v1 := writeFile(t, "v1.bin", newBuild(t, base, "1.0.0"))
+	v2img := newBuild(t, base, "2.0.0")
+	v2 := writeFile(t, "v2.bin", v2img)
+
+	flashPath := filepath.Join(t.TempDir(), "esp32.flash")
+	mustGota(t, "device", "create", flashPath, "--app", v1)
+	dev := startDevice(t, flashPath, "--fast-flash", "--agent", "lua")
+
+	mustGota(t, "flash", v2, "--port", dev.port, "--baud", highBaud)
+	in := deviceInfo(t, dev.port)
+	if st, ver, _ := in.slot(t, "app1"); in.Running != "app1" || st != "testing" || ver != "2.0.0" {
+		t.Fatalf("after flashing through the Lua agent: running %s, app1 %s %s\n%s", in.Running, st, ver, gotaLines(dev.output()))
+	}
+	mustGota(t, "accept", "--port", dev.port)
+	dev.stop()
+	if got := slotBytes(t, flashPath, "app1", len(v2img)); sum(got) != sum(v2img) {
+		t.Fatal("app1 does not hold the image byte for byte")
+	}
+	for _, a := range inspectFlash(t, flashPath).Apps {
+		if a.Name == "app1" && a.State != "valid" {
+			t.Fatalf("app1 state %q after accept, want valid", a.State)
+		}
+	}
+}
