@@ -344,3 +344,33 @@ func BenchmarkLine(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(time.Duration(len(data)*10)*time.Second/baud), "x-wire-time")
 }
+
+func TestHangup(t *testing.T) {
+	calls := make(chan struct{}, 1)
+	l := New(Config{Baud: 2000000, OnDisconnect: func() { calls <- struct{}{} }})
+	defer l.Close()
+	if l.InitialBaud() != 2000000 {
+		t.Fatalf("InitialBaud %d", l.InitialBaud())
+	}
+	l.Device().SetBaud(115200)
+	l.Hangup()
+	if l.Up() {
+		t.Fatal("up after Hangup")
+	}
+	if _, err := l.Device().Write([]byte("x")); !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("Write after Hangup: %v", err)
+	}
+	l.Reconnect()
+	if st := l.Stats(); st.Disconnects != 0 {
+		t.Fatalf("a hangup counted as a cut: %+v", st)
+	}
+	select {
+	case <-calls:
+		t.Fatal("OnDisconnect called for a hangup")
+	case <-time.After(20 * time.Millisecond):
+	}
+	// The device keeps its rate across connections.
+	if b := l.Device().Baud(); b != 115200 {
+		t.Fatalf("device rate %d after reconnect, want 115200", b)
+	}
+}
