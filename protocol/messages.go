@@ -66,6 +66,7 @@ const (
 	CapResume  uint32 = 1 << 1 // STATUS and BEGIN resume
 	CapBaud    uint32 = 1 << 2 // BAUD request
 	CapSHA256  uint32 = 1 << 3 // agent checks the announced SHA-256 at END
+	CapReorder uint32 = 1 << 4 // agent keeps DATA frames that arrive after a gap
 )
 
 // Frame flag bits.

@@ -186,9 +186,18 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 			return nil
 		}
 		if gap && recv < next && recv != rewoundAt {
-			// Go-back-N, once per position.
-			next, rewoundAt = recv, recv
-			s.countRewind()
+			rewoundAt = recv
+			if fr, ok := cache[recv]; ok && caps.Reorder {
+				// The agent kept what followed the gap: resend only the
+				// missing frame.
+				if err := s.resend(fr); err != nil {
+					return err
+				}
+			} else {
+				// Go-back-N, once per position.
+				next = recv
+				s.countRewind()
+			}
 		}
 		for next < len(image) {
 			fr, ok := cache[next]
@@ -199,14 +208,9 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 			if next+fr.n > written+window {
 				break
 			}
-			if err := s.write(fr.b); err != nil {
+			if err := s.send(fr); err != nil {
 				return err
 			}
-			s.mu.Lock()
-			s.stats.DataFrames++
-			s.stats.DataBytes += fr.n
-			s.stats.WireBytes += len(fr.b) - protocol.Overhead - 4
-			s.mu.Unlock()
 			next += fr.n
 		}
 		// Retransmission timeout: 1 s plus twice the time the bytes in
@@ -225,6 +229,14 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 				if rtos >= dataMaxRTOs {
 					return fmt.Errorf("device stopped acknowledging at offset %d (%w)", recv, ErrTimeout)
 				}
+				if fr, ok := cache[recv]; ok && caps.Reorder && rtos == 1 {
+					// Most likely one lost frame with nothing after it to
+					// raise a GAP: resend it alone first.
+					if err := s.resend(fr); err != nil {
+						return err
+					}
+					break
+				}
 				next, rewoundAt = recv, -1
 				s.countRewind()
 			case next == recv && stalled >= windowStallMax:
@@ -236,6 +248,27 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 			return s.deadErr
 		}
 	}
+}
+
+// send writes a DATA frame and counts it.
+func (s *Session) send(fr outFrame) error {
+	if err := s.write(fr.b); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.stats.DataFrames++
+	s.stats.DataBytes += fr.n
+	s.stats.WireBytes += len(fr.b) - protocol.Overhead - 4
+	s.mu.Unlock()
+	return nil
+}
+
+// resend writes a DATA frame again on its own (agents with Reorder).
+func (s *Session) resend(fr outFrame) error {
+	s.mu.Lock()
+	s.stats.Resent++
+	s.mu.Unlock()
+	return s.send(fr)
 }
 
 func (s *Session) countRewind() {

@@ -83,6 +83,7 @@ type Caps struct {
 	Resume      bool   // keeps a partial transfer across sessions
 	BaudChange  bool   // BAUD request supported
 	SHA256      bool   // agent verifies the announced SHA-256 before complete
+	Reorder     bool   // agent keeps frames after a gap: resend only the missing one
 	Agent       string // agent name, e.g. "gota-go/1"
 }
 
@@ -130,6 +131,7 @@ type Stats struct {
 	DataBytes   int // image bytes carried by them (before compression)
 	WireBytes   int // DATA payload bytes on the wire (after compression)
 	Rewinds     int // go-back-N rewinds (GAP or timeout)
+	Resent      int // frames resent alone after a GAP (agents with Reorder)
 	ResumedFrom int // offset the last transfer started at (non-zero: resumed)
 }
 
@@ -223,7 +225,7 @@ func (s *Session) keepalive() {
 
 // handshake sends HELLO until the agent answers, then applies opt.Baud.
 func (s *Session) handshake(ctx context.Context) error {
-	var caps uint32 = protocol.CapBaud | protocol.CapSHA256
+	var caps uint32 = protocol.CapBaud | protocol.CapSHA256 | protocol.CapReorder
 	if s.opt.Compression {
 		caps |= protocol.CapDeflate
 	}
@@ -252,6 +254,7 @@ func (s *Session) handshake(ctx context.Context) error {
 		Resume:      use&protocol.CapResume != 0,
 		BaudChange:  use&protocol.CapBaud != 0,
 		SHA256:      use&protocol.CapSHA256 != 0,
+		Reorder:     use&protocol.CapReorder != 0,
 		Agent:       h.Agent,
 	}
 	s.mu.Unlock()

@@ -47,6 +47,7 @@ type Options struct {
 	NoCompression bool // do not offer DEFLATE
 	NoResume      bool // do not offer resume
 	NoBaudChange  bool // do not offer baud-rate change
+	NoReorder     bool // drop frames after a gap instead of keeping them (plain go-back-N)
 	// SetBaud is called when the agent switches its line rate (after
 	// acknowledging a BAUD request, on revert, and back to 115200 on
 	// reboot). nil means the rate is not modelled.
@@ -113,6 +114,9 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 	}
 	if !opt.NoBaudChange {
 		a.caps |= protocol.CapBaud
+	}
+	if !opt.NoReorder {
+		a.caps |= protocol.CapReorder
 	}
 	dev.OnReboot(a.rebooted)
 	return a
@@ -434,7 +438,7 @@ func (a *Agent) begin(f protocol.Frame) {
 		a.fail(f, perr(device.ErrInvalidSize, "image of %d bytes does not fit %s (%d bytes)", b.Size, p.Name, p.Size))
 		return
 	}
-	x = newTransfer(a, b, p.Name, used&protocol.CapDeflate != 0)
+	x = newTransfer(a, b, p.Name, used)
 	a.mu.Lock()
 	a.xfer = x
 	a.mu.Unlock()

@@ -401,20 +401,29 @@ func (c *corruptPort) Write(b []byte) (int, error) {
 }
 
 func TestCorruptedFrameResent(t *testing.T) {
-	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
-	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
-	r.disconnect()
-	r.connectVia(updater.Options{}, func(p *pipePort) updater.Port { return &corruptPort{pipePort: p} })
-	s := r.sess
-	if err := s.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true}); err != nil {
-		t.Fatal(err)
-	}
-	if st := s.Stats(); st.Rewinds == 0 {
-		t.Errorf("no rewind after a corrupted frame: %+v", st)
-	}
-	if di, _ := s.Info(r.ctx); di.Find("app1").SHA256 != hexsum(v11) {
-		t.Errorf("app1 holds %s", di.Find("app1").SHA256)
+	for _, reorder := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reorder=%v", reorder), func(t *testing.T) {
+			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+			r := newRig(t, v10, agent.Options{NoReorder: !reorder}, updater.Options{})
+			r.disconnect()
+			r.connectVia(updater.Options{}, func(p *pipePort) updater.Port { return &corruptPort{pipePort: p} })
+			s := r.sess
+			if err := s.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true}); err != nil {
+				t.Fatal(err)
+			}
+			st := s.Stats()
+			switch {
+			case reorder && (st.Resent != 1 || st.Rewinds != 0 || st.DataBytes > len(v11)+4092):
+				t.Errorf("with reorder, one frame should be resent alone: %+v", st)
+			case !reorder && (st.Rewinds == 0 || st.Resent != 0):
+				t.Errorf("without reorder, the host should go back: %+v", st)
+			}
+			t.Logf("%+v", st)
+			if di, _ := s.Info(r.ctx); di.Find("app1").SHA256 != hexsum(v11) {
+				t.Errorf("app1 holds %s", di.Find("app1").SHA256)
+			}
+		})
 	}
 }
 

@@ -21,7 +21,7 @@ func (h hostEnd) SetBaud(b int) error { h.End.SetBaudNow(b); return nil }
 
 // lineRig runs the agent on the device end of an emulated UART, where
 // bytes sent at one rate and read at another arrive garbled.
-func lineRig(t *testing.T, cfg link.Config) (*link.Line, *agent.Agent, *device.Device, func()) {
+func lineRig(t *testing.T, cfg link.Config, aopt agent.Options) (*link.Line, *agent.Agent, *device.Device, func()) {
 	// serve starts Serve on the device end; recut cuts the line, waits
 	// for Serve to return (as the device runner does) and serves again.
 	t.Helper()
@@ -37,7 +37,8 @@ func lineRig(t *testing.T, cfg link.Config) (*link.Line, *agent.Agent, *device.D
 		t.Fatal(err)
 	}
 	uart := line.Device()
-	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
+	aopt.SetBaud = uart.SetBaud
+	a := agent.New(dev, con, aopt)
 	var done chan error
 	serve := func() {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -65,7 +66,7 @@ func lineRig(t *testing.T, cfg link.Config) (*link.Line, *agent.Agent, *device.D
 func TestBaudOverLine(t *testing.T) {
 	defer agent.SetRateTimers(3*time.Second, 700*time.Millisecond)()
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	line, a, _, recut := lineRig(t, link.Config{})
+	line, a, _, recut := lineRig(t, link.Config{}, agent.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 921600, Compression: true})
@@ -124,7 +125,7 @@ func TestBaudOverLine(t *testing.T) {
 // TestNoisyLine flashes over a line that drops and flips bytes.
 func TestNoisyLine(t *testing.T) {
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	line, _, _, _ := lineRig(t, link.Config{Baud: 2000000, DropRate: 2e-5, FlipRate: 2e-5, Seed: 7})
+	line, _, _, _ := lineRig(t, link.Config{Baud: 2000000, DropRate: 2e-5, FlipRate: 2e-5, Seed: 7}, agent.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{})

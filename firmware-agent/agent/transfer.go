@@ -18,28 +18,33 @@ type transfer struct {
 	sha     [32]byte
 	label   string
 	deflate bool
+	reorder bool // keep frames that arrive after a gap (CapReorder)
 	window  int
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	queue    [][]byte
-	received uint32 // next expected image offset
-	written  uint32 // bytes in flash
-	writing  bool   // the writer holds a chunk taken from queue
-	state    uint8  // protocol.StatusReceiving or StatusFailed
-	err      error  // why the transfer failed
-	canceled bool
-	stopped  chan struct{}
-	history  []byte    // last DictSize accepted bytes (DEFLATE dictionary)
-	hash     hash.Hash // SHA-256 of the accepted bytes, in order
-	gapSent  bool      // a GAP ACK was sent for the current received
-	ackedW   uint32    // written value of the last ACK the writer sent
+	mu           sync.Mutex
+	cond         *sync.Cond
+	queue        [][]byte
+	received     uint32 // next expected image offset
+	written      uint32 // bytes in flash
+	writing      bool   // the writer holds a chunk taken from queue
+	state        uint8  // protocol.StatusReceiving or StatusFailed
+	err          error  // why the transfer failed
+	canceled     bool
+	stopped      chan struct{}
+	history      []byte                  // last DictSize accepted bytes (DEFLATE dictionary)
+	hash         hash.Hash               // SHA-256 of the accepted bytes, in order
+	gapSent      bool                    // a GAP ACK was sent for the current received
+	pending      map[uint32]pendingFrame // frames after a gap, by offset
+	pendingBytes int                     // their payload bytes (counted against the window)
+	ackedW       uint32                  // written value of the last ACK the writer sent
 }
 
-func newTransfer(a *Agent, b protocol.Begin, label string, deflate bool) *transfer {
+func newTransfer(a *Agent, b protocol.Begin, label string, caps uint32) *transfer {
 	x := &transfer{
-		a: a, size: b.Size, sha: b.SHA256, label: label, deflate: deflate,
-		window: a.opt.Window, state: protocol.StatusReceiving,
+		a: a, size: b.Size, sha: b.SHA256, label: label,
+		deflate: caps&protocol.CapDeflate != 0, reorder: caps&protocol.CapReorder != 0,
+		pending: map[uint32]pendingFrame{},
+		window:  a.opt.Window, state: protocol.StatusReceiving,
 		stopped: make(chan struct{}), hash: sha256.New(),
 	}
 	x.cond = sync.NewCond(&x.mu)
@@ -50,6 +55,12 @@ func (x *transfer) status() protocol.Status {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return protocol.Status{State: x.state, Size: x.size, Received: x.received, Written: x.written, SHA256: x.sha}
+}
+
+// pendingFrame is a DATA frame that arrived after a gap (CapReorder).
+type pendingFrame struct {
+	bytes []byte
+	flags uint8
 }
 
 // receive applies SPEC.md 6.2 to one DATA frame.
@@ -65,45 +76,84 @@ func (x *transfer) receive(d protocol.Data, flags uint8) {
 		x.a.sendAck(r, w, 0)
 		return
 	}
-	free := x.window - int(x.received-x.written)
-	plain := d.Bytes
-	ok := d.Offset == x.received
-	if ok && flags&protocol.FlagDeflate != 0 {
-		var err error
-		plain, err = protocol.Inflate(x.history, d.Bytes, max(free, 0))
-		ok = err == nil && x.deflate
-	}
-	if ok && (len(plain) > free || (x.size > 0 && uint64(x.received)+uint64(len(plain)) > uint64(x.size))) {
-		ok = false
-	}
-	if !ok {
-		// A gap after a lost frame, or a frame we cannot take: tell the
-		// host once per position so it goes back (go-back-N).
-		send := !x.gapSent
-		x.gapSent = true
-		r, w := x.received, x.written
-		x.mu.Unlock()
-		if send {
-			x.a.sendAck(r, w, protocol.FlagGap)
+	ok := d.Offset == x.received && x.accept(d.Bytes, flags)
+	if ok {
+		// Frames kept after a gap follow on now.
+		for {
+			p, found := x.pending[x.received]
+			if !found {
+				break
+			}
+			delete(x.pending, x.received)
+			x.pendingBytes -= len(p.bytes)
+			if !x.accept(p.bytes, p.flags) {
+				break
+			}
 		}
-		return
-	}
-	if len(plain) > 0 {
-		x.queue = append(x.queue, plain)
-		x.received += uint32(len(plain))
-		x.hash.Write(plain)
-		if x.deflate {
-			x.history = append(x.history, plain...)
-			if len(x.history) > 2*protocol.DictSize {
-				x.history = append([]byte(nil), x.history[len(x.history)-protocol.DictSize:]...)
+		for off, p := range x.pending {
+			if off < x.received {
+				delete(x.pending, off)
+				x.pendingBytes -= len(p.bytes)
 			}
 		}
 		x.gapSent = false
 		x.cond.Broadcast()
+		r, w := x.received, x.written
+		x.mu.Unlock()
+		x.a.sendAck(r, w, 0)
+		return
 	}
+	if d.Offset > x.received && x.reorder {
+		// Keep it, within the window, for when the gap is filled: the
+		// host then resends only the missing frame.
+		_, have := x.pending[d.Offset]
+		room := x.window - int(x.received-x.written) - x.pendingBytes
+		if !have && len(d.Bytes) <= room && int(d.Offset-x.received) < x.window {
+			x.pending[d.Offset] = pendingFrame{bytes: d.Bytes, flags: flags}
+			x.pendingBytes += len(d.Bytes)
+		}
+	}
+	// A gap after a lost frame, or a frame we cannot take: tell the host
+	// once per position.
+	send := !x.gapSent
+	x.gapSent = true
 	r, w := x.received, x.written
 	x.mu.Unlock()
-	x.a.sendAck(r, w, 0)
+	if send {
+		x.a.sendAck(r, w, protocol.FlagGap)
+	}
+}
+
+// accept takes the frame at x.received into the write queue if it
+// inflates and fits the window. Called with x.mu held.
+func (x *transfer) accept(b []byte, flags uint8) bool {
+	free := x.window - int(x.received-x.written) - x.pendingBytes
+	plain := b
+	if flags&protocol.FlagDeflate != 0 {
+		if !x.deflate {
+			return false
+		}
+		var err error
+		if plain, err = protocol.Inflate(x.history, b, max(free, 0)); err != nil {
+			return false
+		}
+	}
+	if len(plain) > free || (x.size > 0 && uint64(x.received)+uint64(len(plain)) > uint64(x.size)) {
+		return false
+	}
+	if len(plain) == 0 {
+		return true
+	}
+	x.queue = append(x.queue, plain)
+	x.received += uint32(len(plain))
+	x.hash.Write(plain)
+	if x.deflate {
+		x.history = append(x.history, plain...)
+		if len(x.history) > 2*protocol.DictSize {
+			x.history = append([]byte(nil), x.history[len(x.history)-protocol.DictSize:]...)
+		}
+	}
+	return true
 }
 
 // writer drains the queue into the device until the transfer ends.
@@ -176,6 +226,7 @@ func (x *transfer) resume() (uint32, bool) {
 	}
 	x.gapSent = false
 	x.ackedW = x.written
+	x.pending, x.pendingBytes = map[uint32]pendingFrame{}, 0
 	return x.written, true
 }
 
