@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/binary"
 )
 
@@ -178,11 +179,4 @@ func (d *Decoder) emitText(t []byte) {
 	}
 }
 
-func indexSOF(p []byte) int {
-	for i, c := range p {
-		if c == SOF {
-			return i
-		}
-	}
-	return -1
-}
+func indexSOF(p []byte) int { return bytes.IndexByte(p, SOF) }

@@ -279,7 +279,8 @@ func remoteInfo(stdout, stderr io.Writer, args []string) error {
 	ctx, cancel := rf.context()
 	defer cancel()
 	out := &output{w: stderr}
-	s, p, err := rf.session(ctx, out, updater.Options{Baud: rf.baud})
+	// Offer everything so the capabilities shown are the agent's.
+	s, p, err := rf.session(ctx, out, updater.Options{Baud: rf.baud, Compression: true})
 	if err != nil {
 		return err
 	}
@@ -352,7 +353,7 @@ func printRemoteInfo(w io.Writer, di *updater.DeviceInfo) {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{c.Compression, "deflate"}, {c.Resume, "resume"}, {c.BaudChange, "baud"}, {c.SHA256, "sha256"}} {
+	}{{c.Compression, "deflate"}, {c.Resume, "resume"}, {c.BaudChange, "baud"}, {c.SHA256, "sha256"}, {c.Reorder, "reorder"}} {
 		if f.on {
 			caps = append(caps, f.name)
 		}
