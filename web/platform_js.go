@@ -128,4 +128,7 @@ func trace(s string) {
 		js.Global().Set("gotaTrace", t)
 	}
 	t.Call("push", s)
+	if n := t.Length(); n > 500 {
+		t.Call("splice", 0, n-500) // keep the newest entries
+	}
 }
