@@ -610,6 +610,15 @@ func (s *Session) Accept(ctx context.Context) error {
 	return nil
 }
 
+// Status asks the agent what transfer it holds (SPEC.md 5.3).
+func (s *Session) Status(ctx context.Context) (protocol.Status, error) {
+	f, err := s.request(ctx, protocol.TypeStatus, nil, 0)
+	if err != nil {
+		return protocol.Status{}, fmt.Errorf("status: %w", err)
+	}
+	return protocol.DecodeStatus(f.Payload)
+}
+
 // Abort makes the agent forget a transfer in progress.
 func (s *Session) Abort(ctx context.Context) error {
 	if _, err := s.request(ctx, protocol.TypeAbort, nil, 0); err != nil {

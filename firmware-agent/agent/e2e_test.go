@@ -586,18 +586,31 @@ func TestMinimalAgent(t *testing.T) {
 	}
 }
 
-// TestSlowFlash: with realistic flash timing the window keeps the line
-// busy: the agent acknowledges received data ahead of what is written.
+// TestSlowFlash: with slow flash the window keeps the line busy: half-way
+// through, the agent holds received data ahead of what is written.
 func TestSlowFlash(t *testing.T) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
 	r := newRig(t, v10, agent.Options{}, updater.Options{})
 	r.fl.SetTiming(flash.Timing{SectorErase: 2 * time.Millisecond, BlockErase: 10 * time.Millisecond, PageProgram: 20 * time.Microsecond})
-	ahead := 0
-	if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true}); err != nil {
+	var mid *protocol.Status
+	err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true, Progress: func(p updater.Progress) {
+		if mid == nil && p.Phase == "send" && p.Sent > len(v11)/2 {
+			st, err := r.sess.Status(r.ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			mid = &st
+		}
+	}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_ = ahead
+	if mid == nil || mid.Received <= mid.Written || int(mid.Received-mid.Written) > agent.DefaultWindow {
+		t.Errorf("half-way status %+v: want received ahead of written, within the window", mid)
+	} else {
+		t.Logf("half-way: received %d, written %d (%d buffered)", mid.Received, mid.Written, mid.Received-mid.Written)
+	}
 	if di := r.info(); di.Find("app1").SHA256 != hexsum(v11) {
 		t.Error("image differs")
 	}
@@ -684,5 +697,89 @@ func TestRawProtocol(t *testing.T) {
 	if !strings.Contains(log, "rst:0x") && !strings.Contains(log, "boot:") {
 		t.Errorf("no boot log after reboot: %q", log)
 	}
-	_ = sha256.Sum256
+}
+
+// shaPort changes the SHA-256 announced in BEGIN on its way to the
+// device (re-framed, so the frame is valid): the agent must refuse at END
+// without touching otadata.
+type shaPort struct{ *pipePort }
+
+func (p shaPort) Write(b []byte) (int, error) {
+	var out []byte
+	d := protocol.NewDecoder(protocol.LimitMaxPayload, func(f protocol.Frame) {
+		if f.Type == protocol.TypeBegin {
+			f.Payload[4] ^= 0xFF
+		}
+		out = protocol.AppendFrame(out, f)
+	}, func(t []byte) { out = append(out, t...) })
+	d.Write(b)
+	if _, err := p.pipePort.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func TestSHA256Mismatch(t *testing.T) {
+	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r.disconnect()
+	r.connectVia(updater.Options{}, func(p *pipePort) updater.Port { return shaPort{p} })
+	before := r.fl.Bytes()
+	err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != device.ErrOTAValidateFailed || pe.Request != protocol.TypeEnd || !strings.HasPrefix(pe.Message, "image SHA-256 mismatch: got ") {
+		t.Fatalf("flash with a wrong announced digest: %v", err)
+	}
+	if got := r.fl.Bytes(); !bytes.Equal(got[0xE000:0x10000], before[0xE000:0x10000]) {
+		t.Error("otadata changed")
+	}
+	if di := r.info(); di.Running != "app0" || di.Next != "app0" {
+		t.Errorf("device state: running %s next %s", di.Running, di.Next)
+	}
+}
+
+// TestFlashFailure: the flash fails mid-transfer (power cut): the write
+// error reaches the host as an ERROR for DATA with ESP-IDF's code.
+func TestFlashFailure(t *testing.T) {
+	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r.fl.CutPowerAfter(40, false)
+	err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Request != protocol.TypeData || pe.Code != device.ErrFlashOpFail || !strings.HasPrefix(pe.Message, device.MsgOTAError) {
+		t.Fatalf("flash on failing flash: %v", err)
+	}
+	t.Log(err)
+}
+
+// TestAbortAndStatus: ABORT forgets the transfer; the next BEGIN starts
+// at 0 even with RESUME.
+func TestAbortAndStatus(t *testing.T) {
+	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	ctx, cancel := context.WithCancel(r.ctx)
+	r.sess.Flash(ctx, v11, updater.FlashOptions{Progress: func(p updater.Progress) {
+		if p.Phase == "send" && p.Sent > len(v11)/3 {
+			cancel()
+		}
+	}})
+	st, err := r.sess.Status(r.ctx)
+	if err != nil || st.State != protocol.StatusReceiving || st.Size != uint32(len(v11)) || st.Received < uint32(len(v11)/3) || st.SHA256 != sha256.Sum256(v11) {
+		t.Fatalf("status after a cancelled flash: %+v %v", st, err)
+	}
+	if err := r.sess.Abort(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := r.sess.Status(r.ctx); err != nil || st.State != protocol.StatusIdle {
+		t.Fatalf("status after abort: %+v %v", st, err)
+	}
+	if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.sess.Stats(); st.ResumedFrom != 0 {
+		t.Errorf("resumed at %d after abort", st.ResumedFrom)
+	}
 }
