@@ -123,7 +123,9 @@ func TestRemoteCommands(t *testing.T) {
 	if err != nil || out != "reboot: running app0 (testing), next boot app0\n" {
 		t.Errorf("reboot: %v %q", err, out)
 	}
-	out, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteSimple(o, e, "rollback", []string{"--port", url}, rollbackFn) })
+	out, _, err = run(t, func(o, e *bytes.Buffer) error {
+		return remoteSimple(o, e, "rollback", []string{"--port", url}, rollbackFn)
+	})
 	if err != nil || out != "rollback: running app1 (valid), next boot app1\n" {
 		t.Errorf("rollback: %v %q", err, out)
 	}
