@@ -17,9 +17,11 @@ DIST=dist
 # build: Vugu code generation, the WASM binary and its JavaScript support file.
 build() {
 	go tool vugugen -s -skip-go-mod -skip-main web >/dev/null
+	gofmt -w web/0_components_gen.go # vugugen's merged output is not gofmt-clean
 	mkdir -p "$DIST"
 	GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$DIST/main.wasm" ./wasm
 	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$DIST/wasm_exec.js"
+	cp index.html web/static/virtual-serial.js web/static/style.css "$DIST/"
 	go build -o "$DIST/gota" ./cmd/gota
 }
 
@@ -61,7 +63,11 @@ test)
 	build
 	check_format
 	go vet ./...
-	GOOS=js GOARCH=wasm go vet ./core/... ./protocol/... ./wasm/...
+	GOOS=js GOARCH=wasm go vet ./core/... ./protocol/... ./wasm/... ./web/
+	# The Web Serial binding's tests run under Node (skipped without it).
+	if command -v node >/dev/null; then
+		GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/...
+	fi
 	# Fuzz targets run their seed corpora as part of go test.
 	go test -count=1 -timeout 12m ./...
 	;;
