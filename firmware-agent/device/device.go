@@ -74,7 +74,9 @@ func (c *Config) bootConfig() BootConfig {
 type otaEntry struct {
 	handle    uint32
 	part      partition.Partition
-	needErase bool // OTA_WITH_SEQUENTIAL_WRITES: erase sectors as writes reach them
+	needErase bool   // OTA_WITH_SEQUENTIAL_WRITES: erase as writes reach the flash
+	imageSize uint32 // announced by CommenceSequential; blocks inside it are erased whole
+	erasedTo  uint32 // partition-relative end of what the lazy erase has cleared
 	written   int
 }
 

@@ -507,3 +507,27 @@ func BenchmarkStreamUpdate(b *testing.B) {
 		})
 	}
 }
+
+// The lazy erase of sequential writes uses one 64 KiB block erase where the
+// announced image covers the block, and 4 KiB sectors for the tail.
+func TestCommenceSequentialErasesBlocks(t *testing.T) {
+	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	d, f := realDevice(t, nil, nil)
+	must(t, d.CommenceSequential(len(v11)))
+	ops := f.Ops()
+	const chunk = 4096 // page-aligned, so each chunk is chunk/256 page programs
+	pages := 0
+	for i := 0; i < len(v11); i += chunk {
+		p := v11[i:min(i+chunk, len(v11))]
+		must(t, d.Write(p))
+		pages += (len(p) + flash.PageSize - 1) / flash.PageSize
+	}
+	imageSectors := (len(v11) + flash.SectorSize - 1) / flash.SectorSize
+	blocks := imageSectors * flash.SectorSize / flash.BlockSize
+	erases := blocks + imageSectors - blocks*(flash.BlockSize/flash.SectorSize)
+	if got := f.Ops() - ops - pages; got != erases {
+		t.Errorf("%d erase operations for a %d-byte image, want %d (%d blocks + %d sectors)",
+			got, len(v11), erases, blocks, erases-blocks)
+	}
+	must(t, d.Complete(false))
+}

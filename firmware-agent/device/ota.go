@@ -203,6 +203,7 @@ func (d *Device) commence(sequential bool, size int) error {
 	switch code {
 	case 0:
 		d.luaHandle = h
+		d.ota.imageSize = uint32(size)
 		return nil
 	case ErrNoMem:
 		return newErr(code, MsgOutOfMemory, cause)
@@ -250,24 +251,9 @@ func (d *Device) Write(p []byte) error {
 	}
 	size := uint32(e.part.Size)
 	if e.needErase {
-		// esp_ota_write's lazy erase: the sectors this write reaches.
-		w, n := uint32(e.written), uint32(len(p))
-		first, last := w/flash.SectorSize, (w+n)/flash.SectorSize
-		var from, to uint32
-		if w%flash.SectorSize == 0 {
-			from, to = w, w+(last-first+1)*flash.SectorSize
-		} else if first != last {
-			from, to = (first+1)*flash.SectorSize, (last+1)*flash.SectorSize
-		}
-		// ESP-IDF asks for one sector too many when a write ends exactly on
-		// a sector boundary; at the partition end its erase would fail.
-		// Clamp instead: a write past the end is refused below anyway.
-		to = min(to, size)
-		if to > from {
-			if err := d.fl.EraseRange(e.part.Offset+from, to-from); err != nil {
-				code, err := flashErr(err)
-				return newErr(code, MsgOTAError, err)
-			}
+		if err := d.eraseAhead(e, uint32(e.written)+uint32(len(p))); err != nil {
+			code, err := flashErr(err)
+			return newErr(code, MsgOTAError, err)
 		}
 	}
 	if e.written == 0 && len(p) > 0 && p[0] != espimage.Magic {
@@ -287,6 +273,32 @@ func (d *Device) Write(p []byte) error {
 	e.written += len(p)
 	return nil
 }
+
+// eraseAhead is the lazy erase of sequential writes: it clears the flash up
+// to end (partition-relative, rounded up to a sector, clamped to the
+// partition). ESP-IDF's esp_ota_write erases one 4 KiB sector at a time
+// (45 ms each on typical NOR, slower than a 921600-baud line delivers
+// data); where the announced image covers a whole 64 KiB block, this
+// erases the block in one operation instead (150 ms), as esp_ota_begin's
+// up-front esp_partition_erase_range would, so flash keeps ahead of the line.
+func (d *Device) eraseAhead(e *otaEntry, end uint32) error {
+	size := e.part.Size
+	need := min(roundUp(end, flash.SectorSize), size)
+	whole := min(roundUp(e.imageSize, flash.SectorSize), size)
+	for e.erasedTo < need {
+		n := uint32(flash.SectorSize)
+		if (e.part.Offset+e.erasedTo)%flash.BlockSize == 0 && e.erasedTo+flash.BlockSize <= whole {
+			n = flash.BlockSize
+		}
+		if err := d.fl.EraseRange(e.part.Offset+e.erasedTo, n); err != nil {
+			return err
+		}
+		e.erasedTo += n
+	}
+	return nil
+}
+
+func roundUp(n, to uint32) uint32 { return (n + to - 1) / to * to }
 
 // end is esp_ota_end: the handle is gone afterwards whatever the result.
 func (d *Device) end(h uint32) (int, error) {
