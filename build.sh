@@ -8,7 +8,8 @@
 #   ./build.sh bench    print the speed figures (link, flash, browser)
 #
 # Needs Go 1.26 on PATH. `test` installs Chromium and Lua 5.1 from Debian's
-# packages when they are missing (apt-get; run as root or with sudo).
+# packages when they are missing (apt-get; run as root or with sudo), and
+# runs the Web Serial binding's tests under Node.js when node is present.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,11 +27,13 @@ build() {
 }
 
 # deps installs the system packages the tests drive: Debian's Chromium for
-# the browser tests and lua5.1 (luac5.1 -p) for the NodeMCU agent's syntax check.
+# the browser tests, and Lua 5.1 and 5.3 to check the NodeMCU agent parses and
+# runs on both interpreters NodeMCU builds use.
 deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
+	command -v luac5.3 >/dev/null || missing+=(lua5.3)
 	[ ${#missing[@]} -eq 0 ] && return
 	local sudo=""
 	[ "$(id -u)" -ne 0 ] && sudo="sudo"
