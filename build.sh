@@ -7,7 +7,7 @@
 #   ./build.sh test     install what the tests need, then run every test
 #   ./build.sh bench    print the speed figures (link, flash, browser)
 #
-# Needs Go 1.26 on PATH. `test` installs Chromium and Lua 5.1 from Debian's
+# Needs Go 1.26 on PATH. `test` installs Chromium, Lua 5.1 and Lua 5.3 from Debian's
 # packages when they are missing (apt-get; run as root or with sudo), and
 # runs the Web Serial binding's tests under Node.js when node is present.
 set -euo pipefail
