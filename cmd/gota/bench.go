@@ -15,10 +15,9 @@ import (
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/updater"
-	"github.com/gota-dev/gota/firmware-agent/agent"
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/flash"
-	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
 
 func init() {
@@ -147,21 +146,13 @@ func benchFlash(ctx context.Context, im benchImage, baud int, timing flash.Timin
 	}
 	fl := flash.FromBytes(content)
 	fl.SetTiming(timing)
-	line := link.New(link.Config{Baud: link.DefaultBaud})
-	defer line.Close()
-	con := agent.NewConsole()
-	dev, err := device.Open(device.Config{Flash: fl, Log: con})
+	vd, err := virtual.New(fl, virtual.Config{})
 	if err != nil {
-		r.Err = fmt.Errorf("device: %w", err)
+		r.Err = err
 		return r
 	}
-	a := agent.New(dev, con, agent.Options{SetBaud: line.Device().SetBaud})
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		serveLoop(ctx, line, func(ctx context.Context) error { return a.Serve(ctx, line.Device()) })
-	}()
-	defer func() { cancel(); line.Close(); <-served }()
+	defer vd.Close()
+	line, dev := vd.Line(), vd.Device()
 
 	s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: baud, Compression: true})
 	if err != nil {

@@ -11,16 +11,18 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/web/server"
 )
 
 func init() {
 	register(&command{
 		name:  "serve",
-		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--no-device]: serve the web flasher with a virtual ESP32",
+		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--agent go] [--no-device]: serve the web flasher with a virtual ESP32",
 		run:   runServe,
 	})
 }
@@ -31,6 +33,7 @@ type serveOptions struct {
 	addr     string // listen address
 	flash    string // flash file of the virtual device, "" = temporary
 	app      string // app image for a new flash file, "" = demo app
+	agent    string // device agent of the virtual device
 	noDevice bool
 }
 
@@ -42,12 +45,16 @@ func runServe(args []string) error {
 	fs.StringVar(&o.addr, "listen", "", "same as --addr")
 	fs.StringVar(&o.flash, "flash", "", "flash file of the virtual device, created if missing (default: a temporary file)")
 	fs.StringVar(&o.app, "app", "", "app image for a new flash file (default: a small demo app)")
+	fs.StringVar(&o.agent, "agent", "go", "agent of the virtual device: "+strings.Join(virtual.Agents(), ", "))
 	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := checkAgent(o.agent); err != nil {
+		return err
 	}
 	if o.addr == "" {
 		port := os.Getenv("PORT")
@@ -92,7 +99,7 @@ func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url st
 		if !created && o.app != "" {
 			fmt.Fprintf(log, "gota serve: %s exists; --app ignored\n", path)
 		}
-		dev, err := server.OpenVirtual(path, server.VirtualOptions{})
+		dev, err := virtual.Open(path, virtual.Config{Agent: o.agent})
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/updater"
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/internal/shareddata"
@@ -122,11 +123,33 @@ func TestServeErrors(t *testing.T) {
 		{"no page", serveOptions{dir: t.TempDir(), addr: "127.0.0.1:0", noDevice: true}, "index.html"},
 		{"missing app", serveOptions{dir: fakeDist(t), addr: "127.0.0.1:0", app: filepath.Join(t.TempDir(), "nope.bin")}, "--app"},
 		{"bad address", serveOptions{dir: fakeDist(t), addr: "256.0.0.1:x", noDevice: true}, "256.0.0.1"},
+		{"unknown agent", serveOptions{dir: fakeDist(t), addr: "127.0.0.1:0", agent: "python"}, `agent "python"`},
 	}
 	for _, tc := range tests {
 		err := serve(context.Background(), tc.o, io.Discard, func(string) {})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want one mentioning %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestServeLuaAgent serves the virtual device with --agent lua and talks
+// to gota.lua over the page's WebSocket, as the browser does.
+func TestServeLuaAgent(t *testing.T) {
+	u := startServe(t, serveOptions{dir: fakeDist(t), addr: "127.0.0.1:0", agent: "lua"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := openPort(ctx, "ws"+strings.TrimPrefix(u, "http")+"serial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := updater.Connect(ctx, p, updater.Options{})
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	defer s.Close()
+	if got := s.Caps().Agent; got != "gota-lua/1" {
+		t.Errorf("agent %q, want gota-lua/1", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/web/server"
 )
 
@@ -71,7 +72,7 @@ func BenchmarkFlashBrowserVsCLI(b *testing.B) {
 		if _, err := server.EnsureFlash(path, v10); err != nil {
 			b.Fatal(err)
 		}
-		dev, err := server.OpenVirtual(path, server.VirtualOptions{})
+		dev, err := virtual.Open(path, virtual.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func TestFlashAcceptRollback(t *testing.T) {
 
 	ctx := newBrowser(t)
 	s := startSite(t, v10)
-	info, err := s.Device.Device.Info()
+	info, err := s.Device.Device().Info()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestUnplugDuringFlash(t *testing.T) {
 	d10, d11 := digestOf(t, v10), digestOf(t, v11)
 	ctx := newBrowser(t)
 	s := startSite(t, v10)
-	info, err := s.Device.Device.Info()
+	info, err := s.Device.Device().Info()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestUnplugDuringFlash(t *testing.T) {
 	shots.take(ctx, "unplugged-mid-flash")
 
 	// The device still runs v1.0 and will boot it.
-	after, err := s.Device.Device.Info()
+	after, err := s.Device.Device().Info()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/internal/shareddata"
 	"github.com/gota-dev/gota/web/server"
 )
@@ -96,7 +97,7 @@ func buildDist(tb testing.TB) string {
 // site is a served page with a virtual device.
 type site struct {
 	URL    string
-	Device *server.VirtualDevice
+	Device *virtual.Device
 	Server *server.Server
 	Log    *syncLog
 }
@@ -119,7 +120,7 @@ func startSite(tb testing.TB, app []byte) *site {
 		tb.Fatal(err)
 	}
 	log := &syncLog{}
-	dev, err := server.OpenVirtual(flashPath, server.VirtualOptions{Log: log.add})
+	dev, err := virtual.Open(flashPath, virtual.Config{Log: virtual.LineLog(log.add)})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // Package server serves Gota's web page and, on the same origin, the
 // WebSocket of a virtual ESP32: the page's "Connect virtual device"
-// button opens ws://HOST/serial through web/static/virtual-serial.js.
+// button opens ws://HOST/serial (a firmware-agent/virtual Device) through
+// web/static/virtual-serial.js.
 // `gota serve` and the browser tests both use it.
 package server
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
 
 // wsPort is an updater.Port over the virtual device's WebSocket that
@@ -111,7 +112,7 @@ func TestVirtualDeviceOverWebSocket(t *testing.T) {
 	}
 	var logMu sync.Mutex
 	var serverLog []string
-	dev, err := OpenVirtual(path, VirtualOptions{Log: func(l string) { logMu.Lock(); serverLog = append(serverLog, l); logMu.Unlock() }})
+	dev, err := virtual.Open(path, virtual.Config{Log: virtual.LineLog(func(l string) { logMu.Lock(); serverLog = append(serverLog, l); logMu.Unlock() })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,22 +179,29 @@ func containsLine(lines []string, s string) bool {
 	return false
 }
 
-// TestVirtualDeviceRejectsBadBaud checks the ?baud= validation.
-func TestVirtualDeviceRejectsBadBaud(t *testing.T) {
+// serveDevice boots a virtual device on a new flash file holding the demo
+// app and serves its WebSocket; it returns the device and the ws:// URL.
+func serveDevice(t *testing.T) (*virtual.Device, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "flash.bin")
 	if _, err := EnsureFlash(path, nil); err != nil {
 		t.Fatal(err)
 	}
-	dev, err := OpenVirtual(path, VirtualOptions{})
+	dev, err := virtual.Open(path, virtual.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dev.Close()
 	ts := httptest.NewServer(dev)
-	defer ts.Close()
+	t.Cleanup(func() { ts.Close(); dev.Close() })
+	return dev, "ws" + strings.TrimPrefix(ts.URL, "http")
+}
+
+// TestVirtualDeviceRejectsBadBaud checks the ?baud= validation.
+func TestVirtualDeviceRejectsBadBaud(t *testing.T) {
+	_, url := serveDevice(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"?baud=fast", nil)
+	_, resp, err := websocket.Dial(ctx, url+"?baud=fast", nil)
 	if err == nil || resp == nil || resp.StatusCode != 400 {
 		t.Errorf("baud=fast: err %v, resp %v; want a 400", err, resp)
 	}
@@ -205,18 +213,7 @@ func TestVirtualDeviceRejectsBadBaud(t *testing.T) {
 // (closing the first, as reopening a port does), and Unplug closes the
 // owner while the device keeps running.
 func TestVirtualDeviceTakeover(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "flash.bin")
-	if _, err := EnsureFlash(path, nil); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := OpenVirtual(path, VirtualOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	ts := httptest.NewServer(dev)
-	defer ts.Close()
-	url := "ws" + strings.TrimPrefix(ts.URL, "http")
+	dev, url := serveDevice(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

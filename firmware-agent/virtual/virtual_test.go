@@ -1,8 +1,9 @@
-package main
+package virtual
 
 import (
 	"context"
-	"io"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,27 +15,25 @@ import (
 	"github.com/gota-dev/gota/internal/shareddata"
 )
 
-// TestLuaAgentRunner runs the --agent lua runner on an emulated line with
+// TestLuaAgent runs the Lua agent on an emulated line with
 // baud rates and flashes a new build through it, switching to a faster
 // rate with the BAUD request (uart.setup in gota.lua).
-func TestLuaAgentRunner(t *testing.T) {
+func TestLuaAgent(t *testing.T) {
 	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
 	content, err := device.Build(device.CreateOptions{App: v11})
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := link.New(link.Config{Baud: 115200})
-	defer line.Close()
+	d, err := New(flash.FromBytes(content), Config{Agent: "lua", Line: link.Config{Baud: 115200}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	line := d.Line()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- agentRunners["lua"](ctx, agentEnv{
-			Flash: flash.FromBytes(content), ConsoleBaud: 115200, Line: line, Log: io.Discard,
-		})
-	}()
 
-	s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 2000000})
+	s, err := updater.Connect(ctx, d.Host(), updater.Options{Baud: 2000000})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -63,8 +62,11 @@ func TestLuaAgentRunner(t *testing.T) {
 	if p := info.Find(info.Running); info.Running != "app1" || p == nil || p.Version != "9.8.0" || p.State != "testing" {
 		t.Errorf("after Flash: running %s %+v", info.Running, p)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("runner: %v", err)
+}
+
+func TestUnknownAgent(t *testing.T) {
+	_, err := New(flash.NewMemory(4<<20), Config{Agent: "python"})
+	if !errors.Is(err, ErrUnknownAgent) || !strings.Contains(err.Error(), `agent "python"`) {
+		t.Fatalf("err %v, want ErrUnknownAgent naming the agent", err)
 	}
 }

@@ -1,0 +1,247 @@
+// Package virtual runs a virtual ESP32: a device (package device) booted
+// from an emulated flash, a device agent serving the Gota protocol (the
+// Go agent of package agent or gota.lua in the NodeMCU board of package
+// nodemcu) and the emulated serial line it talks over (package link).
+//
+// The host end of the line is reached in-process (Host), over a
+// WebSocket (ServeHTTP, Listen: ws://…/serial?baud=N, the way the browser
+// page reaches it) and/or through a pseudo-terminal (AttachPTY, which any
+// serial program can open). `gota device run`, `gota serve` and the web
+// server's tests all run their virtual device through this package.
+package virtual
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gota-dev/gota/firmware-agent/agent"
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/nodemcu"
+)
+
+// Config configures a virtual device.
+type Config struct {
+	// Agent names the device agent: "go" (the default) or "lua".
+	Agent string
+	// NoRollback boots with a bootloader without app rollback support.
+	NoRollback bool
+	// Line configures the emulated line; Line.Baud is the console rate at
+	// power-on (default 115200). Line.OnDisconnect, if set, runs when a
+	// fault cuts the line, before the host ports are dropped.
+	Line link.Config
+	// Log, when set, receives a copy of the device console (boot log,
+	// and for the Lua agent what the board prints).
+	Log io.Writer
+}
+
+// ErrUnknownAgent is returned for a Config.Agent that is not one of Agents.
+var ErrUnknownAgent = errors.New("unknown agent")
+
+// bootFunc boots a device on fl and returns how to serve the agent
+// protocol on uart once per connection, and what to release at the end.
+type bootFunc func(fl *flash.Flash, cfg Config, uart *link.End) (dev *device.Device, serve func(context.Context) error, release func(), err error)
+
+var agents = map[string]bootFunc{"go": bootGo, "lua": bootLua}
+
+// Agents returns the names Config.Agent accepts, sorted.
+func Agents() []string {
+	var names []string
+	for n := range agents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// bootGo boots the device for the Go agent; a new Serve runs for every
+// connection (each time the line comes back after a cut), keeping the OTA
+// state across.
+func bootGo(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(context.Context) error, func(), error) {
+	con := agent.NewConsole()
+	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("boot: %w", err)
+	}
+	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
+	return dev, func(ctx context.Context) error { return a.Serve(ctx, uart) }, func() {}, nil
+}
+
+// bootLua boots the device and runs the embedded gota.lua on it, as a
+// board running NodeMCU with gota.lua started from init.lua would. The
+// board (Lua state, transfer in progress) lives as long as the device:
+// every time the line comes back it is attached again.
+func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(context.Context) error, func(), error) {
+	con := nodemcu.NewConsole()
+	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("boot: %w", err)
+	}
+	board := nodemcu.NewBoard(dev, nodemcu.AgentScript, nodemcu.Options{
+		Console:     con,
+		Log:         cfg.Log,
+		SetBaud:     uart.SetBaud,
+		ConsoleBaud: uart.Baud(),
+		// NodeMCU's console takes in only its UART FIFO and ring while Lua
+		// is stuck erasing or programming flash.
+		RxBuffer: 128 + 256,
+	})
+	return dev, func(ctx context.Context) error { return board.Run(ctx, uart) }, func() { board.Close() }, nil
+}
+
+func withLog(con, log io.Writer) io.Writer {
+	if log == nil {
+		return con
+	}
+	return io.MultiWriter(log, con)
+}
+
+// Device is a running virtual ESP32 and its line.
+type Device struct {
+	ports
+	dev       *device.Device
+	flash     *flash.Flash
+	ownsFlash bool
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when the agent loop ends
+	closeOnce sync.Once
+}
+
+// Open boots a virtual device on the flash file at path; Close closes
+// the file.
+func Open(path string, cfg Config) (*Device, error) {
+	fl, err := flash.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("virtual device: %w", err)
+	}
+	d, err := New(fl, cfg)
+	if err != nil {
+		fl.Close()
+		return nil, err
+	}
+	d.ownsFlash = true
+	return d, nil
+}
+
+// New boots a virtual device on fl (which the caller closes after Close)
+// and starts its agent.
+func New(fl *flash.Flash, cfg Config) (*Device, error) {
+	if cfg.Agent == "" {
+		cfg.Agent = "go"
+	}
+	boot := agents[cfg.Agent]
+	if boot == nil {
+		return nil, fmt.Errorf("agent %q: %w (have %s)", cfg.Agent, ErrUnknownAgent, strings.Join(Agents(), ", "))
+	}
+	d := &Device{flash: fl, done: make(chan struct{})}
+	onCut := cfg.Line.OnDisconnect
+	cfg.Line.OnDisconnect = func() {
+		if onCut != nil {
+			onCut()
+		}
+		d.disconnected()
+	}
+	d.line = link.New(cfg.Line)
+	dev, serve, release, err := boot(fl, cfg, d.line.Device())
+	if err != nil {
+		d.line.Close()
+		return nil, fmt.Errorf("virtual device: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.dev = dev
+	d.cancel = cancel
+	d.ctx = ctx
+	go func() {
+		defer close(d.done)
+		defer release()
+		serveLoop(ctx, d.line, serve)
+	}()
+	return d, nil
+}
+
+// serveLoop calls serve each time the line is up, until ctx is done. The
+// device's UART keeps its rate across cuts, as a real one does: the agent
+// itself must return to 115200 when its host is gone.
+func serveLoop(ctx context.Context, line *link.Line, serve func(context.Context) error) {
+	for ctx.Err() == nil {
+		if err := line.WaitUp(ctx); err != nil {
+			return
+		}
+		start := time.Now()
+		serve(ctx)
+		// Serve returns when the line is cut; if it returned for any
+		// other reason, do not spin.
+		if time.Since(start) < 100*time.Millisecond && line.Up() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// Host returns the host end of the line, for an in-process session. Do
+// not use it together with the WebSocket or pseudo-terminal ports.
+func (d *Device) Host() *link.End { return d.line.Host() }
+
+// Line returns the emulated line (statistics, fault injection).
+func (d *Device) Line() *link.Line { return d.line }
+
+// Device returns the booted device (its OTA API and state).
+func (d *Device) Device() *device.Device { return d.dev }
+
+// Flash returns the device's emulated flash chip.
+func (d *Device) Flash() *flash.Flash { return d.flash }
+
+// Close stops the agent (waiting up to 2 s for it), the line and the
+// ports, and closes the flash file if Open opened it.
+func (d *Device) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		d.cancel()
+		d.line.Close() // unblocks the agent's pending read
+		select {
+		case <-d.done:
+		case <-time.After(2 * time.Second):
+		}
+		d.ports.close()
+		if d.ownsFlash {
+			err = d.flash.Close()
+		}
+	})
+	return err
+}
+
+// LineLog returns a writer for Config.Log that calls f with each line of
+// the console, without its line end.
+func LineLog(f func(line string)) io.Writer { return &lineWriter{f: f} }
+
+// lineWriter splits written text into lines.
+type lineWriter struct {
+	mu  sync.Mutex
+	buf []byte
+	f   func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.f(strings.TrimSuffix(string(w.buf[:i]), "\r"))
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
