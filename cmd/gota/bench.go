@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand"
@@ -54,18 +53,13 @@ type benchResult struct {
 func (r benchResult) Ratio() float64 { return float64(r.Gota) / float64(r.Raw) }
 
 func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench", stderr, "bench [--baud N] [--fast-flash] [IMAGE...]",
+		"Without images: the shared esp32-ledcontroller-v1.1.bin (when found) and a random, incompressible 1 MiB image.")
 	baud := fs.Int("baud", 921600, "line rate to flash at, bit/s")
 	fast := fs.Bool("fast-flash", false, "instant flash operations (default: realistic SPI NOR timing)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota bench [--baud N] [--fast-flash] [IMAGE...]")
-		fmt.Fprintln(stderr, "Without images: the shared esp32-ledcontroller-v1.1.bin (when found) and a random, incompressible 1 MiB image.")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
-		return exitError{2}
+		return err
 	}
 	if *baud <= 0 {
 		return fmt.Errorf("--baud %d: must be positive", *baud)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -57,23 +56,18 @@ func parseFlashSize(s string) (int, error) {
 }
 
 func deviceCreate(stdout, stderr io.Writer, args []string) error {
-	fs := flag.NewFlagSet("device create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("device create", stderr, "device create FLASH --app IMAGE [--partitions CSV|BIN] [--flash-size 4MB] [--chip esp32] [--offset 0x8000]")
 	app := fs.String("app", "", "app image to boot (goes to the factory partition, else ota_0)")
 	parts := fs.String("partitions", "", "partition table, CSV or binary (default: nvs, otadata, two 1.5 MiB OTA slots, phy)")
 	size := fs.String("flash-size", "4MB", "flash size: 2MB, 4MB, 8MB or 16MB")
 	chipName := fs.String("chip", "esp32", "chip the image must be built for")
 	off := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&off, "offset", "partition table offset")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota device create FLASH --app IMAGE [--partitions CSV|BIN] [--flash-size 4MB] [--chip esp32] [--offset 0x8000]")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
-		return exitError{2}
+		return err
 	}
-	if len(files) != 1 || *app == "" {
+	if *app == "" {
 		fs.Usage()
 		return exitError{2}
 	}
@@ -166,25 +160,16 @@ type bootInfo struct {
 }
 
 func deviceInspect(stdout, stderr io.Writer, args []string) error {
-	fs := flag.NewFlagSet("device inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("device inspect", stderr, "device inspect [--json] [--offset 0x8000] [--chip esp32] [--chip-rev 300] [--no-rollback] FLASH")
 	asJSON := fs.Bool("json", false, "print a JSON object")
 	chipName := fs.String("chip", "esp32", "chip the bootloader runs on")
 	chipRev := fs.Uint("chip-rev", device.DefaultChipRev, "chip revision, major*100+minor")
 	noRollback := fs.Bool("no-rollback", false, "bootloader built without CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE")
 	off := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&off, "offset", "partition table offset")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota device inspect [--json] [--offset 0x8000] [--chip esp32] [--chip-rev 300] [--no-rollback] FLASH")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
-		return exitError{2}
-	}
-	if len(files) != 1 {
-		fs.Usage()
-		return exitError{2}
+		return err
 	}
 	chip, err := espimage.ParseChip(*chipName)
 	if err != nil {

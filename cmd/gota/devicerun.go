@@ -80,13 +80,9 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
-		return nil, exitError{2}
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return nil, exitError{2}
+		return nil, err
 	}
 	o.flashPath = pos[0]
 	if o.ptyLink == "" && o.listen == "" {

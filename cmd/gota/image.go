@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,20 +26,11 @@ func runImageInfo(args []string) error { return imageInfo(os.Stdout, os.Stderr, 
 // (without chip or partition checks: there is no device to compare with).
 // The exit status is 0 only when every file is a valid image.
 func imageInfo(stdout, stderr io.Writer, args []string) error {
-	fs := flag.NewFlagSet("image info", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("image info", stderr, "image info [--json] FILE...")
 	asJSON := fs.Bool("json", false, "print one JSON object per file, one per line")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota image info [--json] FILE...")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args, 1, -1)
 	if err != nil {
-		return exitError{2}
-	}
-	if len(files) == 0 {
-		fs.Usage()
-		return exitError{2}
+		return err
 	}
 
 	allValid := true
@@ -61,27 +51,6 @@ func imageInfo(stdout, stderr io.Writer, args []string) error {
 		return exitError{1}
 	}
 	return nil
-}
-
-// parseInterspersed parses flags that may come before, between or after
-// the file names.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		// After "--" everything is a file name.
-		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // imageRecord is the --json output for one file. Field names follow the

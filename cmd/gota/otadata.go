@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -58,22 +57,13 @@ func whyInvalid(e otadata.Entry) string {
 // otadataShow prints both otadata entries, which one is active and which
 // OTA slot the bootloader would pick for it.
 func otadataShow(stdout, stderr io.Writer, args []string) error {
-	fs := flag.NewFlagSet("otadata show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("otadata show", stderr, "otadata show [--json] [--slots N | --table FILE] FILE")
 	asJSON := fs.Bool("json", false, "print a JSON object")
 	slots := fs.Int("slots", 2, "number of OTA app partitions (ota_0..ota_N-1)")
 	tableFile := fs.String("table", "", "partition table (CSV or binary) to count the OTA slots from")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota otadata show [--json] [--slots N | --table FILE] FILE")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
-		return exitError{2}
-	}
-	if len(files) != 1 {
-		fs.Usage()
-		return exitError{2}
+		return err
 	}
 	n := *slots
 	if *tableFile != "" {

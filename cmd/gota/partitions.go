@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -95,22 +94,13 @@ type partitionTableJSON struct {
 // does not pass gen_esp32part.py's checks (the partitions are still shown
 // when the file could be decoded).
 func partitionsShow(stdout, stderr io.Writer, args []string) error {
-	fs := flag.NewFlagSet("partitions show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("partitions show", stderr, "partitions show [--json] [--offset 0x8000] FILE")
 	asJSON := fs.Bool("json", false, "print a JSON object")
 	offset := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&offset, "offset", "flash offset of the partition table")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota partitions show [--json] [--offset 0x8000] FILE")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
-		return exitError{2}
-	}
-	if len(files) != 1 {
-		fs.Usage()
-		return exitError{2}
+		return err
 	}
 	tb, binary, err := loadPartitionTable(files[0], uint32(offset))
 	if err != nil {
@@ -175,22 +165,13 @@ func partitionsShow(stdout, stderr io.Writer, args []string) error {
 // partitionsConvert turns CSV into a binary table or a binary table into
 // CSV, refusing what gen_esp32part.py refuses. OUTPUT "-" is stdout.
 func partitionsConvert(stdout, stderr io.Writer, args []string) error {
-	fs := flag.NewFlagSet("partitions convert", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("partitions convert", stderr, "partitions convert [--offset 0x8000] [--no-verify] INPUT OUTPUT")
 	offset := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&offset, "offset", "flash offset of the partition table")
 	noVerify := fs.Bool("no-verify", false, "skip gen_esp32part.py's table checks (alignment, overlaps, names, otadata)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gota partitions convert [--offset 0x8000] [--no-verify] INPUT OUTPUT")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args, 2, 2)
 	if err != nil {
-		return exitError{2}
-	}
-	if len(files) != 2 {
-		fs.Usage()
-		return exitError{2}
+		return err
 	}
 	in, out := files[0], files[1]
 	tb, binary, err := loadPartitionTable(in, uint32(offset), *noVerify)
