@@ -103,6 +103,28 @@ type device struct {
 	exited chan struct{}
 }
 
+// upgrade is the starting point of an update test: a device running
+// build 1.0.0 of the shared LED controller image, and build 2.0.0.
+type upgrade struct {
+	dev       *device
+	flashPath string // the device's flash file
+	v2img     []byte // build 2.0.0
+	v2        string // file holding v2img
+}
+
+// startUpgrade creates a flash file holding build 1.0.0, starts
+// "gota device run --fast-flash extra..." on it and writes build 2.0.0.
+func startUpgrade(t *testing.T, extra ...string) upgrade {
+	t.Helper()
+	base := shared(t, "esp32-ledcontroller-v1.1.bin")
+	v1 := writeFile(t, "v1.bin", newBuild(t, base, "1.0.0"))
+	u := upgrade{v2img: newBuild(t, base, "2.0.0"), flashPath: filepath.Join(t.TempDir(), "esp32.flash")}
+	u.v2 = writeFile(t, "v2.bin", u.v2img)
+	mustGota(t, "device", "create", u.flashPath, "--app", v1)
+	u.dev = startDevice(t, u.flashPath, append([]string{"--fast-flash"}, extra...)...)
+	return u
+}
+
 // startDevice runs "gota device run FLASH --pty LINK extra..." and waits
 // until it is up.
 func startDevice(t *testing.T, flashPath string, extra ...string) *device {

@@ -1,21 +1,12 @@
 package e2e
 
-import (
-	"path/filepath"
-	"testing"
-)
+import "testing"
 
 // TestLuaAgentOverPTY updates a virtual ESP32 running NodeMCU with
 // gota.lua (--agent lua) through the same pseudo-terminal and commands.
 func TestLuaAgentOverPTY(t *testing.T) {
-	base := shared(t, "esp32-ledcontroller-v1.1.bin")
-	v1 := writeFile(t, "v1.bin", newBuild(t, base, "1.0.0"))
-	v2img := newBuild(t, base, "2.0.0")
-	v2 := writeFile(t, "v2.bin", v2img)
-
-	flashPath := filepath.Join(t.TempDir(), "esp32.flash")
-	mustGota(t, "device", "create", flashPath, "--app", v1)
-	dev := startDevice(t, flashPath, "--fast-flash", "--agent", "lua")
+	u := startUpgrade(t, "--agent", "lua")
+	dev, flashPath, v2img, v2 := u.dev, u.flashPath, u.v2img, u.v2
 
 	mustGota(t, "flash", v2, "--port", dev.port, "--baud", highBaud)
 	in := deviceInfo(t, dev.port)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"path/filepath"
 	"regexp"
 	"testing"
 )
@@ -10,14 +9,8 @@ import (
 // endpoint, the way the browser reaches it: each rate change is a new
 // connection with ?baud=N.
 func TestWebSocketPort(t *testing.T) {
-	base := shared(t, "esp32-ledcontroller-v1.1.bin")
-	v1 := writeFile(t, "v1.bin", newBuild(t, base, "1.0.0"))
-	v2img := newBuild(t, base, "2.0.0")
-	v2 := writeFile(t, "v2.bin", v2img)
-
-	flashPath := filepath.Join(t.TempDir(), "esp32.flash")
-	mustGota(t, "device", "create", flashPath, "--app", v1)
-	dev := startDevice(t, flashPath, "--fast-flash", "--listen", "127.0.0.1:0")
+	u := startUpgrade(t, "--listen", "127.0.0.1:0")
+	dev, v2img, v2 := u.dev, u.v2img, u.v2
 	m := regexp.MustCompile(`WebSocket serial port (ws://\S+)`).FindStringSubmatch(dev.output())
 	if m == nil {
 		t.Fatalf("no WebSocket URL printed:\n%s", dev.output())
