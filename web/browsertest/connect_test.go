@@ -19,12 +19,7 @@ import (
 // baud and bufferSize, reads, writes, baud changes) is the real path.
 // Then the device is unplugged and the page must say so.
 func TestConnectDevicePicker(t *testing.T) {
-	ctx := newBrowser(t)
-	app, err := server.DemoApp("1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startSite(t, app)
+	ctx, s := startDemoSite(t)
 	shots := newShots(t)
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
 		Source: `if (navigator.serial) {
@@ -97,12 +92,7 @@ func TestConnectDevicePicker(t *testing.T) {
 // carrying a File, as the browser builds for a dragged file) and checks
 // the page describes it, at phone width with a device connected.
 func TestDropZone(t *testing.T) {
-	ctx := newBrowser(t)
-	app, err := server.DemoApp("1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startSite(t, app)
+	ctx, s := startDemoSite(t)
 	shots := newShots(t)
 	load(t, ctx, s.URL)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile)); err != nil {

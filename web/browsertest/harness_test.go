@@ -138,6 +138,18 @@ func startSite(tb testing.TB, app []byte) *site {
 	return &site{URL: ts.URL, Device: dev, Server: h, Log: log}
 }
 
+// startDemoSite starts a browser (or skips) and a site whose virtual
+// device runs the demo app 1.0.0.
+func startDemoSite(t *testing.T) (context.Context, *site) {
+	t.Helper()
+	ctx := newBrowser(t)
+	app, err := server.DemoApp("1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, startSite(t, app)
+}
+
 // newBrowser starts headless Chromium with a fresh profile, or skips.
 func newBrowser(tb testing.TB) context.Context {
 	tb.Helper()

@@ -9,18 +9,12 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/gota-dev/gota/web/server"
 )
 
 // TestPageLoads checks that the page starts, loads nothing from other
 // origins, offers both connect buttons with labels, and fits a phone.
 func TestPageLoads(t *testing.T) {
-	ctx := newBrowser(t)
-	app, err := server.DemoApp("1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startSite(t, app)
+	ctx, s := startDemoSite(t)
 	shots := newShots(t)
 	tti := load(t, ctx, s.URL)
 	t.Logf("time to interactive: %v", tti)
@@ -74,12 +68,7 @@ func TestPageLoads(t *testing.T) {
 // navigator.serial): the page names the browsers that work and the
 // virtual device still connects.
 func TestNoWebSerial(t *testing.T) {
-	ctx := newBrowser(t)
-	app, err := server.DemoApp("1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startSite(t, app)
+	ctx, s := startDemoSite(t)
 	shots := newShots(t)
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
 		Source: `delete Navigator.prototype.serial;`,
@@ -115,12 +104,7 @@ func TestNoWebSerial(t *testing.T) {
 // TestKeyboard walks the page with Tab and connects the virtual device
 // with Enter: every control is reachable and works without a mouse.
 func TestKeyboard(t *testing.T) {
-	ctx := newBrowser(t)
-	app, err := server.DemoApp("1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startSite(t, app)
+	ctx, s := startDemoSite(t)
 	load(t, ctx, s.URL)
 	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
 
