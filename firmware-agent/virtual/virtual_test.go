@@ -70,3 +70,15 @@ func TestUnknownAgent(t *testing.T) {
 		t.Fatalf("err %v, want ErrUnknownAgent naming the agent", err)
 	}
 }
+
+func TestLineLog(t *testing.T) {
+	var got []string
+	w := LineLog(func(l string) { got = append(got, l) })
+	for _, chunk := range []string{"I (31) boot: ESP-IDF", " v5.3\r\nI (", "40) next\n\npartial"} {
+		w.Write([]byte(chunk))
+	}
+	want := []string{"I (31) boot: ESP-IDF v5.3", "I (40) next", ""}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines %q, want %q (the unfinished line held back)", got, want)
+	}
+}
