@@ -182,3 +182,55 @@ func DecodeInfoChunk(p []byte) (total int, chunk []byte, err error) {
 	}
 	return int(binary.LittleEndian.Uint32(p)), p[4:], nil
 }
+
+// InfoRequest is an INFO payload: the offset of the text wanted and,
+// optionally, the largest INFO_R payload the host wants in this reply
+// (SPEC.md 5.2). A host on a noisy line asks for small replies: a long
+// frame is rarely received intact.
+type InfoRequest struct {
+	Offset uint32
+	Max    uint16 // 0: up to the host's max_payload
+}
+
+// MinInfoMax is the smallest reply limit an agent honours; smaller values
+// of InfoRequest.Max are raised to it so a reply always carries text.
+const MinInfoMax = 64
+
+// Encode returns the INFO payload: empty for the first chunk without a
+// limit, else offset u32 and, when set, max u16.
+func (r InfoRequest) Encode() []byte {
+	if r.Offset == 0 && r.Max == 0 {
+		return nil
+	}
+	b := binary.LittleEndian.AppendUint32(nil, r.Offset)
+	if r.Max != 0 {
+		b = binary.LittleEndian.AppendUint16(b, r.Max)
+	}
+	return b
+}
+
+// DecodeInfoRequest parses an INFO payload. Empty means offset 0 without
+// a limit; a payload of 1 to 3 bytes is too short.
+func DecodeInfoRequest(p []byte) (InfoRequest, error) {
+	var r InfoRequest
+	if len(p) == 0 {
+		return r, nil
+	}
+	if len(p) < 4 {
+		return r, short(TypeInfo, len(p), 4)
+	}
+	r.Offset = binary.LittleEndian.Uint32(p)
+	if len(p) >= 6 {
+		r.Max = binary.LittleEndian.Uint16(p[4:])
+	}
+	return r, nil
+}
+
+// Limit returns the largest INFO_R payload to send for this request to a
+// host that accepts hostMax bytes.
+func (r InfoRequest) Limit(hostMax int) int {
+	if r.Max == 0 {
+		return hostMax
+	}
+	return min(hostMax, max(int(r.Max), MinInfoMax))
+}

@@ -261,12 +261,21 @@ func DecodeData(p []byte) (Data, error) {
 type Ack struct {
 	Received uint32
 	Written  uint32
+	// GapAt is the offset of the DATA frame that raised a GAP ACK, when
+	// HasGapAt (optional third field, SPEC.md 6.2): a GAP raised by a
+	// frame the host sent after a resend proves the resend was lost.
+	GapAt    uint32
+	HasGapAt bool
 }
 
 // Encode returns the payload.
 func (m Ack) Encode() []byte {
 	b := binary.LittleEndian.AppendUint32(nil, m.Received)
-	return binary.LittleEndian.AppendUint32(b, m.Written)
+	b = binary.LittleEndian.AppendUint32(b, m.Written)
+	if m.HasGapAt {
+		b = binary.LittleEndian.AppendUint32(b, m.GapAt)
+	}
+	return b
 }
 
 // DecodeAck parses an ACK payload.
@@ -274,7 +283,11 @@ func DecodeAck(p []byte) (Ack, error) {
 	if len(p) < 8 {
 		return Ack{}, short(TypeAck, len(p), 8)
 	}
-	return Ack{Received: binary.LittleEndian.Uint32(p), Written: binary.LittleEndian.Uint32(p[4:])}, nil
+	a := Ack{Received: binary.LittleEndian.Uint32(p), Written: binary.LittleEndian.Uint32(p[4:])}
+	if len(p) >= 12 {
+		a.GapAt, a.HasGapAt = binary.LittleEndian.Uint32(p[8:]), true
+	}
+	return a, nil
 }
 
 // EncodeU32 returns a 4-byte little-endian payload (BAUD and BAUD_R).

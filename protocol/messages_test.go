@@ -3,8 +3,10 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -25,9 +27,10 @@ func TestMessageRoundTrip(t *testing.T) {
 	if got, err := DecodeStatus(s.Encode()); err != nil || got != s {
 		t.Errorf("status: %+v %v", got, err)
 	}
-	a := Ack{Received: 1 << 31, Written: 77}
-	if got, err := DecodeAck(a.Encode()); err != nil || got != a {
-		t.Errorf("ack: %+v %v", got, err)
+	for _, a := range []Ack{{Received: 1 << 31, Written: 77}, {Received: 9, Written: 5, GapAt: 300, HasGapAt: true}} {
+		if got, err := DecodeAck(a.Encode()); err != nil || got != a {
+			t.Errorf("ack: %+v %v", got, err)
+		}
 	}
 	e := &Error{Request: TypeEnd, Code: 0x1503, Message: "validation failed"}
 	if got, err := DecodeError(e.Encode()); err != nil || *got != *e {
@@ -120,7 +123,7 @@ func FuzzMessages(f *testing.F) {
 		if m, err := DecodeStatus(p); err == nil && !bytes.Equal(m.Encode(), p[:45]) {
 			t.Errorf("status %x", p)
 		}
-		if m, err := DecodeAck(p); err == nil && !bytes.Equal(m.Encode(), p[:8]) {
+		if m, err := DecodeAck(p); err == nil && !bytes.Equal(m.Encode(), p[:min(len(p), 12)]) {
 			t.Errorf("ack %x", p)
 		}
 		if m, err := DecodeError(p); err == nil && !bytes.Equal(m.Encode(), p) {
@@ -132,6 +135,9 @@ func FuzzMessages(f *testing.F) {
 		DecodeBeginReply(p)
 		DecodeData(p)
 		DecodeInfoChunk(p)
+		if m, err := DecodeInfoRequest(p); err == nil && m.Limit(1024) < min(MinInfoMax, 1024) {
+			t.Errorf("info request %x: limit %d", p, m.Limit(1024))
+		}
 		if m, err := DecodeInfo(p); err == nil {
 			// The text form is canonical after one round.
 			again, err := DecodeInfo(m.Encode())
@@ -141,4 +147,57 @@ func FuzzMessages(f *testing.F) {
 		}
 		Inflate(p, p, 1<<16)
 	})
+}
+
+func TestInfoRequest(t *testing.T) {
+	tests := []struct {
+		r       InfoRequest
+		wire    []byte
+		hostMax int
+		limit   int
+	}{
+		{InfoRequest{}, nil, 65535, 65535},
+		{InfoRequest{Offset: 300}, []byte{0x2c, 1, 0, 0}, 256, 256},
+		{InfoRequest{Offset: 0, Max: 200}, []byte{0, 0, 0, 0, 200, 0}, 65535, 200},
+		{InfoRequest{Offset: 1, Max: 5000}, []byte{1, 0, 0, 0, 0x88, 0x13}, 1024, 1024},
+		{InfoRequest{Offset: 1, Max: 8}, []byte{1, 0, 0, 0, 8, 0}, 1024, MinInfoMax},
+	}
+	for _, tt := range tests {
+		b := tt.r.Encode()
+		if !bytes.Equal(b, tt.wire) {
+			t.Errorf("%+v: encoded % x, want % x", tt.r, b, tt.wire)
+		}
+		got, err := DecodeInfoRequest(b)
+		if err != nil || got != tt.r {
+			t.Errorf("%+v: decoded %+v, %v", tt.r, got, err)
+		}
+		if l := got.Limit(tt.hostMax); l != tt.limit {
+			t.Errorf("%+v: limit %d for host max %d, want %d", tt.r, l, tt.hostMax, tt.limit)
+		}
+	}
+	if _, err := DecodeInfoRequest([]byte{1, 2}); !errors.Is(err, ErrShort) {
+		t.Errorf("2-byte INFO: %v, want ErrShort", err)
+	}
+	// Offset alone with a trailing odd byte: the limit is absent.
+	if r, err := DecodeInfoRequest([]byte{7, 0, 0, 0, 9}); err != nil || r != (InfoRequest{Offset: 7}) {
+		t.Errorf("5-byte INFO: %+v, %v", r, err)
+	}
+}
+
+func TestReadChunks(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	var got []byte
+	for c := range ReadChunks(strings.NewReader("log text\n"), stop) {
+		got = append(got, c.B...)
+		if c.Err != nil {
+			if c.Err != io.EOF {
+				t.Fatalf("error %v, want io.EOF", c.Err)
+			}
+			break
+		}
+	}
+	if string(got) != "log text\n" {
+		t.Errorf("read %q", got)
+	}
 }

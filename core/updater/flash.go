@@ -124,19 +124,33 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 
 // outFrame is a DATA frame ready to (re)send.
 type outFrame struct {
-	b []byte // encoded frame
-	n int    // image bytes it carries
+	b      []byte    // encoded frame
+	n      int       // image bytes it carries
+	sentAt time.Time // last written
 }
+
+// Frame sizing on a lossy line (SPEC.md 6.3): a loss halves the payload
+// limit down to minChunk; growAfter frames' worth of image bytes received
+// without a loss double it again, up to what the agent accepts.
+var debugStream = false
+
+const (
+	minChunk  = 128
+	minWindow = 2048
+	growAfter = 16
+)
 
 // stream sends image[start:] with a sliding window (SPEC.md 6.3) until the
 // agent has received all of it.
 func (s *Session) stream(ctx context.Context, image []byte, start int, report func(Progress)) error {
 	caps := s.Caps()
 	chunkMax := caps.MaxFrame - 4
+	floor := min(minChunk, chunkMax)
+	chunk := chunkMax // payload limit now: the clean-line fast path starts at the agent's maximum
 	window := max(caps.Window, chunkMax)
 	s.mu.Lock()
 	s.ack = protocol.Ack{Received: uint32(start), Written: uint32(start)}
-	s.ackGap = false
+	s.ackGap, s.gapAt = false, -1
 	s.stats.ResumedFrom = start
 	s.mu.Unlock()
 	select {
@@ -148,99 +162,210 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 	plainChunk := 2 * chunkMax // DEFLATE: image bytes tried per frame, adapted
 	next := start
 	recv, written := start, start
-	rewoundAt := -1
+	clean := 0 // image bytes received since the last loss
+	// cwnd bounds the image bytes in flight beyond received, as TCP's
+	// congestion window does: after a loss a resend must not queue
+	// behind a whole window of new frames.
+	minCwnd := minWindow
+	cwnd := window
+
+	// The last recovery (resend or go-back): where, when, and how long
+	// its frame needs to reach the agent behind what was already in
+	// flight. A GAP for the same offset within that time is about frames
+	// sent before the recovery and is ignored.
+	recoveredAt, recoveredPos, recoveryTime := time.Time{}, -1, time.Duration(0)
+	// resentEnd is where the frame resent last ends. A new loss right
+	// there means the agent kept nothing after that frame (its window was
+	// full, or the frames were lost too): resending one frame per round
+	// trip would crawl, so the host goes back instead.
+	resentEnd := -1
+	// probes lets new frames past cwnd follow a resend, so that if the
+	// resend is lost too the agent's repeated GAP says so before an RTO;
+	// each GAP (a frame that left the line) lets one more out, as TCP's
+	// fast recovery does with duplicate ACKs.
+	probes := 0
+	// sentAfter reports whether the frame at off was last sent after t:
+	// a GAP it raised then comes after everything sent before t.
+	sentAfter := func(off int, t time.Time) bool {
+		fr, ok := cache[off]
+		return off >= 0 && ok && fr.sentAt.After(t)
+	}
+
 	t0 := time.Now()
 	lastProgress := t0
-	rate := float64(DefaultBaud / 10) // bytes/s, until measured
 	rtos := 0
+	gapSeen := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	report(Progress{Phase: "send", Sent: start})
+	if debugStream {
+		println("srtt", s.srtt.String(), "rtoBase", s.rtoBase().String())
+	}
+
+	// inFlight is the wire size of the frames sent but not acknowledged.
+	inFlight := func() int {
+		n := 0
+		for off, fr := range cache {
+			if off >= recv && off < next {
+				n += len(fr.b)
+			}
+		}
+		return n
+	}
+	// lost shrinks frames after a loss: a long frame on a noisy line is
+	// rarely received intact.
+	lost := func(timeout bool) {
+		chunk = max(chunk/2, floor)
+		if timeout {
+			// Nothing got through for a whole RTO: frames are far too
+			// long for this line.
+			chunk = max(chunk/2, floor)
+		}
+		cwnd = max(cwnd/2, min(minCwnd, window))
+		plainChunk = max(plainChunk/2, chunk)
+		clean = 0
+	}
+	// goBack sends everything again from recv, re-cut at the current
+	// frame size.
+	goBack := func() {
+		// Frames keep their cut (the agent may hold some of them after
+		// the gap) unless they are much longer than frames are now.
+		if fr, ok := cache[recv]; ok && len(fr.b) > 2*(chunk+protocol.Overhead+4) {
+			for off := range cache {
+				if off >= recv {
+					delete(cache, off)
+				}
+			}
+		}
+		next = recv
+		s.countRewind()
+	}
+	// recover reacts to a loss at recv: with REORDER, resend only the
+	// missing frame, unless it is much longer than frames are now;
+	// otherwise go back.
+	recover := func(resendOK, timeout bool) error {
+		flight := inFlight()
+		if debugStream {
+			println("recover", time.Since(t0).Milliseconds(), recv, next, resendOK, chunk, cwnd, flight, rtos, gapSeen)
+		}
+		lost(timeout)
+		recoveredAt, recoveredPos = time.Now(), recv
+		if fr, ok := cache[recv]; ok && resendOK && caps.Reorder && recv != resentEnd && len(fr.b) <= 2*(chunk+protocol.Overhead+4) {
+			// A GAP raised by a frame sent after this one means it was
+			// lost too: trust GAPs once it has had time to arrive.
+			recoveryTime = s.gapTrust(flight + len(fr.b) + chunk)
+			resentEnd = recv + fr.n
+			probes = 2
+			fr.sentAt = recoveredAt
+			cache[recv] = fr
+			return s.resend(fr)
+		}
+		recoveryTime = s.gapTrust(flight + chunk)
+		resentEnd = -1
+		goBack()
+		return nil
+	}
 
 	for {
 		s.mu.Lock()
-		r, w, gap := int(s.ack.Received), int(s.ack.Written), s.ackGap
-		s.ackGap = false
+		r, w, gap, gapAt := int(s.ack.Received), int(s.ack.Written), s.ackGap, int(s.gapAt)
+		s.ackGap, s.gapAt = false, -1
 		s.mu.Unlock()
 		if r > recv || w > written {
 			now := time.Now()
 			lastProgress, rtos = now, 0
 			if r > recv {
-				if el := now.Sub(t0).Seconds(); el > 0.05 {
-					rate = float64(r-start) / el
+				if clean += r - recv; clean >= growAfter*chunk && (chunk < chunkMax || cwnd < window) {
+					chunk, cwnd, clean = min(2*chunk, chunkMax), min(2*cwnd, window), clean-growAfter*chunk
 				}
 				for off := range cache {
 					if off < r {
 						delete(cache, off)
 					}
 				}
-				p := Progress{Phase: "send", Sent: r, Rate: rate}
-				if rate > 0 {
-					p.ETA = time.Duration(float64(len(image)-r) / rate * float64(time.Second))
+				p := Progress{Phase: "send", Sent: r}
+				if el := now.Sub(t0).Seconds(); el > 0.05 && r > start {
+					p.Rate = float64(r-start) / el
+					p.ETA = time.Duration(float64(len(image)-r) / p.Rate * float64(time.Second))
 				}
 				report(p)
 			}
 			recv, written = max(recv, r), max(written, w)
+			// After a go-back the agent's kept frames may have carried
+			// received past what is being resent.
+			next = max(next, recv)
 		}
 		if recv >= len(image) {
 			return nil
 		}
-		if gap && recv < next && recv != rewoundAt {
-			rewoundAt = recv
-			if fr, ok := cache[recv]; ok && caps.Reorder {
-				// The agent kept what followed the gap: resend only the
-				// missing frame.
-				if err := s.resend(fr); err != nil {
-					return err
-				}
-			} else {
-				// Go-back-N, once per position.
-				next = recv
-				s.countRewind()
+		gapSeen = gap
+		if gap {
+			probes = min(probes+1, 4)
+		}
+		// A GAP at the offset of the last recovery is about frames sent
+		// before it, unless the agent names a frame sent after the
+		// resend (then the resend was lost too) or the recovery has had
+		// time to arrive.
+		if gap && recv < next && (recv != recoveredPos || sentAfter(gapAt, recoveredAt) || time.Since(recoveredAt) >= recoveryTime) {
+			if err := recover(true, false); err != nil {
+				return err
 			}
 		}
 		for next < len(image) {
 			fr, ok := cache[next]
 			if !ok {
-				fr = s.dataFrame(image, next, chunkMax, window, caps.Compression, &plainChunk)
+				fr = s.dataFrame(image, next, chunk, window, caps.Compression, &plainChunk)
 				cache[next] = fr
 			}
-			if next+fr.n > written+window {
+			beyond := next > recv && next+fr.n > recv+cwnd
+			if next+fr.n > written+window || (beyond && probes == 0) {
 				break
+			}
+			if beyond {
+				probes--
 			}
 			if err := s.send(fr); err != nil {
 				return err
 			}
+			fr.sentAt = time.Now()
+			cache[next] = fr
 			next += fr.n
 		}
-		// Retransmission timeout: 1 s plus twice the time the bytes in
-		// flight take on the line, so a slow line is not flooded.
-		rto := dataRTO + time.Duration(2*float64(next-recv)/rate*float64(time.Second))
-		timer.Reset(rto)
+		// Retransmission timeout: the time the bytes in flight take on
+		// the line at its rate, twice, plus the round trip; longer after
+		// each timeout in a row (the line may be down for a while).
+		rto := (s.rtoBase() + 2*s.lineTime(inFlight())) * time.Duration(1+min(rtos, 3))
+		since := lastProgress
+		if recoveredAt.After(since) {
+			since = recoveredAt
+		}
+		wait := rto
+		if next == recv {
+			wait = windowStallMax
+		}
+		timer.Reset(max(time.Until(since.Add(wait)), time.Millisecond))
 		select {
 		case <-s.ackTick:
 		case e := <-s.dataErr:
 			return e
 		case <-timer.C:
-			stalled := time.Since(lastProgress)
-			switch {
-			case next > recv && stalled >= rto:
-				rtos++
-				if rtos >= dataMaxRTOs {
-					return fmt.Errorf("device stopped acknowledging at offset %d (%w)", recv, ErrTimeout)
-				}
-				if fr, ok := cache[recv]; ok && caps.Reorder && rtos == 1 {
-					// Most likely one lost frame with nothing after it to
-					// raise a GAP: resend it alone first.
-					if err := s.resend(fr); err != nil {
-						return err
-					}
-					break
-				}
-				next, rewoundAt = recv, -1
-				s.countRewind()
-			case next == recv && stalled >= windowStallMax:
-				return fmt.Errorf("device wrote nothing for %v at offset %d (%w)", stalled.Round(time.Second), written, ErrTimeout)
+			if time.Since(since) < wait {
+				break
+			}
+			if next == recv {
+				return fmt.Errorf("device wrote nothing for %v at offset %d (%w)", time.Since(lastProgress).Round(time.Second), written, ErrTimeout)
+			}
+			rtos++
+			if debugStream && rtos >= 3 {
+				println("rto", rtos, recv, next, written, len(cache[recv].b), cache[recv].n, cwnd)
+			}
+			if rtos >= dataMaxRTOs {
+				return fmt.Errorf("device stopped acknowledging at offset %d (%w)", recv, ErrTimeout)
+			}
+			// The first timeout in a row is most likely one lost frame
+			// with nothing after it to raise a GAP: resend it alone.
+			if err := recover(rtos == 1, true); err != nil {
+				return err
 			}
 		case <-ctx.Done():
 			return ctx.Err()
@@ -248,6 +373,19 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 			return s.deadErr
 		}
 	}
+}
+
+// gapTrust is how long after a recovery a GAP for the same offset still
+// describes frames sent before it: the time n bytes take on the line plus
+// the round trip.
+func (s *Session) gapTrust(n int) time.Duration {
+	s.mu.Lock()
+	rtt := s.srtt
+	s.mu.Unlock()
+	if rtt == 0 {
+		rtt = rttDefault
+	}
+	return s.lineTime(n) + 2*rtt + 2*time.Millisecond
 }
 
 // send writes a DATA frame and counts it.

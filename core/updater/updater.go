@@ -33,10 +33,14 @@ var (
 	beginTimeout     = 60 * time.Second
 	endTimeout       = 30 * time.Second
 	rebootTimeout    = 15 * time.Second
+	readyWait        = 3 * time.Second // then HELLO without READY (SPEC.md 4.2)
 	helloAttempt     = 500 * time.Millisecond
 	helloAttempts    = 14 // 7 s: covers an agent's 5 s return to 115200 after a host crash
 	keepaliveEvery   = 2 * time.Second
-	dataRTO          = time.Second
+	rttDefault       = 50 * time.Millisecond // round trip assumed until measured
+	rtoMin           = 25 * time.Millisecond
+	infoAttempt      = 250 * time.Millisecond // floor of an INFO attempt's timeout
+	infoStartMax     = 512                    // INFO_R payload asked for at first
 	dataMaxRTOs      = 8
 	windowStallMax   = 30 * time.Second
 	baudRevertWait   = 3 * time.Second
@@ -156,6 +160,7 @@ type Session struct {
 	baud    int
 	ack     protocol.Ack
 	ackGap  bool
+	gapAt   int64         // highest GapAt of the GAP ACKs since the stream last looked; -1 none
 	ackTick chan struct{} // signalled on every ACK
 	dataErr chan *protocol.Error
 	ready   chan protocol.Ready
@@ -165,7 +170,9 @@ type Session struct {
 	deadErr error
 
 	lastWrite time.Time
-	inflight  int // requests waiting for a reply
+	inflight  int           // requests waiting for a reply
+	srtt      time.Duration // smoothed round trip of small requests, without line time; 0 until measured
+	infoMax   int           // INFO_R payload to ask for: shrinks on a noisy line
 }
 
 // Connect synchronises with the agent on p (tolerating log text and
@@ -304,25 +311,7 @@ func (s *Session) log(line string) {
 func (s *Session) pump() {
 	lines := &protocol.Lines{Line: s.log}
 	dec := protocol.NewDecoder(hostMaxPayload, s.dispatch, func(b []byte) { lines.Write(b) })
-	type chunk struct {
-		b   []byte
-		err error
-	}
-	reads := make(chan chunk, 4)
-	go func() {
-		for {
-			buf := make([]byte, 4096)
-			n, err := s.p.Read(buf)
-			select {
-			case reads <- chunk{buf[:n], err}:
-			case <-s.dead:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	reads := protocol.ReadChunks(s.p, s.dead)
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	flush := time.NewTimer(time.Hour)
@@ -330,14 +319,14 @@ func (s *Session) pump() {
 	for {
 		select {
 		case c := <-reads:
-			if len(c.b) > 0 {
-				dec.Write(c.b)
+			if len(c.B) > 0 {
+				dec.Write(c.B)
 				idle.Reset(idleTimeout)
 				flush.Reset(lineFlushTimeout)
 			}
-			if c.err != nil {
+			if c.Err != nil {
 				lines.Flush()
-				s.kill(fmt.Errorf("reading from the device: %w", c.err))
+				s.kill(fmt.Errorf("reading from the device: %w", c.Err))
 				return
 			}
 		case <-idle.C:
@@ -380,6 +369,9 @@ func (s *Session) dispatch(f protocol.Frame) {
 		}
 		if f.Flags&protocol.FlagGap != 0 {
 			s.ackGap = true
+			if a.HasGapAt {
+				s.gapAt = max(s.gapAt, int64(a.GapAt))
+			}
 		}
 		s.mu.Unlock()
 		select {
@@ -394,9 +386,9 @@ func (s *Session) dispatch(f protocol.Frame) {
 			}
 		}
 	case f.Type == protocol.TypeLog:
-		for _, l := range splitLines(string(f.Payload)) {
-			s.log(l)
-		}
+		lines := protocol.Lines{Line: s.log}
+		lines.Write(f.Payload)
+		lines.Flush()
 	case f.Type == protocol.TypeError && f.Seq == 0:
 		if e, err := protocol.DecodeError(f.Payload); err == nil {
 			select {
@@ -413,26 +405,6 @@ func (s *Session) dispatch(f protocol.Frame) {
 			ch <- f
 		}
 	}
-}
-
-func splitLines(t string) []string {
-	var out []string
-	for len(t) > 0 {
-		i := 0
-		for i < len(t) && t[i] != '\n' {
-			i++
-		}
-		l := t[:i]
-		if len(l) > 0 && l[len(l)-1] == '\r' {
-			l = l[:len(l)-1]
-		}
-		out = append(out, l)
-		if i < len(t) {
-			i++
-		}
-		t = t[i:]
-	}
-	return out
 }
 
 func (s *Session) write(b []byte) error {
@@ -487,10 +459,14 @@ func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte,
 		if err := s.write(frame); err != nil {
 			return protocol.Frame{}, err
 		}
+		sent := time.Now()
 		timer := time.NewTimer(timeout)
 		select {
 		case f := <-ch:
 			timer.Stop()
+			if attempt == 0 && measuresRTT(t) {
+				s.sampleRTT(time.Since(sent) - s.lineTime(len(frame)+len(f.Payload)+protocol.Overhead))
+			}
 			if f.Type == protocol.TypeError {
 				e, err := protocol.DecodeError(f.Payload)
 				if err != nil {
@@ -518,15 +494,7 @@ func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte,
 func (s *Session) Info(ctx context.Context) (*DeviceInfo, error) {
 	var text []byte
 	for {
-		var payload []byte
-		if len(text) > 0 {
-			payload = protocol.EncodeU32(uint32(len(text)))
-		}
-		f, err := s.request(ctx, protocol.TypeInfo, payload, 0)
-		if err != nil {
-			return nil, fmt.Errorf("info: %w", err)
-		}
-		total, chunk, err := protocol.DecodeInfoChunk(f.Payload)
+		total, chunk, err := s.infoChunk(ctx, len(text))
 		if err != nil {
 			return nil, fmt.Errorf("info: %w", err)
 		}
@@ -552,6 +520,81 @@ func (s *Session) Info(ctx context.Context) (*DeviceInfo, error) {
 	s.info = di
 	s.mu.Unlock()
 	return di, nil
+}
+
+// infoChunk reads the INFO text from offset off. The reply is the longest
+// frame of a session outside DATA, so on a noisy line it asks for smaller
+// replies (SPEC.md 5.2) after each pair of lost ones, with timeouts sized
+// to the line, and grows them again when replies arrive at once.
+func (s *Session) infoChunk(ctx context.Context, off int) (total int, chunk []byte, err error) {
+	s.mu.Lock()
+	limit := s.infoMax
+	s.mu.Unlock()
+	if limit == 0 {
+		limit = infoStartMax
+	}
+	const triesPerSize = 2
+	for try := 0; ; try++ {
+		req := protocol.InfoRequest{Offset: uint32(off), Max: uint16(min(limit, 65535))}
+		timeout := max(infoAttempt, s.rtoBase()+2*s.lineTime(limit+protocol.Overhead))
+		f, err := s.requestN(ctx, protocol.TypeInfo, req.Encode(), timeout, triesPerSize)
+		if errors.Is(err, ErrTimeout) && limit > minChunk {
+			limit = max(limit/2, minChunk)
+			continue
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if try == 0 && limit < infoStartMax {
+			limit *= 2
+		}
+		s.mu.Lock()
+		s.infoMax = limit
+		s.mu.Unlock()
+		return protocol.DecodeInfoChunk(f.Payload)
+	}
+}
+
+// measuresRTT reports whether replies to t measure the round trip: small
+// requests the agent answers at once (not BEGIN or END, which erase and
+// verify flash).
+func measuresRTT(t protocol.Type) bool {
+	switch t {
+	case protocol.TypeHello, protocol.TypeInfo, protocol.TypeStatus, protocol.TypePing:
+		return true
+	}
+	return false
+}
+
+// sampleRTT folds one round trip (line time already subtracted) into the
+// smoothed estimate, as TCP does (RFC 6298, alpha 1/8).
+func (s *Session) sampleRTT(d time.Duration) {
+	d = max(d, 0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srtt == 0 {
+		s.srtt = max(d, time.Millisecond)
+		return
+	}
+	s.srtt = max((7*s.srtt+d)/8, time.Millisecond)
+}
+
+// lineTime is how long n bytes take on the line at its rate (8N1: 10
+// bits a byte).
+func (s *Session) lineTime(n int) time.Duration {
+	return time.Duration(int64(n) * 10 * int64(time.Second) / int64(s.Baud()))
+}
+
+// rtoBase is the part of a timeout that does not depend on the bytes in
+// flight: the round trip, with room for scheduling jitter.
+func (s *Session) rtoBase() time.Duration {
+	s.mu.Lock()
+	rtt := s.srtt
+	s.mu.Unlock()
+	if rtt == 0 {
+		rtt = rttDefault
+	}
+	return rtoMin + 3*rtt
 }
 
 // Ping checks the line with a PING round trip.
@@ -712,15 +755,24 @@ func (s *Session) prepareReboot(ctx context.Context) error {
 	}
 }
 
-// waitReboot waits for READY after a reboot and handshakes again.
+// waitReboot waits for READY after a reboot and handshakes again. READY
+// is sent once, so on a noisy line it can be lost: after readyWait the
+// host stops waiting for it and looks for the agent with HELLO (the
+// device has rebooted by then).
 func (s *Session) waitReboot(ctx context.Context) error {
 	timer := time.NewTimer(rebootTimeout)
 	defer timer.Stop()
+	probe := time.NewTimer(readyWait)
+	defer probe.Stop()
 	for {
 		select {
 		case r := <-s.ready:
 			if r.Reason == protocol.ReadyBoot {
 				return s.rejoin(ctx)
+			}
+		case <-probe.C:
+			if err := s.rejoin(ctx); err == nil || ctx.Err() != nil {
+				return err
 			}
 		case <-timer.C:
 			return fmt.Errorf("%w: the device did not announce itself within %v after the reboot", ErrTimeout, rebootTimeout)
@@ -771,27 +823,9 @@ func Monitor(ctx context.Context, p io.Reader, log func(line string)) error {
 			lines.Write(f.Payload)
 		}
 	}, func(b []byte) { lines.Write(b) })
-	type chunk struct {
-		b   []byte
-		err error
-	}
-	reads := make(chan chunk, 4)
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() {
-		for {
-			buf := make([]byte, 4096)
-			n, err := p.Read(buf)
-			select {
-			case reads <- chunk{buf[:n], err}:
-			case <-stop:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	reads := protocol.ReadChunks(p, stop)
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for {
@@ -800,14 +834,14 @@ func Monitor(ctx context.Context, p io.Reader, log func(line string)) error {
 			lines.Flush()
 			return nil
 		case c := <-reads:
-			dec.Write(c.b)
+			dec.Write(c.B)
 			idle.Reset(idleTimeout)
-			if c.err != nil {
+			if c.Err != nil {
 				lines.Flush()
-				if errors.Is(c.err, io.EOF) {
+				if errors.Is(c.Err, io.EOF) {
 					return nil
 				}
-				return c.err
+				return c.Err
 			}
 		case <-idle.C:
 			dec.Idle()

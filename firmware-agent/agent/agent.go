@@ -132,27 +132,9 @@ func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 	a.announce(protocol.ReadyAttach)
 
 	dec := protocol.NewDecoder(a.opt.MaxFrame, func(f protocol.Frame) { a.handleFrame(f) }, nil)
-	type chunk struct {
-		b   []byte
-		err error
-	}
-	reads := make(chan chunk, 4)
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() {
-		for {
-			buf := make([]byte, 4096)
-			n, err := conn.Read(buf)
-			select {
-			case reads <- chunk{buf[:n], err}:
-			case <-stop:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	reads := protocol.ReadChunks(conn, stop)
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for {
@@ -160,17 +142,17 @@ func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-reads:
-			if len(c.b) > 0 {
-				dec.Write(c.b)
+			if len(c.B) > 0 {
+				dec.Write(c.B)
 				if dec.Pending() {
 					idle.Reset(idleTimeout)
 				}
 			}
-			if c.err != nil {
-				if errors.Is(c.err, io.EOF) {
+			if c.Err != nil {
+				if errors.Is(c.Err, io.EOF) {
 					return nil
 				}
-				return c.err
+				return c.Err
 			}
 		case <-idle.C:
 			dec.Idle()
@@ -347,10 +329,10 @@ func (a *Agent) hello(f protocol.Frame) {
 }
 
 func (a *Agent) info(f protocol.Frame) {
-	off := 0
-	if len(f.Payload) >= 4 {
-		v, _ := protocol.DecodeU32(f.Type, f.Payload)
-		off = int(v)
+	req, err := protocol.DecodeInfoRequest(f.Payload)
+	if err != nil {
+		a.fail(f, perr(device.ErrInvalidArg, "%v", err))
+		return
 	}
 	di, err := a.dev.Info()
 	if err != nil {
@@ -372,7 +354,7 @@ func (a *Agent) info(f protocol.Frame) {
 	a.mu.Lock()
 	hostMax := a.hostMax
 	a.mu.Unlock()
-	a.reply(f, f.Type.Reply(), protocol.InfoChunk(r.Encode(), off, hostMax))
+	a.reply(f, f.Type.Reply(), protocol.InfoChunk(r.Encode(), int(req.Offset), req.Limit(hostMax)))
 }
 
 func (a *Agent) status(f protocol.Frame) {
@@ -572,6 +554,12 @@ func (a *Agent) Baud() int {
 func (a *Agent) sendAck(received, written uint32, flags uint8) {
 	a.con.writeFrame(protocol.Frame{Type: protocol.TypeAck, Flags: flags,
 		Payload: protocol.Ack{Received: received, Written: written}.Encode()})
+}
+
+// sendGap sends a GAP ACK naming the offset of the frame that raised it.
+func (a *Agent) sendGap(received, written, at uint32) {
+	a.con.writeFrame(protocol.Frame{Type: protocol.TypeAck, Flags: protocol.FlagGap,
+		Payload: protocol.Ack{Received: received, Written: written, GapAt: at, HasGapAt: true}.Encode()})
 }
 
 // data handles a DATA frame (SPEC.md 6.2). It never blocks on flash.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"hash"
 	"sync"
+	"time"
 
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/protocol"
@@ -33,7 +34,7 @@ type transfer struct {
 	stopped      chan struct{}
 	history      []byte                  // last DictSize accepted bytes (DEFLATE dictionary)
 	hash         hash.Hash               // SHA-256 of the accepted bytes, in order
-	gapSent      bool                    // a GAP ACK was sent for the current received
+	gapAt        time.Time               // when a GAP ACK was last sent for the current received (zero: none)
 	pending      map[uint32]pendingFrame // frames after a gap, by offset
 	pendingBytes int                     // their payload bytes (counted against the window)
 	ackedW       uint32                  // written value of the last ACK the writer sent
@@ -57,6 +58,10 @@ func (x *transfer) status() protocol.Status {
 	return protocol.Status{State: x.state, Size: x.size, Received: x.received, Written: x.written, SHA256: x.sha}
 }
 
+// gapRepeat is the shortest time between two GAP ACKs for the same
+// received offset: a frame's time on the line at 2 Mbaud.
+var gapRepeat = time.Millisecond
+
 // pendingFrame is a DATA frame that arrived after a gap (CapReorder).
 type pendingFrame struct {
 	bytes []byte
@@ -77,6 +82,13 @@ func (x *transfer) receive(d protocol.Data, flags uint8) {
 		return
 	}
 	ok := d.Offset == x.received && x.accept(d.Bytes, flags)
+	if !ok && d.Offset == x.received && x.pendingBytes > 0 {
+		// The frames kept after the gap leave no room for the one that
+		// fills it (the host re-cut its frames smaller after a loss, so
+		// they no longer line up): in-order data comes first.
+		x.pending, x.pendingBytes = map[uint32]pendingFrame{}, 0
+		ok = x.accept(d.Bytes, flags)
+	}
 	if ok {
 		// Frames kept after a gap follow on now.
 		for {
@@ -96,7 +108,7 @@ func (x *transfer) receive(d protocol.Data, flags uint8) {
 				x.pendingBytes -= len(p.bytes)
 			}
 		}
-		x.gapSent = false
+		x.gapAt = time.Time{}
 		x.cond.Broadcast()
 		r, w := x.received, x.written
 		x.mu.Unlock()
@@ -114,13 +126,20 @@ func (x *transfer) receive(d protocol.Data, flags uint8) {
 		}
 	}
 	// A gap after a lost frame, or a frame we cannot take: tell the host
-	// once per position.
-	send := !x.gapSent
-	x.gapSent = true
+	// every time (SPEC.md 6.2), as TCP sends a duplicate ACK for every
+	// segment out of order. A GAP after the host's resend tells it the
+	// resend was lost too, long before its retransmission timeout; at
+	// most every gapRepeat, so a burst of frames after one loss does not
+	// flood the way back.
+	now := time.Now()
+	send := x.gapAt.IsZero() || now.Sub(x.gapAt) >= gapRepeat
+	if send {
+		x.gapAt = now
+	}
 	r, w := x.received, x.written
 	x.mu.Unlock()
 	if send {
-		x.a.sendAck(r, w, protocol.FlagGap)
+		x.a.sendGap(r, w, d.Offset)
 	}
 }
 
@@ -224,7 +243,7 @@ func (x *transfer) resume() (uint32, bool) {
 	if x.state != protocol.StatusReceiving || x.canceled {
 		return 0, false
 	}
-	x.gapSent = false
+	x.gapAt = time.Time{}
 	x.ackedW = x.written
 	x.pending, x.pendingBytes = map[uint32]pendingFrame{}, 0
 	return x.written, true

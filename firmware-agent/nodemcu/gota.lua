@@ -348,9 +348,14 @@ end
 handlers[T_INFO] = function(seq, flags, p)
   local text, code, msg = info_text()
   if not text then return fail(T_INFO, seq, code, msg) end
-  local off = 0
+  local off, lim = 0, host_max
   if #p >= 4 then off = u32at(p, 1) end
-  reply(T_INFO, seq, T_INFO + REPLY, u32(#text) .. sub(text, off + 1, off + host_max - 4))
+  -- optional max u16: the host wants short replies on a noisy line
+  if #p >= 6 then
+    local m = u16at(p, 5)
+    if m > 0 then lim = math.min(host_max, math.max(m, 64)) end
+  end
+  reply(T_INFO, seq, T_INFO + REPLY, u32(#text) .. sub(text, off + 1, off + lim - 4))
 end
 
 handlers[T_STATUS] = function(seq, flags, p)
