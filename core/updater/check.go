@@ -29,8 +29,15 @@ type Plan struct {
 	Image    *espimage.Image
 }
 
-// RefusedError is a reason Check refuses an image.
-type RefusedError struct{ Reason string }
+// RefusedError is why Check refuses an image.
+type RefusedError struct {
+	// Reason is the whole text for a terminal: every refusal, with its
+	// CLI hint (e.g. "use --force to flash it again"), joined by "; ".
+	Reason string
+	// Reasons lists the refusals one by one without CLI hints, for a
+	// user interface that offers its own way to override them.
+	Reasons []string
+}
 
 func (e *RefusedError) Error() string { return e.Reason }
 
@@ -45,9 +52,17 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // a warning.
 func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 	plan := &Plan{Size: len(image), SHA256: sha256.Sum256(image)}
-	var refusals []string
+	var refusals, reasons []string
 	refuse := func(format string, args ...any) {
 		refusals = append(refusals, fmt.Sprintf(format, args...))
+		reasons = append(reasons, refusals[len(refusals)-1])
+	}
+	// refuseHint refuses with a hint for the command line that Reasons
+	// leave out.
+	refuseHint := func(hint, format string, args ...any) {
+		r := fmt.Sprintf(format, args...)
+		refusals = append(refusals, r+"; "+hint)
+		reasons = append(reasons, r)
 	}
 	done := func() (*Plan, error) {
 		if len(refusals) == 0 {
@@ -59,7 +74,7 @@ func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 			}
 			return plan, nil
 		}
-		return plan, &RefusedError{Reason: strings.Join(refusals, "; ")}
+		return plan, &RefusedError{Reason: strings.Join(refusals, "; "), Reasons: reasons}
 	}
 
 	target := nextUpdate(info)
@@ -116,11 +131,11 @@ func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 	switch {
 	case digest != "" && strings.EqualFold(digest, running.SHA256):
 		plan.Relation = "same build"
-		refuse("image is the build already running in %s (sha256 %s…); use --force to flash it again", running.Label, digest[:16])
+		refuseHint("use --force to flash it again", "image is the build already running in %s (sha256 %s…)", running.Label, digest[:16])
 	case older(newV, oldV):
 		plan.Relation = "older"
 		if !opt.AllowDowngrade {
-			refuse("image version %s is older than the running %s; use --allow-downgrade", newV, oldV)
+			refuseHint("use --allow-downgrade", "image version %s is older than the running %s", newV, oldV)
 		} else {
 			plan.Warnings = append(plan.Warnings, fmt.Sprintf("downgrade from %s to %s", oldV, newV))
 		}

@@ -105,6 +105,19 @@ func TestCheck(t *testing.T) {
 				if err == nil || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.refused) {
 					t.Fatalf("err = %v, want refusal containing %q", err, tt.refused)
 				}
+				var re *RefusedError
+				if !errors.As(err, &re) || len(re.Reasons) == 0 {
+					t.Fatalf("err = %#v, want a *RefusedError with Reasons", err)
+				}
+				for _, r := range re.Reasons {
+					if strings.Contains(r, "--") {
+						t.Errorf("reason %q carries a CLI hint", r)
+					}
+				}
+				want, _, _ := strings.Cut(tt.refused, "; use ")
+				if !strings.Contains(strings.Join(re.Reasons, "\n"), want) {
+					t.Errorf("reasons %q, want one containing %q", re.Reasons, want)
+				}
 				return
 			}
 			if err != nil {

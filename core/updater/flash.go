@@ -132,12 +132,13 @@ type outFrame struct {
 // Frame sizing on a lossy line (SPEC.md 6.3): a loss halves the payload
 // limit down to minChunk; growAfter frames' worth of image bytes received
 // without a loss double it again, up to what the agent accepts.
-var debugStream = false
-
 const (
-	minChunk  = 128
-	minWindow = 2048
-	growAfter = 16
+	// windowProbe is how often the host probes a full window whose
+	// writer ACK may have been lost.
+	windowProbe = 250 * time.Millisecond
+	minChunk    = 128
+	minWindow   = 2048
+	growAfter   = 16
 )
 
 // stream sends image[start:] with a sliding window (SPEC.md 6.3) until the
@@ -194,13 +195,11 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 	t0 := time.Now()
 	lastProgress := t0
 	rtos := 0
-	gapSeen := false
+	var probeFrame outFrame // the frame that ends at recv: a window probe
+	var probedAt time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	report(Progress{Phase: "send", Sent: start})
-	if debugStream {
-		println("srtt", s.srtt.String(), "rtoBase", s.rtoBase().String())
-	}
 
 	// inFlight is the wire size of the frames sent but not acknowledged.
 	inFlight := func() int {
@@ -245,9 +244,6 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 	// otherwise go back.
 	recover := func(resendOK, timeout bool) error {
 		flight := inFlight()
-		if debugStream {
-			println("recover", time.Since(t0).Milliseconds(), recv, next, resendOK, chunk, cwnd, flight, rtos, gapSeen)
-		}
 		lost(timeout)
 		recoveredAt, recoveredPos = time.Now(), recv
 		if fr, ok := cache[recv]; ok && resendOK && caps.Reorder && recv != resentEnd && len(fr.b) <= 2*(chunk+protocol.Overhead+4) {
@@ -278,8 +274,11 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 				if clean += r - recv; clean >= growAfter*chunk && (chunk < chunkMax || cwnd < window) {
 					chunk, cwnd, clean = min(2*chunk, chunkMax), min(2*cwnd, window), clean-growAfter*chunk
 				}
-				for off := range cache {
+				for off, fr := range cache {
 					if off < r {
+						if off+fr.n == r {
+							probeFrame = fr
+						}
 						delete(cache, off)
 					}
 				}
@@ -298,7 +297,6 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 		if recv >= len(image) {
 			return nil
 		}
-		gapSeen = gap
 		if gap {
 			probes = min(probes+1, 4)
 		}
@@ -341,7 +339,13 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 		}
 		wait := rto
 		if next == recv {
-			wait = windowStallMax
+			// Window full, nothing in flight: waiting for the agent's
+			// writer. Its ACK may be lost, and nothing else would make
+			// it send another: probe now and then.
+			wait = max(rto, windowProbe)
+			if probedAt.After(since) {
+				since = probedAt
+			}
 		}
 		timer.Reset(max(time.Until(since.Add(wait)), time.Millisecond))
 		select {
@@ -353,12 +357,20 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 				break
 			}
 			if next == recv {
-				return fmt.Errorf("device wrote nothing for %v at offset %d (%w)", time.Since(lastProgress).Round(time.Second), written, ErrTimeout)
+				if time.Since(lastProgress) >= windowStallMax {
+					return fmt.Errorf("device wrote nothing for %v at offset %d (%w)", time.Since(lastProgress).Round(time.Second), written, ErrTimeout)
+				}
+				// A duplicate of the last acknowledged frame: the agent
+				// drops it and ACKs with what it has written (SPEC.md 6.2).
+				probedAt = time.Now()
+				if probeFrame.b != nil {
+					if err := s.send(probeFrame); err != nil {
+						return err
+					}
+				}
+				break
 			}
 			rtos++
-			if debugStream && rtos >= 3 {
-				println("rto", rtos, recv, next, written, len(cache[recv].b), cache[recv].n, cwnd)
-			}
 			if rtos >= dataMaxRTOs {
 				return fmt.Errorf("device stopped acknowledging at offset %d (%w)", recv, ErrTimeout)
 			}

@@ -144,3 +144,45 @@ func TestNoisyLine(t *testing.T) {
 		t.Errorf("after flash: %+v", di)
 	}
 }
+
+// TestHeavyNoise flashes at 2 Mbaud over a line that loses one byte in a
+// thousand and corrupts another (issue 4): the host must shrink its frames
+// and window to get anything through, and the image must still arrive
+// byte for byte, also to an agent that keeps nothing after a gap and
+// takes at most 1 KiB frames (the Lua agent's profile).
+func TestHeavyNoise(t *testing.T) {
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	tests := []struct {
+		name string
+		opt  agent.Options
+	}{
+		{"reorder", agent.Options{}},
+		{"go-back-N, 1 KiB frames", agent.Options{NoReorder: true, MaxFrame: 1024, Window: 1020}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line, _, _, _ := lineRig(t, link.Config{DropRate: 1e-3, FlipRate: 1e-3, Seed: 42}, tt.opt)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 2000000, Compression: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := s.Flash(ctx, v11, updater.FlashOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			st := line.Stats()
+			t.Logf("%v at %d baud; line %+v, session %+v", time.Since(start).Round(time.Millisecond), s.Baud(), st, s.Stats())
+			if st.Dropped == 0 || st.Flipped == 0 {
+				t.Error("the line did no damage; the test proves nothing")
+			}
+			if s.Stats().Rewinds+s.Stats().Resent == 0 {
+				t.Error("nothing was sent again on a line this noisy")
+			}
+			if di := s.LastInfo(); di.Running != "app1" || di.Find("app1").SHA256 != hexsum(v11) {
+				t.Errorf("after flash: %+v", di)
+			}
+		})
+	}
+}
