@@ -99,7 +99,7 @@ func (p *ports) exclusiveWS() bool {
 func (p *ports) Listen(addr string) (url string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("listen: %w", err)
+		return "", err // "listen tcp ADDR: ..." names what failed
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/serial", p)
