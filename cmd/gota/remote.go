@@ -146,6 +146,12 @@ func openSerial(name string) (*serialLine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
+	// What the driver holds from before the open was meant for an earlier
+	// host (esptool flushes it too); the session would only skip it.
+	if err := p.ResetInputBuffer(); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open %s: discard stale input: %w", name, err)
+	}
 	return &serialLine{Port: p, name: name}, nil
 }
 

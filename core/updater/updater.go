@@ -155,7 +155,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	seq     uint8
-	waiters map[uint8]chan protocol.Frame
+	waiters map[uint8]waiter
 	caps    Caps
 	baud    int
 	ack     protocol.Ack
@@ -196,7 +196,7 @@ func start(p Port, opt Options) *Session {
 	}
 	s := &Session{
 		p: p, opt: opt, baud: DefaultBaud,
-		waiters: map[uint8]chan protocol.Frame{},
+		waiters: map[uint8]waiter{},
 		ackTick: make(chan struct{}, 1),
 		dataErr: make(chan *protocol.Error, 1),
 		ready:   make(chan protocol.Ready, 8),
@@ -398,13 +398,35 @@ func (s *Session) dispatch(f protocol.Frame) {
 		}
 	case f.Type&protocol.ReplyBit != 0 || f.Type == protocol.TypeError:
 		s.mu.Lock()
-		ch := s.waiters[f.Seq]
-		delete(s.waiters, f.Seq)
+		w, ok := s.waiters[f.Seq]
+		if ok && w.answers(f) {
+			delete(s.waiters, f.Seq)
+		} else {
+			ok = false
+		}
 		s.mu.Unlock()
-		if ch != nil {
-			ch <- f
+		if ok {
+			w.ch <- f
 		}
 	}
+}
+
+// waiter is a request waiting for its reply.
+type waiter struct {
+	request protocol.Type
+	ch      chan protocol.Frame // capacity 1
+}
+
+// answers reports whether f is the reply to w's request. A reply with the
+// right seq but for another request type was sent to an earlier host
+// (it sat in the port's buffer, or the line delivered it late) and is
+// ignored like any late duplicate.
+func (w waiter) answers(f protocol.Frame) bool {
+	if f.Type == protocol.TypeError {
+		e, err := protocol.DecodeError(f.Payload)
+		return err != nil || e.Request == w.request
+	}
+	return f.Type == w.request.Reply()
 }
 
 func (s *Session) write(b []byte) error {
@@ -454,7 +476,7 @@ func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte,
 	}()
 	for attempt := 0; attempt < attempts; attempt++ {
 		s.mu.Lock()
-		s.waiters[seq] = ch
+		s.waiters[seq] = waiter{t, ch}
 		s.mu.Unlock()
 		if err := s.write(frame); err != nil {
 			return protocol.Frame{}, err
@@ -473,9 +495,6 @@ func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte,
 					return f, fmt.Errorf("%v: %w", t, err)
 				}
 				return f, e
-			}
-			if f.Type != t.Reply() {
-				return f, fmt.Errorf("%v: unexpected reply %v", t, f.Type)
 			}
 			return f, nil
 		case <-timer.C:
@@ -681,7 +700,7 @@ func (s *Session) Rollback(ctx context.Context) error {
 	seq := s.nextSeq()
 	ch := make(chan protocol.Frame, 1)
 	s.mu.Lock()
-	s.waiters[seq] = ch
+	s.waiters[seq] = waiter{protocol.TypeRollback, ch}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()

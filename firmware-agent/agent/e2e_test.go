@@ -427,6 +427,46 @@ func TestCorruptedFrameResent(t *testing.T) {
 	}
 }
 
+// stalePort is a port whose driver still holds what the agent sent to an
+// earlier host: replies to that host's requests, with the seqs the new
+// host is about to use.
+type stalePort struct {
+	*pipePort
+	stale []byte
+}
+
+func (p *stalePort) Read(b []byte) (int, error) {
+	if len(p.stale) > 0 {
+		n := copy(b, p.stale)
+		p.stale = p.stale[n:]
+		return n, nil
+	}
+	return p.pipePort.Read(b)
+}
+
+// TestStaleReplies gives a new host session replies left over from an
+// earlier one: same seqs, other request types. They must be skipped, not
+// taken for the answers to the new requests.
+func TestStaleReplies(t *testing.T) {
+	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r.disconnect()
+	var stale []byte
+	for seq := uint8(1); seq <= 16; seq++ {
+		stale = append(stale, protocol.Frame{Type: protocol.TypeBaud.Reply(), Seq: seq}.Encode()...)
+		stale = append(stale, protocol.Frame{Type: protocol.TypeAccept.Reply(), Seq: seq}.Encode()...)
+		e := &protocol.Error{Request: protocol.TypeRollback, Code: 0x103, Message: "stale"}
+		stale = append(stale, protocol.Frame{Type: protocol.TypeError, Seq: seq, Payload: e.Encode()}.Encode()...)
+	}
+	r.connectVia(updater.Options{}, func(p *pipePort) updater.Port { return &stalePort{pipePort: p, stale: stale} })
+	if got := r.info().Running; got != "app0" {
+		t.Errorf("running %q, want app0", got)
+	}
+	if err := r.sess.Ping(r.ctx); err != nil {
+		t.Errorf("ping after stale replies: %v", err)
+	}
+}
+
 // TestResume cuts the line half-way; a new host session for the same image
 // continues from what the device holds.
 func TestResume(t *testing.T) {
