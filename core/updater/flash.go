@@ -2,6 +2,7 @@ package updater
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -85,19 +86,33 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 	}
 
 	report(Progress{Phase: "verify", Sent: len(image)})
-	var endFlags uint8
-	if !opt.NoReboot {
-		endFlags |= protocol.EndReboot
+	var endErr error // END's reply lost, but the device rebooted
+	if opt.NoReboot {
+		if _, err := s.request(ctx, protocol.TypeEnd, []byte{0}, endTimeout); err != nil {
+			return fmt.Errorf("complete: %w", err)
+		}
+	} else {
 		if err := s.prepareReboot(ctx); err != nil {
 			return fmt.Errorf("complete: %w", err)
 		}
-	}
-	if _, err := s.request(ctx, protocol.TypeEnd, []byte{endFlags}, endTimeout); err != nil {
-		return fmt.Errorf("complete: %w", err)
-	}
-	if !opt.NoReboot {
+		booted, err := s.completeAndReboot(ctx)
+		if err != nil {
+			// The reply can be lost while the device completes and
+			// reboots (it reboots only after a successful complete; a
+			// retried END then finds no transfer). Whether it runs the
+			// new build is checked below.
+			if ctx.Err() != nil || !(booted || isInvalidState(err)) {
+				return fmt.Errorf("complete: %w", err)
+			}
+			endErr = err
+		}
 		report(Progress{Phase: "reboot", Sent: len(image)})
-		if err := s.waitReboot(ctx); err != nil {
+		if booted || endErr != nil {
+			err = s.rejoin(ctx)
+		} else {
+			err = s.waitReboot(ctx)
+		}
+		if err != nil {
 			return fmt.Errorf("reboot: %w", err)
 		}
 	}
@@ -115,11 +130,51 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 			if !opt.NoReboot {
 				what = "booted"
 			}
+			if endErr != nil {
+				return fmt.Errorf("complete: %w (the device rebooted into %s, not %s)", endErr, want, target)
+			}
 			return fmt.Errorf("the device %s %s, not the new build in %s", what, want, target)
 		}
 	}
 	report(Progress{Phase: "done", Sent: len(image)})
 	return nil
+}
+
+// completeAndReboot sends END with reboot. On a lossy line the device can
+// complete and reboot while END's reply is lost: READY (boot) then
+// arrives instead, and booted reports it (END's wait is cut short, so err
+// may be context.Canceled).
+func (s *Session) completeAndReboot(ctx context.Context) (booted bool, err error) {
+	endCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watched := make(chan bool, 1)
+	go func() {
+		for {
+			select {
+			case r := <-s.ready:
+				if r.Reason == protocol.ReadyBoot {
+					cancel()
+					watched <- true
+					return
+				}
+			case <-endCtx.Done():
+				watched <- false
+				return
+			}
+		}
+	}()
+	_, err = s.request(endCtx, protocol.TypeEnd, []byte{protocol.EndReboot}, endTimeout)
+	cancel()
+	return <-watched, err
+}
+
+// espErrInvalidState is ESP_ERR_INVALID_STATE: for END, no transfer in
+// progress.
+const espErrInvalidState = 0x103
+
+func isInvalidState(err error) bool {
+	var e *protocol.Error
+	return errors.As(err, &e) && e.Code == espErrInvalidState
 }
 
 // outFrame is a DATA frame ready to (re)send.

@@ -467,6 +467,62 @@ func TestStaleReplies(t *testing.T) {
 	}
 }
 
+// lossyReplyPort loses the first frame of one type on its way to the
+// host, by corrupting its type byte (the frame then fails its header CRC).
+type lossyReplyPort struct {
+	*pipePort
+	lose     protocol.Type
+	afterSOF bool
+	lost     bool
+	ends     int // END frames the host wrote
+}
+
+func (p *lossyReplyPort) Write(b []byte) (int, error) {
+	if len(b) > 1 && b[0] == 0x01 && b[1] == byte(protocol.TypeEnd) {
+		p.ends++
+	}
+	return p.pipePort.Write(b)
+}
+
+func (p *lossyReplyPort) Read(b []byte) (int, error) {
+	n, err := p.pipePort.Read(b)
+	for i := 0; i < n && !p.lost; i++ {
+		if p.afterSOF && b[i] == byte(p.lose) {
+			b[i] ^= 0x20
+			p.lost = true
+		}
+		p.afterSOF = b[i] == 0x01
+	}
+	return n, err
+}
+
+// TestEndReplyLost loses END's reply: the device completes and reboots
+// all the same, and its READY tells the host, which must not wait out
+// END's timeout nor report a failure.
+func TestEndReplyLost(t *testing.T) {
+	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r.disconnect()
+	var lossy *lossyReplyPort
+	r.connectVia(updater.Options{}, func(p *pipePort) updater.Port {
+		lossy = &lossyReplyPort{pipePort: p, lose: protocol.TypeEnd.Reply()}
+		return lossy
+	})
+	if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !lossy.lost {
+		t.Fatal("END's reply went through; the test proves nothing")
+	}
+	if lossy.ends != 1 {
+		t.Errorf("the host sent END %d times: it waited for the reply after READY", lossy.ends)
+	}
+	if di := r.sess.LastInfo(); di.Running != "app1" || di.Find("app1").SHA256 != hexsum(v11) {
+		t.Errorf("after flash: running %s", di.Running)
+	}
+}
+
 // TestResume cuts the line half-way; a new host session for the same image
 // continues from what the device holds.
 func TestResume(t *testing.T) {
