@@ -365,17 +365,13 @@ func (c *Root) check() {
 	}
 }
 
-// pageReasons splits a refusal into its reasons and drops the hints meant
-// for the command line (the page offers its own way to override).
+// pageReasons lists a refusal's reasons without the hints meant for the
+// command line (the page offers its own way to override).
 func pageReasons(err error) []string {
-	var out []string
-	for _, r := range strings.Split(err.Error(), "; ") {
-		if strings.HasPrefix(r, "use --") {
-			continue
-		}
-		out = append(out, r)
+	if r, ok := errors.AsType[*updater.RefusedError](err); ok {
+		return r.Reasons
 	}
-	return out
+	return []string{err.Error()}
 }
 
 // ToggleForce handles the "flash anyway" checkbox.

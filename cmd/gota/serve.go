@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -38,20 +37,17 @@ type serveOptions struct {
 }
 
 func runServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newFlagSet("serve", os.Stderr, "serve [flags]",
+		"Serves the web flasher on 127.0.0.1 with a virtual ESP32 attached, until Ctrl-C.")
 	var o serveOptions
 	fs.StringVar(&o.dir, "dir", "dist", "directory with the built page (index.html, main.wasm, wasm_exec.js)")
 	fs.StringVar(&o.addr, "addr", "", "address to listen on (default 127.0.0.1:$PORT, or 127.0.0.1:8080)")
-	fs.StringVar(&o.addr, "listen", "", "same as --addr")
 	fs.StringVar(&o.flash, "flash", "", "flash file of the virtual device, created if missing (default: a temporary file)")
 	fs.StringVar(&o.app, "app", "", "app image for a new flash file (default: a small demo app)")
 	fs.StringVar(&o.agent, "agent", "go", "agent of the virtual device: "+strings.Join(virtual.Agents(), ", "))
 	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if err := checkAgent(o.agent); err != nil {
 		return err
