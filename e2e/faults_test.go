@@ -78,9 +78,13 @@ func TestLineFaults(t *testing.T) {
 
 	t.Run("NoiseAndThreeCuts", func(t *testing.T) {
 		cuts := fmt.Sprintf("%d,%d,%d", total/4, total/2, total*3/4)
-		// Each attempt gets 15 s (a clean transfer takes about one), so a
-		// transfer that stalls fails the test in bounded time.
-		run, flashPath := flashUntilDone(t, v1, v2, 6, "15s",
+		// Each attempt gets 40 s, so a transfer that stalls fails the
+		// test in bounded time. A clean transfer takes about one, but
+		// on this line a lost READY or a long INFO reply costs seconds,
+		// more on a loaded machine; an attempt that completes the update
+		// and then runs out of time would leave the next one refused
+		// ("the build already running").
+		run, flashPath := flashUntilDone(t, v1, v2, 6, "40s",
 			"--drop-rate", "1e-3", "--flip-rate", "1e-3", "--seed", "42", "--disconnect-after", cuts)
 		t.Logf("%d attempts; line: %v", run.attempts, run.stats)
 		if run.stats["disconnects"] != 3 {

@@ -196,7 +196,10 @@ func (a *Agent) reply(req protocol.Frame, typ protocol.Type, payload []byte) {
 	f := protocol.Frame{Type: typ, Seq: req.Seq, Payload: payload}
 	b := f.Encode()
 	a.mu.Lock()
-	if req.Type != protocol.TypeHello && req.Type != protocol.TypeData {
+	// BAUD is not remembered either: its retry can only be read at the
+	// old rate, once the agent has switched back (SPEC.md 4.2), and must
+	// switch again.
+	if req.Type != protocol.TypeHello && req.Type != protocol.TypeData && req.Type != protocol.TypeBaud {
 		a.last = lastReply{ok: true, typ: req.Type, seq: req.Seq, frame: b}
 	}
 	a.mu.Unlock()

@@ -486,6 +486,12 @@ func (p *lossyReplyPort) Write(b []byte) (int, error) {
 
 func (p *lossyReplyPort) Read(b []byte) (int, error) {
 	n, err := p.pipePort.Read(b)
+	return p.filter(b, n, err)
+}
+
+// filter corrupts the type byte of the first frame of type p.lose in
+// b[:n], the bytes a Read returned.
+func (p *lossyReplyPort) filter(b []byte, n int, err error) (int, error) {
 	for i := 0; i < n && !p.lost; i++ {
 		if p.afterSOF && b[i] == byte(p.lose) {
 			b[i] ^= 0x20

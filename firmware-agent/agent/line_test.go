@@ -11,6 +11,7 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // hostEnd is the host side of an emulated line as an updater.Port:
@@ -119,6 +120,42 @@ func TestBaudOverLine(t *testing.T) {
 	s3.Close()
 	if a.Baud() != 115200 || line.Host().Baud() != 115200 {
 		t.Errorf("after Close: agent %d host %d", a.Baud(), line.Host().Baud())
+	}
+}
+
+// lossyHostEnd is hostEnd losing the first frame of one type on its way
+// to the host (see lossyReplyPort).
+type lossyHostEnd struct {
+	hostEnd
+	lossy *lossyReplyPort
+}
+
+func (h lossyHostEnd) Read(b []byte) (int, error) {
+	n, err := h.hostEnd.Read(b)
+	return h.lossy.filter(b, n, err)
+}
+
+// TestBaudReplyLost loses BAUD_R on a line that garbles mismatched rates:
+// the agent switches, the host's retry at the old rate is garbage to it
+// until it switches back, and then the retry must switch it again.
+func TestBaudReplyLost(t *testing.T) {
+	line, a, _, _ := lineRig(t, link.Config{}, agent.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h := lossyHostEnd{hostEnd{line.Host()}, &lossyReplyPort{lose: protocol.TypeBaud.Reply()}}
+	s, err := updater.Connect(ctx, h, updater.Options{Baud: 921600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !h.lossy.lost {
+		t.Fatal("BAUD_R went through; the test proves nothing")
+	}
+	if s.Baud() != 921600 || a.Baud() != 921600 {
+		t.Errorf("after a lost BAUD_R: session at %d, agent at %d; want both at 921600", s.Baud(), a.Baud())
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Error(err)
 	}
 }
 
