@@ -154,7 +154,7 @@ func (c *Root) startConnect(busy string, choose func() (any, error)) {
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud})
+		sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud, Compression: true})
 		if err != nil {
 			port.Close()
 			c.update(func() { c.port = nil; c.Status = "Not connected" })

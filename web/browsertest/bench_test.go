@@ -77,7 +77,7 @@ func BenchmarkFlashBrowserVsCLI(b *testing.B) {
 			b.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		sess, err := updater.Connect(ctx, dev.Host(), updater.Options{Baud: baud})
+		sess, err := updater.Connect(ctx, dev.Host(), updater.Options{Baud: baud, Compression: true})
 		if err != nil {
 			b.Fatal(err)
 		}

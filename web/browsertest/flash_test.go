@@ -87,6 +87,7 @@ func TestFlashAcceptRollback(t *testing.T) {
 
 	// Flash v1.1: progress, reboot, then the panel refreshes by itself.
 	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
+	sentBefore := s.Device.Line().Stats().HostToDevice
 	click(t, ctx, "#flash")
 	waitJS(t, ctx, "the progress bar past 25%", `(() => { const p = document.querySelector("#progress progress");
 		return !!document.getElementById("notice") || !!p && p.value >= 25; })()`, 60*time.Second)
@@ -95,6 +96,11 @@ func TestFlashAcceptRollback(t *testing.T) {
 	}
 	shots.take(ctx, "flashing")
 	waitJS(t, ctx, "v1.1 on trial", runningJS(slot1)+" && "+partJS(slot1, "testing", d11), 120*time.Second)
+	// The page negotiates DEFLATE as the CLI does: the LEDController
+	// image compresses to about 56%.
+	if sent := s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(v11))*3/4 {
+		t.Errorf("the page sent %d bytes for a %d-byte image: not compressed", sent, len(v11))
+	}
 	waitJS(t, ctx, "the Accept and Rollback buttons", `!!document.getElementById("accept") && !!document.getElementById("rollback")`, 10*time.Second)
 	acceptText := text(t, ctx, `document.getElementById("accept").innerText`)
 	rollbackText := text(t, ctx, `document.getElementById("rollback").innerText`)
