@@ -49,20 +49,23 @@ type remoteFlags struct {
 const switchBaudUsage = "line rate to switch to after the handshake if the agent offers it (0 = stay at 115200)"
 
 func newRemoteFlags(name string, stderr io.Writer, baud int, baudUsage string) *remoteFlags {
-	r := &remoteFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
-	r.fs.SetOutput(stderr)
+	synopsis := name + " --port PORT [flags]"
+	if name == "flash" {
+		synopsis = "flash FILE --port PORT [flags]"
+	}
+	r := &remoteFlags{fs: newFlagSet(name, stderr, synopsis)}
 	r.fs.StringVar(&r.port, "port", os.Getenv("GOTA_PORT"), "serial device (/dev/ttyUSB0) or ws://HOST:PORT/serial of a virtual device (default $GOTA_PORT)")
 	r.fs.IntVar(&r.baud, "baud", baud, baudUsage)
 	r.fs.DurationVar(&r.timeout, "timeout", 0, "give up after this long (0 = no limit)")
 	return r
 }
 
-// parse parses args (flags may follow positional arguments) and checks
-// the port and rate.
-func (r *remoteFlags) parse(args []string) ([]string, error) {
-	pos, err := parseInterspersed(r.fs, args)
+// parse parses args (flags may follow positional arguments), checks that
+// there are nargs positional arguments, and checks the port and rate.
+func (r *remoteFlags) parse(args []string, nargs int) ([]string, error) {
+	pos, err := parseArgs(r.fs, args, nargs, nargs)
 	if err != nil {
-		return nil, exitError{2}
+		return nil, err
 	}
 	if r.port == "" {
 		return nil, errors.New("no port: give --port /dev/ttyUSB0 or --port ws://HOST:PORT/serial (or set GOTA_PORT)")
@@ -279,7 +282,7 @@ func runInfo(args []string) error { return remoteInfo(os.Stdout, os.Stderr, args
 func remoteInfo(stdout, stderr io.Writer, args []string) error {
 	rf := newRemoteFlags("info", stderr, 0, switchBaudUsage)
 	asJSON := rf.fs.Bool("json", false, "print JSON")
-	if _, err := rf.parse(args); err != nil {
+	if _, err := rf.parse(args, 0); err != nil {
 		return err
 	}
 	ctx, cancel := rf.context()
@@ -405,12 +408,9 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	noReboot := rf.fs.Bool("no-reboot", false, "complete the update without rebooting into it")
 	noCompress := rf.fs.Bool("no-compress", false, "do not use DEFLATE even if the agent offers it")
 	noResume := rf.fs.Bool("no-resume", false, "start over even if the device holds part of this image")
-	pos, err := rf.parse(args)
+	pos, err := rf.parse(args, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: gota flash FILE --port PORT [flags]")
 	}
 	image, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -550,12 +550,8 @@ func runReboot(args []string) error {
 // remoteSimple connects, runs do and prints the resulting state.
 func remoteSimple(stdout, stderr io.Writer, name string, args []string, do func(context.Context, *updater.Session) error) error {
 	rf := newRemoteFlags(name, stderr, 0, switchBaudUsage)
-	pos, err := rf.parse(args)
-	if err != nil {
+	if _, err := rf.parse(args, 0); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	ctx, cancel := rf.context()
 	defer cancel()
@@ -585,12 +581,8 @@ func runMonitor(args []string) error { return remoteMonitor(os.Stdout, os.Stderr
 
 func remoteMonitor(stdout, stderr io.Writer, args []string) error {
 	rf := newRemoteFlags("monitor", stderr, updater.DefaultBaud, "rate the device console runs at")
-	pos, err := rf.parse(args)
-	if err != nil {
+	if _, err := rf.parse(args, 0); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	ctx, cancel := rf.context()
 	defer cancel()

@@ -552,11 +552,18 @@ func (s *Session) infoChunk(ctx context.Context, off int) (total int, chunk []by
 	if limit == 0 {
 		limit = infoStartMax
 	}
-	const triesPerSize = 2
+	// Two tries per size, then half the size; at the smallest size a
+	// reply still fails a quarter of the time on a 1e-3 line, so try it
+	// longer before giving up.
+	const triesPerSize, triesAtMin = 2, 8
 	for try := 0; ; try++ {
 		req := protocol.InfoRequest{Offset: uint32(off), Max: uint16(min(limit, 65535))}
 		timeout := max(infoAttempt, s.rtoBase()+2*s.lineTime(limit+protocol.Overhead))
-		f, err := s.requestN(ctx, protocol.TypeInfo, req.Encode(), timeout, triesPerSize)
+		tries := triesPerSize
+		if limit <= minChunk {
+			tries = triesAtMin
+		}
+		f, err := s.requestN(ctx, protocol.TypeInfo, req.Encode(), timeout, tries)
 		if errors.Is(err, ErrTimeout) && limit > minChunk {
 			limit = max(limit/2, minChunk)
 			continue
