@@ -62,7 +62,7 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 		flags |= protocol.BeginResume
 	}
 	begin := protocol.Begin{Size: uint32(len(image)), SHA256: plan.SHA256, Flags: flags}
-	f, err := s.request(ctx, protocol.TypeBegin, begin.Encode(), beginTimeout)
+	f, err := s.requestSlow(ctx, protocol.TypeBegin, begin.Encode(), beginTimeout)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -88,7 +88,7 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 	report(Progress{Phase: "verify", Sent: len(image)})
 	var endErr error // END's reply lost, but the device rebooted
 	if opt.NoReboot {
-		if _, err := s.request(ctx, protocol.TypeEnd, []byte{0}, endTimeout); err != nil {
+		if _, err := s.requestSlow(ctx, protocol.TypeEnd, []byte{0}, endTimeout); err != nil {
 			return fmt.Errorf("complete: %w", err)
 		}
 	} else {
@@ -163,7 +163,7 @@ func (s *Session) completeAndReboot(ctx context.Context) (booted bool, err error
 			}
 		}
 	}()
-	_, err = s.request(endCtx, protocol.TypeEnd, []byte{protocol.EndReboot}, endTimeout)
+	_, err = s.requestSlow(endCtx, protocol.TypeEnd, []byte{protocol.EndReboot}, endTimeout)
 	cancel()
 	return <-watched, err
 }

@@ -461,7 +461,28 @@ func (s *Session) request(ctx context.Context, t protocol.Type, payload []byte, 
 	return s.requestN(ctx, t, payload, timeout, 4)
 }
 
+// requestSlow is request for BEGIN and END, whose work on the agent may
+// take up to budget: four attempts whose timeouts double from budget/15,
+// so that a request lost on the line costs budget/15, not budget. A retry
+// reaching an agent still busy with the request is answered from its
+// reply cache once the work is done (SPEC.md 4.2).
+func (s *Session) requestSlow(ctx context.Context, t protocol.Type, payload []byte, budget time.Duration) (protocol.Frame, error) {
+	first := budget / 15
+	return s.requestTimeouts(ctx, t, payload, []time.Duration{first, 2 * first, 4 * first, 8 * first})
+}
+
+// requestN is a request with attempts tries of timeout each.
 func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte, timeout time.Duration, attempts int) (protocol.Frame, error) {
+	timeouts := make([]time.Duration, attempts)
+	for i := range timeouts {
+		timeouts[i] = timeout
+	}
+	return s.requestTimeouts(ctx, t, payload, timeouts)
+}
+
+// requestTimeouts sends a request, waits for its reply up to timeouts[i]
+// on attempt i and sends it again (same seq) after each timeout.
+func (s *Session) requestTimeouts(ctx context.Context, t protocol.Type, payload []byte, timeouts []time.Duration) (protocol.Frame, error) {
 	seq := s.nextSeq()
 	ch := make(chan protocol.Frame, 1)
 	frame := protocol.Frame{Type: t, Seq: seq, Payload: payload}.Encode()
@@ -474,7 +495,7 @@ func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte,
 		s.inflight--
 		s.mu.Unlock()
 	}()
-	for attempt := 0; attempt < attempts; attempt++ {
+	for attempt, timeout := range timeouts {
 		s.mu.Lock()
 		s.waiters[seq] = waiter{t, ch}
 		s.mu.Unlock()
@@ -506,7 +527,11 @@ func (s *Session) requestN(ctx context.Context, t protocol.Type, payload []byte,
 			return protocol.Frame{}, s.deadErr
 		}
 	}
-	return protocol.Frame{}, fmt.Errorf("%v: %w after %d attempts of %v", t, ErrTimeout, attempts, timeout)
+	var total time.Duration
+	for _, d := range timeouts {
+		total += d
+	}
+	return protocol.Frame{}, fmt.Errorf("%v: %w after %d attempts in %v", t, ErrTimeout, len(timeouts), total)
 }
 
 // Info reads the device's OTA state.

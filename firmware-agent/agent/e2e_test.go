@@ -529,6 +529,54 @@ func TestEndReplyLost(t *testing.T) {
 	}
 }
 
+// lossyRequestPort loses the first frame of one type the host writes, by
+// corrupting its payload CRC.
+type lossyRequestPort struct {
+	*pipePort
+	lose protocol.Type
+	lost bool
+}
+
+func (p *lossyRequestPort) Write(b []byte) (int, error) {
+	if !p.lost && len(b) > 1 && b[0] == 0x01 && b[1] == byte(p.lose) {
+		p.lost = true
+		b = append([]byte(nil), b...)
+		b[len(b)-1] ^= 0xFF
+	}
+	return p.pipePort.Write(b)
+}
+
+// TestSlowRequestLost loses BEGIN and END on their way to the agent. Their
+// first attempt must time out long before the whole budget the agent's
+// work may take (60 s, 30 s), or every such loss stalls an update.
+func TestSlowRequestLost(t *testing.T) {
+	for _, typ := range []protocol.Type{protocol.TypeBegin, protocol.TypeEnd} {
+		t.Run(typ.String(), func(t *testing.T) {
+			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+			r := newRig(t, v10, agent.Options{}, updater.Options{})
+			r.disconnect()
+			var lossy *lossyRequestPort
+			r.connectVia(updater.Options{}, func(p *pipePort) updater.Port {
+				lossy = &lossyRequestPort{pipePort: p, lose: typ}
+				return lossy
+			})
+			// Well under the 30 s that a single attempt used to wait.
+			ctx, cancel := context.WithTimeout(r.ctx, 20*time.Second)
+			defer cancel()
+			if err := r.sess.Flash(ctx, v11, updater.FlashOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if !lossy.lost {
+				t.Fatalf("no %v was lost; the test proves nothing", typ)
+			}
+			if di := r.sess.LastInfo(); di.Running != "app1" {
+				t.Errorf("after flash: running %s", di.Running)
+			}
+		})
+	}
+}
+
 // TestResume cuts the line half-way; a new host session for the same image
 // continues from what the device holds.
 func TestResume(t *testing.T) {
