@@ -724,11 +724,47 @@ func (s *Session) Abort(ctx context.Context) error {
 // Rollback marks the running build invalid and reboots into the previous
 // one; it returns once the device is back and handshaken.
 func (s *Session) Rollback(ctx context.Context) error {
-	if err := s.prepareReboot(ctx); err != nil {
-		return fmt.Errorf("rollback: %w", err)
+	before := s.LastInfo()
+	if before == nil {
+		var err error
+		if before, err = s.Info(ctx); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
 	}
-	// Success is the device rebooting (SPEC.md 5.8): wait for READY
-	// alongside the reply.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		if err := s.prepareReboot(ctx); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+		rebooted, err := s.rollbackOnce(ctx)
+		if err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+		if err := s.rejoin(ctx); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+		if rebooted {
+			return nil
+		}
+		// Neither READY nor ERROR: READY was lost, or ROLLBACK was. The
+		// running partition tells which; only a ROLLBACK that never ran
+		// is sent again (a second one would roll the device back twice).
+		after, err := s.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+		if after.Running != before.Running {
+			return nil
+		}
+		if attempt == attempts {
+			return fmt.Errorf("rollback: %w: the device still runs %s after %d attempts", ErrTimeout, after.Running, attempts)
+		}
+	}
+}
+
+// rollbackOnce sends ROLLBACK and waits up to readyWait for its outcome:
+// READY (boot) is success (SPEC.md 5.8), an ERROR the refusal.
+func (s *Session) rollbackOnce(ctx context.Context) (rebooted bool, err error) {
 	seq := s.nextSeq()
 	ch := make(chan protocol.Frame, 1)
 	s.mu.Lock()
@@ -740,9 +776,9 @@ func (s *Session) Rollback(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 	if err := s.write(protocol.Frame{Type: protocol.TypeRollback, Seq: seq}.Encode()); err != nil {
-		return fmt.Errorf("rollback: %w", err)
+		return false, err
 	}
-	timer := time.NewTimer(rebootTimeout)
+	timer := time.NewTimer(readyWait)
 	defer timer.Stop()
 	for {
 		select {
@@ -750,25 +786,21 @@ func (s *Session) Rollback(ctx context.Context) error {
 			if f.Type == protocol.TypeError {
 				e, err := protocol.DecodeError(f.Payload)
 				if err != nil {
-					return fmt.Errorf("rollback: %w", err)
+					return false, err
 				}
-				return fmt.Errorf("rollback: %w", e)
+				return false, e
 			}
 			// ROLLBACK_R: READY follows.
 		case r := <-s.ready:
-			if r.Reason != protocol.ReadyBoot {
-				continue
+			if r.Reason == protocol.ReadyBoot {
+				return true, nil
 			}
-			if err := s.rejoin(ctx); err != nil {
-				return fmt.Errorf("rollback: %w", err)
-			}
-			return nil
 		case <-timer.C:
-			return fmt.Errorf("rollback: %w: the device did not reboot within %v", ErrTimeout, rebootTimeout)
+			return false, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-s.dead:
-			return fmt.Errorf("rollback: %w", s.deadErr)
+			return false, s.deadErr
 		}
 	}
 }

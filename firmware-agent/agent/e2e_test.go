@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -474,7 +475,8 @@ type lossyReplyPort struct {
 	lose     protocol.Type
 	afterSOF bool
 	lost     bool
-	ends     int // END frames the host wrote
+	disarmed atomic.Bool // let everything through for now
+	ends     int         // END frames the host wrote
 }
 
 func (p *lossyReplyPort) Write(b []byte) (int, error) {
@@ -492,7 +494,7 @@ func (p *lossyReplyPort) Read(b []byte) (int, error) {
 // filter corrupts the type byte of the first frame of type p.lose in
 // b[:n], the bytes a Read returned.
 func (p *lossyReplyPort) filter(b []byte, n int, err error) (int, error) {
-	for i := 0; i < n && !p.lost; i++ {
+	for i := 0; i < n && !p.lost && !p.disarmed.Load(); i++ {
 		if p.afterSOF && b[i] == byte(p.lose) {
 			b[i] ^= 0x20
 			p.lost = true
@@ -572,6 +574,61 @@ func TestSlowRequestLost(t *testing.T) {
 			}
 			if di := r.sess.LastInfo(); di.Running != "app1" {
 				t.Errorf("after flash: running %s", di.Running)
+			}
+		})
+	}
+}
+
+// TestRollbackLost loses ROLLBACK on its way to the agent, or the READY
+// that answers it: the host must find out which (resending only a
+// ROLLBACK that never ran) and the device must roll back exactly once.
+func TestRollbackLost(t *testing.T) {
+	tests := []struct {
+		name string
+		// wrap returns the lossy port and a func that arms it on its
+		// first call and then reports whether a frame was lost.
+		wrap func(*pipePort) (updater.Port, func() bool)
+	}{
+		{"ROLLBACK lost", func(p *pipePort) (updater.Port, func() bool) {
+			l := &lossyRequestPort{pipePort: p, lose: protocol.TypeRollback}
+			return l, func() bool { return l.lost }
+		}},
+		{"READY lost", func(p *pipePort) (updater.Port, func() bool) {
+			// Not the READY (attach) of the connection: the one that
+			// follows ROLLBACK.
+			l := &lossyReplyPort{pipePort: p, lose: protocol.TypeReady}
+			l.disarmed.Store(true)
+			return l, func() bool {
+				l.disarmed.Store(false)
+				return l.lost
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+			r := newRig(t, v10, agent.Options{}, updater.Options{})
+			if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			r.disconnect()
+			var lost func() bool
+			r.connectVia(updater.Options{}, func(p *pipePort) updater.Port {
+				port, l := tt.wrap(p)
+				lost = l
+				return port
+			})
+			lost() // arm
+			if err := r.sess.Rollback(r.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !lost() {
+				t.Fatal("nothing was lost; the test proves nothing")
+			}
+			di := r.info()
+			if di.Running != "app0" || di.Find("app1").State != "invalid" || di.Find("app0").State != "valid" {
+				t.Errorf("after rollback: running %s, app0 %s, app1 %s", di.Running, di.Find("app0").State, di.Find("app1").State)
 			}
 		})
 	}
