@@ -48,11 +48,10 @@ type remoteFlags struct {
 // switchBaudUsage describes --baud for commands that handshake.
 const switchBaudUsage = "line rate to switch to after the handshake if the agent offers it (0 = stay at 115200)"
 
-func newRemoteFlags(name string, stderr io.Writer, baud int, baudUsage string) *remoteFlags {
-	synopsis := name + " --port PORT [flags]"
-	if name == "flash" {
-		synopsis = "flash FILE --port PORT [flags]"
-	}
+// newRemoteFlags returns the flags of the command whose synopsis (for the
+// usage) is given, e.g. "flash FILE --port PORT [flags]".
+func newRemoteFlags(synopsis string, stderr io.Writer, baud int, baudUsage string) *remoteFlags {
+	name, _, _ := strings.Cut(synopsis, " ")
 	r := &remoteFlags{fs: newFlagSet(name, stderr, synopsis)}
 	r.fs.StringVar(&r.port, "port", os.Getenv("GOTA_PORT"), "serial device (/dev/ttyUSB0) or ws://HOST:PORT/serial of a virtual device (default $GOTA_PORT)")
 	r.fs.IntVar(&r.baud, "baud", baud, baudUsage)
@@ -280,7 +279,7 @@ func (r *remoteFlags) session(ctx context.Context, out *output, opt updater.Opti
 func runInfo(args []string) error { return remoteInfo(os.Stdout, os.Stderr, args) }
 
 func remoteInfo(stdout, stderr io.Writer, args []string) error {
-	rf := newRemoteFlags("info", stderr, 0, switchBaudUsage)
+	rf := newRemoteFlags("info --port PORT [flags]", stderr, 0, switchBaudUsage)
 	asJSON := rf.fs.Bool("json", false, "print JSON")
 	if _, err := rf.parse(args, 0); err != nil {
 		return err
@@ -402,7 +401,7 @@ func printRemoteInfo(w io.Writer, di *updater.DeviceInfo) {
 func runFlash(args []string) error { return remoteFlash(os.Stdout, os.Stderr, args) }
 
 func remoteFlash(stdout, stderr io.Writer, args []string) error {
-	rf := newRemoteFlags("flash", stderr, 921600, "line rate for the transfer if the agent offers baud change (0 = stay at 115200)")
+	rf := newRemoteFlags("flash FILE --port PORT [flags]", stderr, 921600, "line rate for the transfer if the agent offers baud change (0 = stay at 115200)")
 	force := rf.fs.Bool("force", false, "flash even what the host would refuse (same build, wrong chip, too big, ...); the device still verifies")
 	downgrade := rf.fs.Bool("allow-downgrade", false, "allow an older version")
 	noReboot := rf.fs.Bool("no-reboot", false, "complete the update without rebooting into it")
@@ -549,7 +548,7 @@ func runReboot(args []string) error {
 
 // remoteSimple connects, runs do and prints the resulting state.
 func remoteSimple(stdout, stderr io.Writer, name string, args []string, do func(context.Context, *updater.Session) error) error {
-	rf := newRemoteFlags(name, stderr, 0, switchBaudUsage)
+	rf := newRemoteFlags(name+" --port PORT [flags]", stderr, 0, switchBaudUsage)
 	if _, err := rf.parse(args, 0); err != nil {
 		return err
 	}
@@ -580,7 +579,7 @@ func remoteSimple(stdout, stderr io.Writer, name string, args []string, do func(
 func runMonitor(args []string) error { return remoteMonitor(os.Stdout, os.Stderr, args) }
 
 func remoteMonitor(stdout, stderr io.Writer, args []string) error {
-	rf := newRemoteFlags("monitor", stderr, updater.DefaultBaud, "rate the device console runs at")
+	rf := newRemoteFlags("monitor --port PORT [flags]", stderr, updater.DefaultBaud, "rate the device console runs at")
 	if _, err := rf.parse(args, 0); err != nil {
 		return err
 	}
