@@ -144,3 +144,42 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("bad baud: %v", err)
 	}
 }
+
+// TestRemoteUsage checks that the remote commands refuse a wrong argument
+// count or a missing port before opening anything.
+func TestRemoteUsage(t *testing.T) {
+	t.Setenv("GOTA_PORT", "")
+	info := func(o, e *bytes.Buffer, a []string) error { return remoteInfo(o, e, a) }
+	flash := func(o, e *bytes.Buffer, a []string) error { return remoteFlash(o, e, a) }
+	accept := func(o, e *bytes.Buffer, a []string) error { return remoteSimple(o, e, "accept", a, acceptFn) }
+	monitor := func(o, e *bytes.Buffer, a []string) error { return remoteMonitor(o, e, a) }
+	tests := []struct {
+		name      string
+		cmd       func(o, e *bytes.Buffer, a []string) error
+		args      []string
+		wantUsage string // printed on stderr, exit status 2
+		wantErr   string // else the error
+	}{
+		{"info with a file", info, []string{"extra", "--port", "/dev/null"}, "usage: gota info --port PORT", ""},
+		{"flash without a file", flash, []string{"--port", "/dev/null"}, "usage: gota flash FILE --port PORT", ""},
+		{"flash with two files", flash, []string{"a.bin", "b.bin", "--port", "/dev/null"}, "usage: gota flash FILE", ""},
+		{"accept with an argument", accept, []string{"now", "--port", "/dev/null"}, "usage: gota accept --port PORT", ""},
+		{"monitor, bad flag", monitor, []string{"--bogus"}, "usage: gota monitor --port PORT", ""},
+		{"info without a port", info, nil, "", "no port: give --port"},
+		{"flash, rate out of range", flash, []string{"a.bin", "--port", "/dev/null", "--baud", "3000000"}, "", "--baud 3000000: must be between 9600 and 2000000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, err := run(t, func(o, e *bytes.Buffer) error { return tt.cmd(o, e, tt.args) })
+			if tt.wantUsage != "" {
+				if err != (exitError{2}) || !strings.Contains(stderr, tt.wantUsage) {
+					t.Errorf("err %v, stderr %q; want exit 2 and %q", err, stderr, tt.wantUsage)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("err %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
