@@ -417,6 +417,10 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 		c.update(func() {
 			c.LastFlashMS = elapsed.Milliseconds()
 			c.Notice = fmt.Sprintf("Flashed %s (%d bytes) in %.1f s.", name, len(data), elapsed.Seconds())
+			// The file is the running build now: comparing it with
+			// itself would only show a refusal. The drop zone is free
+			// for the next one.
+			c.File = nil
 		})
 		c.refresh("Reading the device…")
 	}()
