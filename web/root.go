@@ -408,9 +408,17 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 			// them out of the device console.
 			Warning: func(string) {},
 		})
-		c.update(func() { c.Progress = nil; c.Rebooting = false; c.cancel = nil })
+		var phase string
+		c.update(func() {
+			if c.Progress != nil {
+				phase = c.Progress.Phase
+			}
+			c.Progress = nil
+			c.Rebooting = false
+			c.cancel = nil
+		})
 		if err != nil {
-			c.fail("Flashing failed", err, "The running firmware is untouched. Check the cable, then connect and flash again.")
+			c.fail("Flashing failed", err, flashFailureHint(phase))
 			return
 		}
 		elapsed := time.Since(c.flashStart)
@@ -424,6 +432,18 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 		})
 		c.refresh("Reading the device…")
 	}()
+}
+
+// flashFailureHint says what a failure in phase means for the device and
+// what to do next.
+func flashFailureHint(phase string) string {
+	switch phase {
+	case "verify":
+		return "The device may or may not have accepted the image. Connect again: the device panel shows which build boots next."
+	case "reboot", "done":
+		return "The image was written and set to boot; the device did not come back in time. Connect again to see what it runs, then accept or roll back."
+	}
+	return "The running firmware is untouched. Check the cable, then connect and flash again."
 }
 
 // CancelFlash aborts a running transfer.

@@ -112,3 +112,18 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestFlashFailureHint(t *testing.T) {
+	for _, tt := range []struct{ phase, want string }{
+		{"", "untouched"},
+		{"begin", "untouched"},
+		{"send", "untouched"},
+		{"verify", "may or may not"},
+		{"reboot", "was written"},
+		{"done", "was written"},
+	} {
+		if got := flashFailureHint(tt.phase); !strings.Contains(got, tt.want) {
+			t.Errorf("phase %q: %q, want it to say %q", tt.phase, got, tt.want)
+		}
+	}
+}
