@@ -14,9 +14,28 @@ const DictSize = 32 << 10
 // Deflate compresses plain, the image bytes at offset len(image) of an
 // image whose earlier bytes are image, as one complete raw DEFLATE stream
 // (RFC 1951) with the last DictSize bytes of image as preset dictionary.
-func Deflate(image, plain []byte) []byte {
+func Deflate(image, plain []byte) []byte { return DeflateDict(dict(image), plain) }
+
+// DeltaReach is how far before and after a frame's offset the running
+// build serves as dictionary of a DELTA frame (SPEC.md 6.7).
+const DeltaReach = 16 << 10
+
+// DeltaRange returns the image offsets [start, end) of the running build
+// (runningLen bytes long) that form the dictionary of a DELTA frame at
+// offset.
+func DeltaRange(offset, runningLen int) (start, end int) {
+	start, end = max(0, offset-DeltaReach), min(runningLen, offset+DeltaReach)
+	if start >= end {
+		return 0, 0
+	}
+	return start, end
+}
+
+// DeflateDict compresses plain as one complete raw DEFLATE stream with
+// dict as preset dictionary (at most the last DictSize bytes count).
+func DeflateDict(dict, plain []byte) []byte {
 	var b bytes.Buffer
-	w, _ := flate.NewWriterDict(&b, flate.DefaultCompression, dict(image))
+	w, _ := flate.NewWriterDict(&b, flate.DefaultCompression, dict)
 	w.Write(plain)
 	w.Close()
 	return b.Bytes()

@@ -67,12 +67,14 @@ const (
 	CapBaud    uint32 = 1 << 2 // BAUD request
 	CapSHA256  uint32 = 1 << 3 // agent checks the announced SHA-256 at END
 	CapReorder uint32 = 1 << 4 // agent keeps DATA frames that arrive after a gap
+	CapDelta   uint32 = 1 << 5 // DEFLATE frames may use the running build as dictionary
 )
 
 // Frame flag bits.
 const (
 	FlagDeflate uint8 = 1 << 0 // DATA: payload after the offset is raw DEFLATE
 	FlagGap     uint8 = 1 << 1 // ACK: a frame beyond the expected offset was dropped
+	FlagDelta   uint8 = 1 << 2 // DATA (with FlagDeflate): the dictionary is the running build (DeltaDict)
 )
 
 // READY reasons.

@@ -2,10 +2,12 @@ package updater
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/protocol"
 )
 
@@ -25,6 +27,11 @@ type FlashOptions struct {
 	NoReboot       bool // complete without rebooting into the new build
 	Progress       func(Progress)
 	Warning        func(string) // Check's warnings; nil logs them through Options.Log
+	// Base is the image the device runs, if the caller has it: with an
+	// agent that offers DELTA, frames are compressed against it (SPEC.md
+	// 6.7), which shrinks a new build of the same project to a fraction.
+	// It is used only when its appended SHA-256 is the running build's.
+	Base []byte
 }
 
 // Flash checks image against the device (refusals become warnings with
@@ -55,6 +62,15 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 		}
 	}
 
+	base, warning := deltaBase(info, s.Caps(), opt.Base)
+	if warning != "" {
+		if opt.Warning != nil {
+			opt.Warning(warning)
+		} else {
+			s.log("gota: warning: " + warning)
+		}
+	}
+
 	report(Progress{Phase: "begin"})
 	caps := s.Caps()
 	var flags uint8
@@ -81,7 +97,7 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 		target = plan.Target
 	}
 
-	if err := s.stream(ctx, image, int(br.Offset), report); err != nil {
+	if err := s.stream(ctx, image, base, int(br.Offset), report); err != nil {
 		return fmt.Errorf("sending image: %w", err)
 	}
 
@@ -198,7 +214,26 @@ const (
 
 // stream sends image[start:] with a sliding window (SPEC.md 6.3) until the
 // agent has received all of it.
-func (s *Session) stream(ctx context.Context, image []byte, start int, report func(Progress)) error {
+// deltaBase returns base if DELTA frames can use it: the agent offers
+// DELTA and base is the running build (its appended digest is the one the
+// device reports). A base that cannot be used is explained in warning.
+func deltaBase(info *DeviceInfo, caps Caps, base []byte) (usable []byte, warning string) {
+	if base == nil || !caps.Delta {
+		return nil, ""
+	}
+	img, err := espimage.Parse(base)
+	if err != nil || !img.HashAppended {
+		return nil, "base image is not an app image with an appended SHA-256; sending without delta"
+	}
+	running := info.Find(info.Running)
+	digest := hex.EncodeToString(img.Digest[:])
+	if running == nil || running.SHA256 != digest {
+		return nil, fmt.Sprintf("base image (sha256 %s…) is not the running build; sending without delta", digest[:16])
+	}
+	return base[:img.Length], ""
+}
+
+func (s *Session) stream(ctx context.Context, image, base []byte, start int, report func(Progress)) error {
 	caps := s.Caps()
 	chunkMax := caps.MaxFrame - 4
 	floor := min(minChunk, chunkMax)
@@ -367,7 +402,7 @@ func (s *Session) stream(ctx context.Context, image []byte, start int, report fu
 		for next < len(image) {
 			fr, ok := cache[next]
 			if !ok {
-				fr = s.dataFrame(image, next, chunk, window, caps.Compression, &plainChunk)
+				fr = s.dataFrame(image, base, next, chunk, window, caps.Compression, &plainChunk)
 				cache[next] = fr
 			}
 			beyond := next > recv && next+fr.n > recv+cwnd
@@ -484,9 +519,10 @@ func (s *Session) countRewind() {
 
 // dataFrame builds the DATA frame starting at off: uncompressed, or with
 // DEFLATE when that shrinks it, carrying as many image bytes as fit
-// (SPEC.md 6.4). plainChunk is the adaptive guess of how many image bytes
-// compress into one frame.
-func (s *Session) dataFrame(image []byte, off, chunkMax, window int, compress bool, plainChunk *int) outFrame {
+// (SPEC.md 6.4); with a base (the running build, 6.7) each try is also
+// compressed against it and the smaller stream is sent. plainChunk is the
+// adaptive guess of how many image bytes compress into one frame.
+func (s *Session) dataFrame(image, base []byte, off, chunkMax, window int, compress bool, plainChunk *int) outFrame {
 	plain := func(n int) outFrame {
 		d := protocol.Data{Offset: uint32(off), Bytes: image[off : off+n]}
 		return outFrame{b: protocol.Frame{Type: protocol.TypeData, Payload: d.Encode()}.Encode(), n: n}
@@ -495,15 +531,25 @@ func (s *Session) dataFrame(image []byte, off, chunkMax, window int, compress bo
 	if !compress {
 		return plain(min(chunkMax, left))
 	}
+	if base != nil {
+		// Past DeltaReach a frame's bytes have no base bytes left at
+		// their own offset in the dictionary.
+		window = min(window, protocol.DeltaReach)
+	}
 	try := min(*plainChunk, left, window)
 	for {
-		comp := protocol.Deflate(image[:off], image[off:off+try])
+		comp, flags := deflateFrame(image, base, off, try)
 		if len(comp) <= chunkMax && len(comp) < try {
 			if len(comp) < chunkMax*3/4 && try < window {
 				*plainChunk = min(try+try/4, window)
 			}
+			if flags&protocol.FlagDelta != 0 {
+				s.mu.Lock()
+				s.stats.DeltaFrames++
+				s.mu.Unlock()
+			}
 			d := protocol.Data{Offset: uint32(off), Bytes: comp}
-			return outFrame{b: protocol.Frame{Type: protocol.TypeData, Flags: protocol.FlagDeflate, Payload: d.Encode()}.Encode(), n: try}
+			return outFrame{b: protocol.Frame{Type: protocol.TypeData, Flags: flags, Payload: d.Encode()}.Encode(), n: try}
 		}
 		if len(comp) >= try || try <= chunkMax {
 			return plain(min(chunkMax, left)) // does not compress
@@ -511,4 +557,18 @@ func (s *Session) dataFrame(image []byte, off, chunkMax, window int, compress bo
 		try = max(int(float64(try)*float64(chunkMax)/float64(len(comp))*0.9), chunkMax)
 		*plainChunk = try
 	}
+}
+
+// deflateFrame compresses image[off:off+n] against the image bytes before
+// it and, given a base, against the base around off, and returns the
+// smaller stream with its DATA flags.
+func deflateFrame(image, base []byte, off, n int) ([]byte, uint8) {
+	comp, flags := protocol.Deflate(image[:off], image[off:off+n]), protocol.FlagDeflate
+	if base != nil {
+		start, end := protocol.DeltaRange(off, len(base))
+		if delta := protocol.DeflateDict(base[start:end], image[off:off+n]); len(delta) < len(comp) {
+			comp, flags = delta, protocol.FlagDeflate|protocol.FlagDelta
+		}
+	}
+	return comp, flags
 }

@@ -88,6 +88,7 @@ type Caps struct {
 	BaudChange  bool   // BAUD request supported
 	SHA256      bool   // agent verifies the announced SHA-256 before complete
 	Reorder     bool   // agent keeps frames after a gap: resend only the missing one
+	Delta       bool   // DEFLATE frames may use the running build as dictionary
 	Agent       string // agent name, e.g. "gota-go/1"
 }
 
@@ -137,6 +138,7 @@ type Stats struct {
 	Rewinds     int // go-back-N rewinds (GAP or timeout)
 	Resent      int // frames resent alone after a GAP (agents with Reorder)
 	ResumedFrom int // offset the last transfer started at (non-zero: resumed)
+	DeltaFrames int // DATA frames compressed against the running build
 }
 
 // Errors callers tell apart with errors.Is.
@@ -234,7 +236,7 @@ func (s *Session) keepalive() {
 func (s *Session) handshake(ctx context.Context) error {
 	var caps uint32 = protocol.CapBaud | protocol.CapSHA256 | protocol.CapReorder
 	if s.opt.Compression {
-		caps |= protocol.CapDeflate
+		caps |= protocol.CapDeflate | protocol.CapDelta
 	}
 	if !s.opt.NoResume {
 		caps |= protocol.CapResume
@@ -262,6 +264,7 @@ func (s *Session) handshake(ctx context.Context) error {
 		BaudChange:  use&protocol.CapBaud != 0,
 		SHA256:      use&protocol.CapSHA256 != 0,
 		Reorder:     use&protocol.CapReorder != 0,
+		Delta:       use&protocol.CapDeflate != 0 && use&protocol.CapDelta != 0,
 		Agent:       h.Agent,
 	}
 	s.mu.Unlock()

@@ -48,6 +48,7 @@ type Options struct {
 	NoResume      bool // do not offer resume
 	NoBaudChange  bool // do not offer baud-rate change
 	NoReorder     bool // drop frames after a gap instead of keeping them (plain go-back-N)
+	NoDelta       bool // do not offer the running build as DEFLATE dictionary
 	// SetBaud is called when the agent switches its line rate (after
 	// acknowledging a BAUD request, on revert, and back to 115200 on
 	// reboot). nil means the rate is not modelled.
@@ -108,6 +109,9 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 	a.caps = protocol.CapSHA256
 	if !opt.NoCompression {
 		a.caps |= protocol.CapDeflate
+		if !opt.NoDelta {
+			a.caps |= protocol.CapDelta
+		}
 	}
 	if !opt.NoResume {
 		a.caps |= protocol.CapResume

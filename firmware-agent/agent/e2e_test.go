@@ -634,6 +634,56 @@ func TestRollbackLost(t *testing.T) {
 	}
 }
 
+// TestDelta flashes a new build of the running project with the running
+// image as base: most frames compress against it (SPEC.md 6.7) and the
+// slot still receives the new image byte for byte. A base that is not the
+// running build is not used.
+func TestDelta(t *testing.T) {
+	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	v12 := image(t, "esp32-ledcontroller-v1.2.bin")
+	tests := []struct {
+		name      string
+		base      []byte
+		agent     agent.Options
+		wantDelta bool
+		warning   string
+	}{
+		{"running build as base", v10, agent.Options{}, true, ""},
+		{"another build as base", v12, agent.Options{}, false, "is not the running build"},
+		{"agent without delta", v10, agent.Options{NoDelta: true}, false, ""},
+		{"no base", nil, agent.Options{}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, v10, tt.agent, updater.Options{Compression: true})
+			var warnings []string
+			err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true, Base: tt.base,
+				Warning: func(w string) { warnings = append(warnings, w) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := r.sess.Stats()
+			t.Logf("%d of %d bytes on the wire, %d of %d frames against the base", st.WireBytes, len(v11), st.DeltaFrames, st.DataFrames)
+			if tt.wantDelta {
+				// Compressed against itself the image takes 56%; the
+				// builds differ in few bytes.
+				if st.DeltaFrames == 0 || st.WireBytes > len(v11)/20 {
+					t.Errorf("delta: %d bytes on the wire, %d delta frames", st.WireBytes, st.DeltaFrames)
+				}
+			} else if st.DeltaFrames != 0 {
+				t.Errorf("%d frames used a base that must not be used", st.DeltaFrames)
+			}
+			if tt.warning != "" && !strings.Contains(strings.Join(warnings, "\n"), tt.warning) {
+				t.Errorf("warnings %q, want one saying %q", warnings, tt.warning)
+			}
+			if got := slotBytes(t, r, "app1", len(v11)); !bytes.Equal(got, v11) {
+				t.Error("app1 does not hold the new image byte for byte")
+			}
+		})
+	}
+}
+
 // TestResume cuts the line half-way; a new host session for the same image
 // continues from what the device holds.
 func TestResume(t *testing.T) {
@@ -989,4 +1039,15 @@ func TestAbortAndStatus(t *testing.T) {
 	if st := r.sess.Stats(); st.ResumedFrom != 0 {
 		t.Errorf("resumed at %d after abort", st.ResumedFrom)
 	}
+}
+
+// slotBytes returns the first n bytes of the partition label in the rig's
+// flash.
+func slotBytes(t *testing.T, r *rig, label string, n int) []byte {
+	t.Helper()
+	p := r.dev.Table().Find(label)
+	if p == nil {
+		t.Fatalf("no partition %s", label)
+	}
+	return r.fl.Bytes()[p.Offset : int(p.Offset)+n]
 }

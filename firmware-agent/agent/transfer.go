@@ -20,7 +20,12 @@ type transfer struct {
 	label   string
 	deflate bool
 	reorder bool // keep frames that arrive after a gap (CapReorder)
-	window  int
+	// DELTA frames (CapDelta): the running build at baseOffset in flash,
+	// baseLen bytes long (0: none, and DELTA frames do not decode).
+	delta      bool
+	baseOffset uint32
+	baseLen    int
+	window     int
 
 	mu           sync.Mutex
 	cond         *sync.Cond
@@ -49,7 +54,28 @@ func newTransfer(a *Agent, b protocol.Begin, label string, caps uint32) *transfe
 		stopped: make(chan struct{}), hash: sha256.New(),
 	}
 	x.cond = sync.NewCond(&x.mu)
+	if caps&protocol.CapDelta != 0 {
+		x.delta = true
+		if info, err := a.dev.Info(); err == nil {
+			for _, p := range info.Partitions {
+				if p.Running {
+					x.baseOffset, x.baseLen = p.Offset, p.ImageLen
+				}
+			}
+		}
+	}
 	return x
+}
+
+// deltaDict returns the dictionary of a DELTA frame at offset: the running
+// build around the same offset (SPEC.md 6.7), read back from flash.
+func (x *transfer) deltaDict(offset uint32) ([]byte, error) {
+	start, end := protocol.DeltaRange(int(offset), x.baseLen)
+	b := make([]byte, end-start)
+	if _, err := x.a.dev.Flash().ReadAt(b, int64(x.baseOffset)+int64(start)); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 func (x *transfer) status() protocol.Status {
@@ -152,8 +178,18 @@ func (x *transfer) accept(b []byte, flags uint8) bool {
 		if !x.deflate {
 			return false
 		}
+		dict := x.history
+		if flags&protocol.FlagDelta != 0 {
+			if !x.delta {
+				return false
+			}
+			var err error
+			if dict, err = x.deltaDict(x.received); err != nil {
+				return false
+			}
+		}
 		var err error
-		if plain, err = protocol.Inflate(x.history, b, max(free, 0)); err != nil {
+		if plain, err = protocol.Inflate(dict, b, max(free, 0)); err != nil {
 			return false
 		}
 	}
