@@ -36,6 +36,7 @@ func runBench(args []string) error {
 type benchImage struct {
 	name string
 	data []byte
+	base []byte // the device runs base and the host has it (DELTA); nil: an unrelated build runs
 }
 
 // benchResult is the outcome of flashing one image.
@@ -70,13 +71,16 @@ func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		if err != nil {
 			return err
 		}
-		images = append(images, benchImage{filepath.Base(name), b})
+		images = append(images, benchImage{name: filepath.Base(name), data: b})
 	}
 	if len(images) == 0 {
 		if dir := sharedTestdata(); dir != "" {
 			name := filepath.Join(dir, "esp32-ledcontroller-v1.1.bin")
 			if b, err := os.ReadFile(name); err == nil {
-				images = append(images, benchImage{filepath.Base(name), b})
+				images = append(images, benchImage{name: filepath.Base(name), data: b})
+				if base, err := os.ReadFile(filepath.Join(dir, "esp32-ledcontroller-v1.0.bin")); err == nil {
+					images = append(images, benchImage{name: filepath.Base(name) + " over v1.0, --base", data: b, base: base})
+				}
 			}
 		} else {
 			fmt.Fprintln(stderr, "gota bench: shared test images not found (set GOTA_TESTDATA); using the random image only")
@@ -85,7 +89,7 @@ func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		if err != nil {
 			return err
 		}
-		images = append(images, benchImage{"random-1MiB (incompressible)", img})
+		images = append(images, benchImage{name: "random-1MiB (incompressible)", data: img})
 	}
 
 	timing := flash.RealisticTiming
@@ -126,12 +130,15 @@ func benchFlash(ctx context.Context, im benchImage, baud int, timing flash.Timin
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 
-	// The device runs a different build of something so that the
-	// image is an upgrade, not "same build".
-	running, err := randomAppImage(64<<10, 2)
-	if err != nil {
-		r.Err = err
-		return r
+	// The device runs the base, or else a different build of something
+	// so that the image is an upgrade, not "same build".
+	running := im.base
+	if running == nil {
+		var err error
+		if running, err = randomAppImage(64<<10, 2); err != nil {
+			r.Err = err
+			return r
+		}
 	}
 	content, err := device.Build(device.CreateOptions{App: running})
 	if err != nil {
@@ -156,7 +163,7 @@ func benchFlash(ctx context.Context, im benchImage, baud int, timing flash.Timin
 	defer s.Close()
 	before := line.Stats().HostToDevice
 	start := time.Now()
-	err = s.Flash(ctx, im.data, updater.FlashOptions{NoReboot: true, Force: true})
+	err = s.Flash(ctx, im.data, updater.FlashOptions{NoReboot: true, Force: true, Base: im.base})
 	r.Gota = time.Since(start)
 	r.WireBytes = line.Stats().HostToDevice - before
 	if err != nil {

@@ -48,7 +48,7 @@ func TestBenchFlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := benchFlash(context.Background(), benchImage{"random", img}, 2000000, flash.Timing{})
+	r := benchFlash(context.Background(), benchImage{name: "random", data: img}, 2000000, flash.Timing{})
 	if r.Err != nil {
 		t.Fatal(r.Err)
 	}

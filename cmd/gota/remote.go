@@ -30,7 +30,7 @@ import (
 func init() {
 	common := "--port PORT [--baud N]"
 	register(&command{name: "info", usage: common + " [--json]\n                       show the device's partitions and OTA state", run: runInfo})
-	register(&command{name: "flash", usage: "FILE " + common + " [--force] [--allow-downgrade] [--no-reboot] [--no-compress] [--no-resume]\n                       update over the air", run: runFlash})
+	register(&command{name: "flash", usage: "FILE " + common + " [--base RUNNING.bin] [--force] [--allow-downgrade] [--no-reboot] [--no-compress] [--no-resume]\n                       update over the air", run: runFlash})
 	register(&command{name: "accept", usage: common + "\n                       mark the running build valid (cancel rollback)", run: runAccept})
 	register(&command{name: "rollback", usage: common + "\n                       mark the running build invalid and reboot into the previous one", run: runRollback})
 	register(&command{name: "reboot", usage: common + "\n                       restart the device", run: runReboot})
@@ -407,6 +407,7 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	noReboot := rf.fs.Bool("no-reboot", false, "complete the update without rebooting into it")
 	noCompress := rf.fs.Bool("no-compress", false, "do not use DEFLATE even if the agent offers it")
 	noResume := rf.fs.Bool("no-resume", false, "start over even if the device holds part of this image")
+	baseFile := rf.fs.String("base", "", "the image the device runs now (e.g. the previous release): frames are compressed against it, so mostly what changed is sent")
 	pos, err := rf.parse(args, 1)
 	if err != nil {
 		return err
@@ -414,6 +415,12 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	image, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
+	}
+	var base []byte
+	if *baseFile != "" {
+		if base, err = os.ReadFile(*baseFile); err != nil {
+			return fmt.Errorf("--base: %w", err)
+		}
 	}
 	baud := rf.baud
 	ctx, cancel := rf.context()
@@ -477,9 +484,18 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 		}
 	}
 	start := time.Now()
+	shown := map[string]bool{} // the plan's warnings, printed by describeFlashPlan
+	for _, w := range plan.Warnings {
+		shown[w] = true
+	}
 	err = s.Flash(ctx, image, updater.FlashOptions{
-		Force: *force, AllowDowngrade: *downgrade, NoReboot: *noReboot,
-		Progress: progress, Warning: func(string) {}, // printed by describeFlashPlan
+		Force: *force, AllowDowngrade: *downgrade, NoReboot: *noReboot, Base: base,
+		Progress: progress,
+		Warning: func(w string) {
+			if !shown[w] {
+				out.printf("gota: warning: %s\n", w)
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -489,6 +505,9 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	fmt.Fprintf(stdout, "flashed %s to %s in %.1fs (%d bytes", pos[0], plan.Target, time.Since(start).Seconds(), len(image))
 	if st.WireBytes != st.DataBytes {
 		fmt.Fprintf(stdout, ", %d on the wire", st.WireBytes)
+	}
+	if st.DeltaFrames > 0 {
+		fmt.Fprintf(stdout, ", %d of %d frames against the base", st.DeltaFrames, st.DataFrames)
 	}
 	if st.ResumedFrom > 0 {
 		fmt.Fprintf(stdout, ", resumed at %d", st.ResumedFrom)

@@ -88,11 +88,13 @@ func TestRemoteCommands(t *testing.T) {
 	}
 
 	// Flash at the default 921600: the WebSocket reconnects with ?baud=.
-	out, errOut, err := run(t, func(o, e *bytes.Buffer) error { return remoteFlash(o, e, []string{v11, "--port", url}) })
+	// With the running build as base, frames go as deltas against it.
+	out, errOut, err := run(t, func(o, e *bytes.Buffer) error { return remoteFlash(o, e, []string{v11, "--port", url, "--base", v10}) })
 	if err != nil {
 		t.Fatalf("flash: %v\n%s", err, errOut)
 	}
-	if !strings.Contains(out, "flashed "+v11+" to app1") || !strings.Contains(out, "running app1 (testing)") {
+	if !strings.Contains(out, "flashed "+v11+" to app1") || !strings.Contains(out, "running app1 (testing)") ||
+		!strings.Contains(out, "frames against the base") {
 		t.Errorf("flash stdout:\n%s", out)
 	}
 	for _, want := range []string{"at 921600 baud", `warning: version string "37d69ca" equals`, "gota: sent 316944 of 316944 bytes (100%)", "device| I (", "Loaded app from partition at offset 0x190000"} {
