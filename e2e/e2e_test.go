@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	gotaBin = filepath.Join(dir, "gota")
+	// Each test measures its own transfers: no deltas against images an
+	// earlier test flashed (and nothing written to the user's cache).
+	os.Setenv("GOTA_CACHE", "off")
 	build := exec.Command("go", "build", "-o", gotaBin, "github.com/gota-dev/gota/cmd/gota")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

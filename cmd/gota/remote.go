@@ -407,7 +407,7 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	noReboot := rf.fs.Bool("no-reboot", false, "complete the update without rebooting into it")
 	noCompress := rf.fs.Bool("no-compress", false, "do not use DEFLATE even if the agent offers it")
 	noResume := rf.fs.Bool("no-resume", false, "start over even if the device holds part of this image")
-	baseFile := rf.fs.String("base", "", "the image the device runs now (e.g. the previous release): frames are compressed against it, so mostly what changed is sent")
+	baseFile := rf.fs.String("base", "", "the image the device runs now (e.g. the previous release): frames are compressed against it, so mostly what changed is sent (default: the copy in the image cache, $GOTA_CACHE or the user cache directory, of every image gota flashed; GOTA_CACHE=off disables it)")
 	pos, err := rf.parse(args, 1)
 	if err != nil {
 		return err
@@ -442,6 +442,15 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
 	describeFlashPlan(out, pos[0], di, plan, s)
+	cache := openImageCache()
+	if base == nil && s.Caps().Delta {
+		if rp := di.Find(di.Running); rp != nil {
+			if base = cache.get(rp.SHA256); base != nil {
+				out.printf("gota: the running build is in the image cache (%s): sending deltas against it\n", cache.dir)
+			}
+		}
+	}
+	cache.put(image)
 
 	tty := false
 	if f, ok := stderr.(*os.File); ok {

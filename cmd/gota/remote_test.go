@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/firmware-agent/agent"
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/flash"
@@ -64,6 +68,7 @@ func TestRemoteCommands(t *testing.T) {
 	dir := shareddata.Dir(t)
 	v11 := filepath.Join(dir, "esp32-ledcontroller-v1.1.bin")
 	v10 := filepath.Join(dir, "esp32-ledcontroller-v1.0.bin")
+	t.Setenv("GOTA_CACHE", t.TempDir())
 
 	out, _, err := run(t, func(o, e *bytes.Buffer) error { return remoteInfo(o, e, []string{"--port", url, "--json"}) })
 	if err != nil {
@@ -115,6 +120,7 @@ func TestRemoteCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "image is the build already running in app1") {
 		t.Errorf("same build: %v", err)
 	}
+
 	out, _, err = run(t, func(o, e *bytes.Buffer) error {
 		return remoteFlash(o, e, []string{v10, "--port", url, "--no-reboot", "--baud", "0", "--no-compress"})
 	})
@@ -151,6 +157,7 @@ func TestRemoteCommands(t *testing.T) {
 // count or a missing port before opening anything.
 func TestRemoteUsage(t *testing.T) {
 	t.Setenv("GOTA_PORT", "")
+	t.Setenv("GOTA_CACHE", "off")
 	info := func(o, e *bytes.Buffer, a []string) error { return remoteInfo(o, e, a) }
 	flash := func(o, e *bytes.Buffer, a []string) error { return remoteFlash(o, e, a) }
 	accept := func(o, e *bytes.Buffer, a []string) error { return remoteSimple(o, e, "accept", a, acceptFn) }
@@ -183,5 +190,80 @@ func TestRemoteUsage(t *testing.T) {
 				t.Errorf("err %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestFlashUsesImageCache flashes a build, accepts it, and flashes the
+// next one: gota cached the first when it flashed it, so the second goes
+// as deltas against it without --base.
+func TestFlashUsesImageCache(t *testing.T) {
+	t.Setenv("GOTA_CACHE", t.TempDir())
+	url, _ := agentServer(t)
+	dir := shareddata.Dir(t)
+	v11 := filepath.Join(dir, "esp32-ledcontroller-v1.1.bin")
+	v12 := filepath.Join(dir, "esp32-ledcontroller-v1.2.bin")
+	flash := func(image string) (string, string) {
+		t.Helper()
+		out, errOut, err := run(t, func(o, e *bytes.Buffer) error { return remoteFlash(o, e, []string{image, "--port", url}) })
+		if err != nil {
+			t.Fatalf("flash %s: %v\n%s", image, err, errOut)
+		}
+		return out, errOut
+	}
+	// v1.0 runs, created with the device: not in the cache.
+	if out, errOut := flash(v11); strings.Contains(errOut, "image cache") || strings.Contains(out, "against the base") {
+		t.Errorf("first flash used a base it cannot have:\n%s\n%s", out, errOut)
+	}
+	if _, _, err := run(t, func(o, e *bytes.Buffer) error { return remoteSimple(o, e, "accept", []string{"--port", url}, acceptFn) }); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut := flash(v12)
+	if !strings.Contains(errOut, "the running build is in the image cache") || !strings.Contains(out, "frames against the base") {
+		t.Errorf("second flash did not use the cached running build:\n%s\n%s", out, errOut)
+	}
+}
+
+func TestImageCache(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("GOTA_CACHE", dir)
+	c := openImageCache()
+	v10 := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	img, err := espimage.Parse(v10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := hex.EncodeToString(img.Digest[:])
+	if c.get(digest) != nil {
+		t.Fatal("empty cache returned an image")
+	}
+	c.put(v10)
+	if got := c.get(digest); !bytes.Equal(got, v10[:img.Length]) {
+		t.Fatalf("get after put: %d bytes", len(got))
+	}
+	// A file whose name does not match its digest is no base.
+	bad := append([]byte(nil), v10...)
+	bad[len(bad)/2] ^= 1
+	other := strings.Repeat("ab", 32)
+	if err := os.WriteFile(filepath.Join(dir, other+".bin"), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c.get(other) != nil || c.get("../"+digest) != nil {
+		t.Error("get returned a corrupt or mislabelled file")
+	}
+	c.put([]byte("not an image")) // ignored
+	// The cache keeps maxCachedImages.
+	for i := range maxCachedImages + 3 {
+		b, err := espimage.SetVersion(v10, fmt.Sprintf("v%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.put(b)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.bin")); len(files) != maxCachedImages {
+		t.Errorf("%d images in the cache, want %d", len(files), maxCachedImages)
+	}
+	t.Setenv("GOTA_CACHE", "off")
+	if openImageCache() != nil {
+		t.Error("GOTA_CACHE=off still opens a cache")
 	}
 }
