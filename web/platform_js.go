@@ -132,3 +132,65 @@ func trace(s string) {
 		t.Call("splice", 0, n-500) // keep the newest entries
 	}
 }
+
+// imageCacheName is the Cache Storage bucket of images flashed from the
+// page, keyed by their appended SHA-256: when a device runs one of them,
+// the next update goes as deltas against it (protocol DELTA).
+const (
+	imageCacheName  = "gota-images"
+	imageCachePath  = "/gota-image/"
+	maxCachedImages = 16
+)
+
+// openImageCache opens the page's image cache; ok is false where the
+// Cache API is missing (an insecure origin).
+func openImageCache() (js.Value, bool) {
+	caches := js.Global().Get("caches")
+	if !caches.Truthy() {
+		return js.Value{}, false
+	}
+	c, err := webserial.Await(caches.Call("open", imageCacheName))
+	return c, err == nil
+}
+
+// cachedImage returns the image stored under digestHex, or nil.
+func cachedImage(digestHex string) []byte {
+	c, ok := openImageCache()
+	if !ok || digestHex == "" {
+		return nil
+	}
+	resp, err := webserial.Await(c.Call("match", imageCachePath+digestHex))
+	if err != nil || !resp.Truthy() {
+		return nil
+	}
+	buf, err := webserial.Await(resp.Call("arrayBuffer"))
+	if err != nil {
+		return nil
+	}
+	arr := js.Global().Get("Uint8Array").New(buf)
+	b := make([]byte, arr.Get("byteLength").Int())
+	js.CopyBytesToGo(b, arr)
+	return b
+}
+
+// storeImage keeps image under digestHex, dropping the oldest entries
+// beyond maxCachedImages. Failures only cost a later delta.
+func storeImage(digestHex string, image []byte) {
+	c, ok := openImageCache()
+	if !ok {
+		return
+	}
+	arr := js.Global().Get("Uint8Array").New(len(image))
+	js.CopyBytesToJS(arr, image)
+	resp := js.Global().Get("Response").New(arr)
+	if _, err := webserial.Await(c.Call("put", imageCachePath+digestHex, resp)); err != nil {
+		return
+	}
+	keys, err := webserial.Await(c.Call("keys"))
+	if err != nil {
+		return
+	}
+	for i := 0; i < keys.Length()-maxCachedImages; i++ {
+		webserial.Await(c.Call("delete", keys.Index(i)))
+	}
+}

@@ -26,3 +26,5 @@ func droppedFile(e vugu.DOMEvent) func() (string, []byte, error) { return nil }
 func pickedFile(e vugu.DOMEvent) func() (string, []byte, error)  { return nil }
 func download(name, text string)                                 {}
 func trace(s string)                                             {}
+func cachedImage(digestHex string) []byte                        { return nil }
+func storeImage(digestHex string, image []byte)                  {}

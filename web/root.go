@@ -400,10 +400,27 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 	c.Progress = &updater.Progress{Phase: "begin", Total: len(data)}
 	c.flashStart = time.Now()
 	name := c.File.Name
+	var runningDigest, newDigest string
+	if r := c.Running(); r != nil {
+		runningDigest = r.SHA256
+	}
+	if img := c.File.Image; img != nil && img.HashAppended {
+		newDigest = hex.EncodeToString(img.Digest[:])
+	}
 	go func() {
 		defer cancel()
+		// A build flashed from this page before is kept in the browser's
+		// Cache Storage: if the device runs one, send deltas against it.
+		var base []byte
+		if sess.Caps().Delta {
+			base = cachedImage(runningDigest)
+		}
+		if newDigest != "" {
+			storeImage(newDigest, data)
+		}
+		before := sess.Stats() // the session's counters add up over its flashes
 		err := sess.Flash(ctx, data, updater.FlashOptions{
-			Progress: c.progress, Force: force, AllowDowngrade: force,
+			Progress: c.progress, Force: force, AllowDowngrade: force, Base: base,
 			// The image panel already lists the check's warnings; keep
 			// them out of the device console.
 			Warning: func(string) {},
@@ -425,6 +442,10 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 		c.update(func() {
 			c.LastFlashMS = elapsed.Milliseconds()
 			c.Notice = fmt.Sprintf("Flashed %s (%d bytes) in %.1f s.", name, len(data), elapsed.Seconds())
+			if st := sess.Stats(); st.DeltaFrames > before.DeltaFrames {
+				c.Notice = fmt.Sprintf("Flashed %s (%d bytes; %d on the wire as changes against the running build) in %.1f s.",
+					name, len(data), st.WireBytes-before.WireBytes, elapsed.Seconds())
+			}
 			// The file is the running build now: comparing it with
 			// itself would only show a refusal. The drop zone is free
 			// for the next one.

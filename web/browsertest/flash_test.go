@@ -119,8 +119,19 @@ func TestFlashAcceptRollback(t *testing.T) {
 	waitJS(t, ctx, "the v1.2 details", fmt.Sprintf(`!!document.getElementById("img-digest") && document.getElementById("img-digest").title === %q`, d12), 20*time.Second)
 	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
 	shots.take(ctx, "v1.2-chosen")
+	sentBefore = s.Device.Line().Stats().HostToDevice
 	click(t, ctx, "#flash")
 	waitJS(t, ctx, "v1.2 on trial", runningJS(slot0)+" && "+partJS(slot0, "testing", d12), 120*time.Second)
+	// The page kept v1.1 when it flashed it, so v1.2 goes as changes
+	// against the running v1.1 (protocol DELTA): a few KB, not 56%.
+	if sent := s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(v12))/10 {
+		t.Errorf("the page sent %d bytes for v1.2 over v1.1: no delta against the cached running build", sent)
+	}
+	notice := text(t, ctx, `document.getElementById("notice") ? document.getElementById("notice").innerText : ""`)
+	var wire int64
+	if _, err := fmt.Sscanf(notice[strings.Index(notice, "; ")+2:], "%d on the wire", &wire); err != nil || !strings.Contains(notice, "changes against the running build") || wire > int64(len(v12))/10 {
+		t.Errorf("notice after the delta flash: %q", notice)
+	}
 	shots.take(ctx, "v1.2-on-trial")
 	click(t, ctx, "#rollback")
 	waitJS(t, ctx, "v1.1 running again", runningJS(slot1)+" && "+partJS(slot1, "valid", d11)+" && "+partJS(slot0, "invalid", d12), 60*time.Second)
