@@ -45,6 +45,11 @@ type Root struct {
 	Rebooting  bool
 	flashStart time.Time
 
+	// base is the image the device runs, when this browser flashed it
+	// before (Cache Storage): the next update goes as deltas against it.
+	base       []byte
+	baseDigest string
+
 	Console []string
 
 	renderPending bool // a coalesced render is scheduled
@@ -191,6 +196,27 @@ func (c *Root) refresh(busy string) {
 		c.Rebooting = false
 		c.check()
 	})
+	c.findBase(info)
+}
+
+// findBase looks up the running build in the image cache, off the flash
+// path (Cache Storage takes tens of milliseconds).
+func (c *Root) findBase(info *updater.DeviceInfo) {
+	r := info.Find(info.Running)
+	if r == nil || r.SHA256 == "" {
+		return
+	}
+	c.env.RLock()
+	have := c.baseDigest == r.SHA256
+	c.env.RUnlock()
+	if have {
+		return
+	}
+	if b := cachedImage(r.SHA256); b != nil {
+		c.env.Lock()
+		c.base, c.baseDigest = b, r.SHA256
+		c.env.UnlockOnly()
+	}
 }
 
 func (c *Root) session() *updater.Session {
@@ -407,17 +433,14 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 	if img := c.File.Image; img != nil && img.HashAppended {
 		newDigest = hex.EncodeToString(img.Digest[:])
 	}
+	// A build flashed from this browser before is kept in its Cache
+	// Storage: if the device runs one, send deltas against it.
+	var base []byte
+	if c.baseDigest == runningDigest && sess.Caps().Delta {
+		base = c.base
+	}
 	go func() {
 		defer cancel()
-		// A build flashed from this page before is kept in the browser's
-		// Cache Storage: if the device runs one, send deltas against it.
-		var base []byte
-		if sess.Caps().Delta {
-			base = cachedImage(runningDigest)
-		}
-		if newDigest != "" {
-			storeImage(newDigest, data)
-		}
 		before := sess.Stats() // the session's counters add up over its flashes
 		err := sess.Flash(ctx, data, updater.FlashOptions{
 			Progress: c.progress, Force: force, AllowDowngrade: force, Base: base,
@@ -439,6 +462,13 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 			return
 		}
 		elapsed := time.Since(c.flashStart)
+		if newDigest != "" {
+			// The device runs it now: the next update's base.
+			c.env.Lock()
+			c.base, c.baseDigest = data, newDigest
+			c.env.UnlockOnly()
+			go storeImage(newDigest, data)
+		}
 		c.update(func() {
 			c.LastFlashMS = elapsed.Milliseconds()
 			c.Notice = fmt.Sprintf("Flashed %s (%d bytes) in %.1f s.", name, len(data), elapsed.Seconds())

@@ -194,6 +194,23 @@ func TestFlashAcceptRollback(t *testing.T) {
 			return "scrollTop " + e.scrollTop + " clientHeight " + e.clientHeight + " scrollHeight " + e.scrollHeight + " renders " + window.gotaRenders; })()`))
 	}
 	shots.take(ctx, "console")
+
+	// The page kept v1.1 (running again) in Cache Storage: after a reload
+	// it still sends v1.2 as changes against it.
+	load(t, ctx, s.URL)
+	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+	click(t, ctx, "#connect-virtual")
+	waitJS(t, ctx, "the device panel after the reload", runningJS(slot1)+" && "+partJS(slot1, "valid", d11), 60*time.Second)
+	upload(t, ctx, p12)
+	waitJS(t, ctx, "the v1.2 details after the reload", fmt.Sprintf(`!!document.getElementById("img-digest") && document.getElementById("img-digest").title === %q`, d12), 20*time.Second)
+	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
+	sentBefore = s.Device.Line().Stats().HostToDevice
+	click(t, ctx, "#flash")
+	waitJS(t, ctx, "v1.2 on trial again", runningJS(slot0)+" && "+partJS(slot0, "testing", d12), 120*time.Second)
+	if sent := s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(v12))/10 {
+		t.Errorf("after a reload the page sent %d bytes for v1.2 over v1.1: the cached base was not used", sent)
+	}
+	shots.take(ctx, "delta-after-reload")
 }
 
 // TestUnplugDuringFlash pulls the cable a third of the way through a
