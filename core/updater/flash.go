@@ -54,25 +54,23 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 	if err != nil {
 		return err
 	}
-	for _, w := range plan.Warnings {
+	warn := func(w string) {
 		if opt.Warning != nil {
 			opt.Warning(w)
 		} else {
 			s.log("gota: warning: " + w)
 		}
 	}
-
-	base, warning := deltaBase(info, s.Caps(), opt.Base)
+	for _, w := range plan.Warnings {
+		warn(w)
+	}
+	caps := s.Caps()
+	base, warning := deltaBase(info, caps, opt.Base)
 	if warning != "" {
-		if opt.Warning != nil {
-			opt.Warning(warning)
-		} else {
-			s.log("gota: warning: " + warning)
-		}
+		warn(warning)
 	}
 
 	report(Progress{Phase: "begin"})
-	caps := s.Caps()
 	var flags uint8
 	if caps.Resume && !s.opt.NoResume {
 		flags |= protocol.BeginResume
@@ -212,8 +210,6 @@ const (
 	growAfter   = 16
 )
 
-// stream sends image[start:] with a sliding window (SPEC.md 6.3) until the
-// agent has received all of it.
 // deltaBase returns base if DELTA frames can use it: the agent offers
 // DELTA and base is the running build (its appended digest is the one the
 // device reports). A base that cannot be used is explained in warning.
@@ -233,6 +229,9 @@ func deltaBase(info *DeviceInfo, caps Caps, base []byte) (usable []byte, warning
 	return base[:img.Length], ""
 }
 
+// stream sends image[start:] with a sliding window (SPEC.md 6.3) until the
+// agent has received all of it; base, when set, is the running build for
+// DELTA frames (6.7).
 func (s *Session) stream(ctx context.Context, image, base []byte, start int, report func(Progress)) error {
 	caps := s.Caps()
 	chunkMax := caps.MaxFrame - 4

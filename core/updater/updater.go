@@ -414,6 +414,19 @@ func (s *Session) dispatch(f protocol.Frame) {
 	}
 }
 
+// replyError returns the device's *protocol.Error when f, the reply to a
+// request of type t, is an ERROR, nil for any other reply.
+func replyError(t protocol.Type, f protocol.Frame) error {
+	if f.Type != protocol.TypeError {
+		return nil
+	}
+	e, err := protocol.DecodeError(f.Payload)
+	if err != nil {
+		return fmt.Errorf("%v: %w", t, err)
+	}
+	return e
+}
+
 // waiter is a request waiting for its reply.
 type waiter struct {
 	request protocol.Type
@@ -513,14 +526,7 @@ func (s *Session) requestTimeouts(ctx context.Context, t protocol.Type, payload 
 			if attempt == 0 && measuresRTT(t) {
 				s.sampleRTT(time.Since(sent) - s.lineTime(len(frame)+len(f.Payload)+protocol.Overhead))
 			}
-			if f.Type == protocol.TypeError {
-				e, err := protocol.DecodeError(f.Payload)
-				if err != nil {
-					return f, fmt.Errorf("%v: %w", t, err)
-				}
-				return f, e
-			}
-			return f, nil
+			return f, replyError(t, f)
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
@@ -786,12 +792,8 @@ func (s *Session) rollbackOnce(ctx context.Context) (rebooted bool, err error) {
 	for {
 		select {
 		case f := <-ch:
-			if f.Type == protocol.TypeError {
-				e, err := protocol.DecodeError(f.Payload)
-				if err != nil {
-					return false, err
-				}
-				return false, e
+			if err := replyError(protocol.TypeRollback, f); err != nil {
+				return false, err
 			}
 			// ROLLBACK_R: READY follows.
 		case r := <-s.ready:
