@@ -733,12 +733,11 @@ func (s *Session) Abort(ctx context.Context) error {
 // Rollback marks the running build invalid and reboots into the previous
 // one; it returns once the device is back and handshaken.
 func (s *Session) Rollback(ctx context.Context) error {
-	before := s.LastInfo()
-	if before == nil {
-		var err error
-		if before, err = s.Info(ctx); err != nil {
-			return fmt.Errorf("rollback: %w", err)
-		}
+	// What runs now, read now: LastInfo may predate a reboot, and a wrong
+	// "before" would make a lost READY look like a lost ROLLBACK.
+	before, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("rollback: %w", err)
 	}
 	const attempts = 3
 	for attempt := 1; ; attempt++ {

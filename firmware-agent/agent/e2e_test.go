@@ -583,34 +583,43 @@ func TestSlowRequestLost(t *testing.T) {
 // that answers it: the host must find out which (resending only a
 // ROLLBACK that never ran) and the device must roll back exactly once.
 func TestRollbackLost(t *testing.T) {
+	loseRollback := func(p *pipePort) (updater.Port, func() bool) {
+		l := &lossyRequestPort{pipePort: p, lose: protocol.TypeRollback}
+		return l, func() bool { return l.lost }
+	}
+	loseReady := func(p *pipePort) (updater.Port, func() bool) {
+		// Not the READY (attach) of the connection, nor the one after
+		// a reboot before the rollback: the one that follows ROLLBACK.
+		l := &lossyReplyPort{pipePort: p, lose: protocol.TypeReady}
+		l.disarmed.Store(true)
+		return l, func() bool {
+			l.disarmed.Store(false)
+			return l.lost
+		}
+	}
 	tests := []struct {
 		name string
 		// wrap returns the lossy port and a func that arms it on its
 		// first call and then reports whether a frame was lost.
 		wrap func(*pipePort) (updater.Port, func() bool)
+		// sameSession flashes without reboot and reboots in the session
+		// that rolls back, so that its last INFO shows the old build
+		// running.
+		sameSession bool
 	}{
-		{"ROLLBACK lost", func(p *pipePort) (updater.Port, func() bool) {
-			l := &lossyRequestPort{pipePort: p, lose: protocol.TypeRollback}
-			return l, func() bool { return l.lost }
-		}},
-		{"READY lost", func(p *pipePort) (updater.Port, func() bool) {
-			// Not the READY (attach) of the connection: the one that
-			// follows ROLLBACK.
-			l := &lossyReplyPort{pipePort: p, lose: protocol.TypeReady}
-			l.disarmed.Store(true)
-			return l, func() bool {
-				l.disarmed.Store(false)
-				return l.lost
-			}
-		}},
+		{"ROLLBACK lost", loseRollback, false},
+		{"READY lost", loseReady, false},
+		{"READY lost, last INFO out of date", loseReady, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
 			r := newRig(t, v10, agent.Options{}, updater.Options{})
-			if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{}); err != nil {
-				t.Fatal(err)
+			if !tt.sameSession {
+				if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			r.disconnect()
 			var lost func() bool
@@ -619,6 +628,14 @@ func TestRollbackLost(t *testing.T) {
 				lost = l
 				return port
 			})
+			if tt.sameSession {
+				if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true}); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.sess.Reboot(r.ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
 			lost() // arm
 			if err := r.sess.Rollback(r.ctx); err != nil {
 				t.Fatal(err)
