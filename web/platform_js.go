@@ -70,14 +70,24 @@ func openPort(handle any, baud int, lost func()) (Port, error) {
 // readFile reads a File object's bytes.
 func readFile(f js.Value) (string, []byte, error) {
 	name := f.Get("name").String()
-	buf, err := webserial.Await(f.Call("arrayBuffer"))
+	b, err := arrayBufferOf(f)
 	if err != nil {
 		return name, nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return name, b, nil
+}
+
+// arrayBufferOf copies the bytes of v.arrayBuffer() (a File, Blob or
+// Response) into Go.
+func arrayBufferOf(v js.Value) ([]byte, error) {
+	buf, err := webserial.Await(v.Call("arrayBuffer"))
+	if err != nil {
+		return nil, err
 	}
 	arr := js.Global().Get("Uint8Array").New(buf)
 	b := make([]byte, arr.Get("byteLength").Int())
 	js.CopyBytesToGo(b, arr)
-	return name, b, nil
+	return b, nil
 }
 
 func firstFile(files js.Value) func() (string, []byte, error) {
@@ -163,13 +173,10 @@ func cachedImage(digestHex string) []byte {
 	if err != nil || !resp.Truthy() {
 		return nil
 	}
-	buf, err := webserial.Await(resp.Call("arrayBuffer"))
+	b, err := arrayBufferOf(resp)
 	if err != nil {
 		return nil
 	}
-	arr := js.Global().Get("Uint8Array").New(buf)
-	b := make([]byte, arr.Get("byteLength").Int())
-	js.CopyBytesToGo(b, arr)
 	return b
 }
 
