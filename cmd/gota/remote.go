@@ -450,7 +450,6 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 			}
 		}
 	}
-	cache.put(image)
 
 	tty := false
 	if f, ok := stderr.(*os.File); ok {
@@ -509,6 +508,7 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
+	cache.put(image) // the device holds it now: the next update's base
 	st := s.Stats()
 	after := s.LastInfo()
 	fmt.Fprintf(stdout, "flashed %s to %s in %.1fs (%d bytes", pos[0], plan.Target, time.Since(start).Seconds(), len(image))
