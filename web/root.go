@@ -423,7 +423,7 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 	c.cancel = cancel
 	c.Busy = "Flashing…"
 	c.Problem, c.Notice = nil, ""
-	c.Progress = &updater.Progress{Phase: "begin", Total: len(data)}
+	c.Progress = &updater.Progress{Phase: updater.PhaseBegin, Total: len(data)}
 	c.flashStart = time.Now()
 	name := c.File.Name
 	var runningDigest, newDigest string
@@ -448,7 +448,7 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 			// them out of the device console.
 			Warning: func(string) {},
 		})
-		var phase string
+		var phase updater.Phase
 		c.update(func() {
 			if c.Progress != nil {
 				phase = c.Progress.Phase
@@ -487,11 +487,11 @@ func (c *Root) Flash(e vugu.DOMEvent) {
 
 // flashFailureHint says what a failure in phase means for the device and
 // what to do next.
-func flashFailureHint(phase string) string {
+func flashFailureHint(phase updater.Phase) string {
 	switch phase {
-	case "verify":
+	case updater.PhaseVerify:
 		return "The device may or may not have accepted the image. Connect again: the device panel shows which build boots next."
-	case "reboot", "done":
+	case updater.PhaseReboot, updater.PhaseDone:
 		return "The image was written and set to boot; the device did not come back in time. Connect again to see what it runs, then accept or roll back."
 	}
 	return "The running firmware is untouched. Check the cable, then connect and flash again."
@@ -505,13 +505,13 @@ func (c *Root) CancelFlash(e vugu.DOMEvent) {
 }
 
 func (c *Root) progress(p updater.Progress) {
-	if p.Phase != "send" || p.Sent == 0 || p.Sent == p.Total {
+	if p.Phase != updater.PhaseSend || p.Sent == 0 || p.Sent == p.Total {
 		trace(fmt.Sprintf("%s %d ms", p.Phase, time.Since(c.flashStart).Milliseconds()))
 	}
 	c.env.Lock()
 	pp := p
 	c.Progress = &pp
-	c.Rebooting = p.Phase == "reboot"
+	c.Rebooting = p.Phase == updater.PhaseReboot
 	if c.Rebooting {
 		c.Busy = "Rebooting…"
 	}

@@ -114,7 +114,10 @@ func TestBytes(t *testing.T) {
 }
 
 func TestFlashFailureHint(t *testing.T) {
-	for _, tt := range []struct{ phase, want string }{
+	for _, tt := range []struct {
+		phase updater.Phase
+		want  string
+	}{
 		{"", "untouched"},
 		{"begin", "untouched"},
 		{"send", "untouched"},

@@ -455,9 +455,9 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	if f, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	lastPhase, lastTenth := "", -1
+	lastPhase, lastTenth := updater.Phase(""), -1
 	progress := func(pr updater.Progress) {
-		if tty && pr.Phase == "send" {
+		if tty && pr.Phase == updater.PhaseSend {
 			out.mu.Lock()
 			if out.bar == nil {
 				out.bar = progressbar.NewOptions(pr.Total,
@@ -469,7 +469,7 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 			out.mu.Unlock()
 			return
 		}
-		if pr.Phase != "send" {
+		if pr.Phase != updater.PhaseSend {
 			out.mu.Lock()
 			if out.bar != nil {
 				out.bar.Finish()
@@ -480,11 +480,11 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 		}
 		if pr.Phase != lastPhase {
 			lastPhase = pr.Phase
-			if pr.Phase != "send" && pr.Phase != "done" {
+			if pr.Phase != updater.PhaseSend && pr.Phase != updater.PhaseDone {
 				out.printf("gota: %s\n", pr.Phase)
 			}
 		}
-		if pr.Phase == "send" && pr.Total > 0 {
+		if pr.Phase == updater.PhaseSend && pr.Total > 0 {
 			if tenth := pr.Sent * 10 / pr.Total; tenth != lastTenth {
 				lastTenth = tenth
 				out.printf("gota: sent %d of %d bytes (%d%%), %.1f KiB/s, %s left\n", pr.Sent, pr.Total, pr.Sent*100/pr.Total, pr.Rate/1024, pr.ETA.Round(time.Second))

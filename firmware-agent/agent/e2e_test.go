@@ -228,8 +228,8 @@ func TestFlashAcceptRollback(t *testing.T) {
 			var phases []string
 			var last updater.Progress
 			err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{Progress: func(p updater.Progress) {
-				if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
-					phases = append(phases, p.Phase)
+				if len(phases) == 0 || phases[len(phases)-1] != string(p.Phase) {
+					phases = append(phases, string(p.Phase))
 				}
 				last = p
 			}})
