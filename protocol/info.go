@@ -17,25 +17,43 @@ type InfoReply struct {
 	ChipRev    int
 	Running    string
 	Next       string
-	Partitions []InfoPartition
+	Partitions []Partition
 }
 
-// InfoPartition is one app partition in an InfoReply.
-type InfoPartition struct {
-	Label         string
-	Subtype       int // -1 when not reported (the Lua agent)
-	Offset        uint32
-	Size          uint32
-	State         string
-	Name          string
-	Version       string
-	Date          string
-	Time          string
-	IDFVersion    string
-	SecureVersion uint32
-	SHA256        string // lower-case hex
-	ImageLen      int
+// Partition is one app partition as a device reports it in INFO_R. The
+// host (core/updater) and the page show it as it is; the JSON names are
+// those of `gota info --json`.
+type Partition struct {
+	Label         string   `json:"label"`
+	Subtype       int      `json:"subtype,omitempty"` // 0 factory, 16.. ota_N, 32 test; -1 not reported (the Lua agent)
+	Offset        uint32   `json:"offset,omitempty"`
+	Size          uint32   `json:"size,omitempty"`
+	State         OTAState `json:"state"`
+	Name          string   `json:"name,omitempty"`
+	Version       string   `json:"version,omitempty"`
+	Date          string   `json:"date,omitempty"`
+	Time          string   `json:"time,omitempty"`
+	IDFVersion    string   `json:"idf_version,omitempty"`
+	SecureVersion uint32   `json:"secure_version"`
+	SHA256        string   `json:"sha256,omitempty"` // lower-case hex of the appended digest, "" if unknown
+	ImageLen      int      `json:"image_len,omitempty"`
 }
+
+// OTAState is an app partition's otadata state (esp_ota_img_states_t) by
+// the name NodeMCU's otaupgrade.info() gives it.
+type OTAState string
+
+// OTA states. OTANone is a partition without an otadata entry (never
+// selected, or the factory app).
+const (
+	OTANone      OTAState = ""
+	OTANew       OTAState = "new"
+	OTATesting   OTAState = "testing" // ESP_OTA_IMG_PENDING_VERIFY: on trial until accepted
+	OTAValid     OTAState = "valid"
+	OTAInvalid   OTAState = "invalid"
+	OTAAborted   OTAState = "aborted"
+	OTAUndefined OTAState = "undefined"
+)
 
 // lineSafe keeps a value on its line (bytes, not runes: values may be any
 // bytes a device printed).
@@ -64,7 +82,7 @@ func (m *InfoReply) Encode() []byte {
 		}
 		kv("offset", strconv.FormatUint(uint64(p.Offset), 10))
 		kv("size", strconv.FormatUint(uint64(p.Size), 10))
-		kv("state", p.State)
+		kv("state", string(p.State))
 		kv("name", p.Name)
 		kv("version", p.Version)
 		kv("date", p.Date)
@@ -85,7 +103,7 @@ func (m *InfoReply) Encode() []byte {
 // naming the line; unknown keys are skipped.
 func DecodeInfo(text []byte) (*InfoReply, error) {
 	m := &InfoReply{}
-	var cur *InfoPartition
+	var cur *Partition
 	// Lines end at '\n'; a '\r' ends one too (CRLF from a C agent's printf).
 	lines := strings.FieldsFunc(string(text), func(r rune) bool { return r == '\n' || r == '\r' })
 	for i, line := range lines {
@@ -107,7 +125,7 @@ func DecodeInfo(text []byte) (*InfoReply, error) {
 			if v == "" {
 				return nil, fmt.Errorf("info line %d: part with no label", i+1)
 			}
-			m.Partitions = append(m.Partitions, InfoPartition{Label: v, Subtype: -1})
+			m.Partitions = append(m.Partitions, Partition{Label: v, Subtype: -1})
 			cur = &m.Partitions[len(m.Partitions)-1]
 			continue
 		}
@@ -148,7 +166,7 @@ func DecodeInfo(text []byte) (*InfoReply, error) {
 		case "image_len":
 			cur.ImageLen = int(n)
 		case "state":
-			cur.State = v
+			cur.State = OTAState(v)
 		case "name":
 			cur.Name = v
 		case "version":

@@ -50,7 +50,7 @@ func TestMessageRoundTrip(t *testing.T) {
 }
 
 func TestInfoRoundTrip(t *testing.T) {
-	in := &InfoReply{Chip: "esp32", ChipRev: 300, Running: "app0", Next: "app1", Partitions: []InfoPartition{
+	in := &InfoReply{Chip: "esp32", ChipRev: 300, Running: "app0", Next: "app1", Partitions: []Partition{
 		{Label: "app0", Subtype: 16, Offset: 0x10000, Size: 0x140000, State: "valid", Name: "arduino-lib-builder", Version: "37d69ca", Date: "Feb 12 2025", Time: "12:11:56", IDFVersion: "v5.3.2", SHA256: "ab01", ImageLen: 316944},
 		{Label: "app1", Subtype: 17, Offset: 0x150000, Size: 0x140000},
 	}}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/protocol"
 	"github.com/vugu/vugu"
 )
 
@@ -384,20 +385,30 @@ func (c *Root) check() {
 	}
 	f.CheckErr = err
 	f.Reasons = pageReasons(err)
-	f.Overridable = errors.Is(err, updater.ErrRefused) && plan != nil && len(f.Reasons) == 1 &&
-		(plan.Relation == "same build" || plan.Relation == "older")
+	f.Overridable = overridable(err)
 	if !f.Overridable {
 		f.Force = false
 	}
 }
 
-// pageReasons lists a refusal's reasons without the hints meant for the
-// command line (the page offers its own way to override).
+// pageReasons lists a refusal's reasons (the page offers its own way to
+// override them).
 func pageReasons(err error) []string {
 	if r, ok := errors.AsType[*updater.RefusedError](err); ok {
-		return r.Reasons
+		return r.Reasons()
 	}
 	return []string{err.Error()}
+}
+
+// overridable reports whether the only objection to an image is that it
+// is the running build or older: the user may flash it anyway.
+func overridable(err error) bool {
+	r, ok := errors.AsType[*updater.RefusedError](err)
+	if !ok || len(r.Refusals) != 1 {
+		return false
+	}
+	k := r.Refusals[0].Kind
+	return k == updater.RefusedSameBuild || k == updater.RefusedDowngrade
 }
 
 // ToggleForce handles the "flash anyway" checkbox.
@@ -524,7 +535,7 @@ func (c *Root) progress(p updater.Progress) {
 // OnTrial reports whether the running build waits to be accepted.
 func (c *Root) OnTrial() bool {
 	r := c.Running()
-	return r != nil && r.State == "testing"
+	return r != nil && r.State == protocol.OTATesting
 }
 
 // Running returns the running partition.
@@ -543,7 +554,7 @@ func (c *Root) Previous() *updater.Partition {
 	}
 	for i := range c.Info.Partitions {
 		p := &c.Info.Partitions[i]
-		if p.Label != c.Info.Running && p.ImageLen > 0 && p.State != "invalid" && p.State != "aborted" {
+		if p.Label != c.Info.Running && p.ImageLen > 0 && p.State != protocol.OTAInvalid && p.State != protocol.OTAAborted {
 			return p
 		}
 	}
@@ -561,33 +572,36 @@ func find(info *updater.DeviceInfo, label string) *updater.Partition {
 
 // Accept marks the running build valid.
 func (c *Root) Accept(e vugu.DOMEvent) {
-	c.action("Accepting…", "Could not accept the build", func(ctx context.Context, s *updater.Session) error {
+	c.action("Accepting…", false, "Could not accept the build", func(ctx context.Context, s *updater.Session) error {
 		return s.Accept(ctx)
 	}, "Build accepted: it stays after the next reboot.")
 }
 
 // Rollback marks the running build invalid and boots the previous one.
 func (c *Root) Rollback(e vugu.DOMEvent) {
-	c.action("Rolling back…", "Rollback failed", func(ctx context.Context, s *updater.Session) error {
+	c.action("Rolling back…", true, "Rollback failed", func(ctx context.Context, s *updater.Session) error {
 		return s.Rollback(ctx)
 	}, "Rolled back: the previous build runs again.")
 }
 
 // Reboot restarts the device.
 func (c *Root) Reboot(e vugu.DOMEvent) {
-	c.action("Rebooting…", "Reboot failed", func(ctx context.Context, s *updater.Session) error {
+	c.action("Rebooting…", true, "Reboot failed", func(ctx context.Context, s *updater.Session) error {
 		return s.Reboot(ctx)
 	}, "Device rebooted.")
 }
 
-func (c *Root) action(busy, title string, f func(context.Context, *updater.Session) error, done string) {
+// action runs f on the session, showing busy meanwhile; reboots says
+// that the device restarts during f (the page then expects it to drop off
+// the line for a while).
+func (c *Root) action(busy string, reboots bool, title string, f func(context.Context, *updater.Session) error, done string) {
 	if c.sess == nil || c.Busy != "" {
 		return
 	}
 	sess := c.sess
 	c.Busy = busy
 	c.Problem, c.Notice = nil, ""
-	c.Rebooting = busy == "Rebooting…" || busy == "Rolling back…"
+	c.Rebooting = reboots
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -723,14 +737,14 @@ func (c *Root) ProgressText() string {
 }
 
 // StateText names a partition state for the badge.
-func StateText(state string) string {
+func StateText(state protocol.OTAState) string {
 	switch state {
-	case "":
+	case protocol.OTANone:
 		return "no entry"
-	case "testing":
+	case protocol.OTATesting:
 		return "testing (on trial)"
 	}
-	return state
+	return string(state)
 }
 
 // Relation explains how the chosen image compares with the running build.
@@ -740,16 +754,16 @@ func (c *Root) Relation() string {
 		return "" // a broken image is not "the same build", whatever its digest says
 	}
 	switch f.Plan.Relation {
-	case "upgrade":
+	case updater.RelationUpgrade:
 		return "Upgrade: newer than the running build"
-	case "same build":
+	case updater.RelationSameBuild:
 		return "Same build as the one running (identical digest)"
-	case "older":
+	case updater.RelationOlder:
 		return "Older than the running build"
-	case "different build":
+	case updater.RelationDifferent:
 		return "Different build with the same version string (digests differ)"
 	}
-	return f.Plan.Relation
+	return string(f.Plan.Relation)
 }
 
 // TargetLabel is the slot the chosen image would be written to.

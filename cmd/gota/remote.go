@@ -23,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // The commands that talk to a device agent over a serial line or the
@@ -329,7 +330,7 @@ type remotePartitionJSON struct {
 func printRemoteInfoJSON(w io.Writer, di *updater.DeviceInfo) error {
 	j := remoteInfoJSON{Chip: di.Chip, ChipRev: di.ChipRev, Agent: di.Agent, Running: di.Running, Next: di.Next, Partitions: map[string]remotePartitionJSON{}}
 	for _, p := range di.Partitions {
-		pj := remotePartitionJSON{State: p.State, Name: p.Name, Version: p.Version, Date: p.Date, Time: p.Time, IDFVersion: p.IDFVersion, SHA256: p.SHA256}
+		pj := remotePartitionJSON{State: string(p.State), Name: p.Name, Version: p.Version, Date: p.Date, Time: p.Time, IDFVersion: p.IDFVersion, SHA256: p.SHA256}
 		if p.Name != "" {
 			sv := p.SecureVersion
 			pj.SecureVersion = &sv
@@ -439,7 +440,7 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	}
 	plan, err := updater.Check(di, image, updater.CheckOptions{Force: *force, AllowDowngrade: *downgrade})
 	if err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
+		return fmt.Errorf("%s: %w", pos[0], wordRefusal(err))
 	}
 	describeFlashPlan(out, pos[0], di, plan, s)
 	cache := openImageCache()
@@ -506,7 +507,7 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 		},
 	})
 	if err != nil {
-		return err
+		return wordRefusal(err)
 	}
 	cache.put(image) // the device holds it now: the next update's base
 	st := s.Stats()
@@ -528,10 +529,10 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	}
 	state := ""
 	if rp := after.Find(after.Running); rp != nil {
-		state = rp.State
+		state = string(rp.State)
 	}
 	fmt.Fprintf(stdout, "running %s (%s)\n", after.Running, state)
-	if state == "testing" {
+	if state == string(protocol.OTATesting) {
 		fmt.Fprintln(stdout, "the new build is on trial: `gota accept` keeps it; a reboot without accepting rolls back")
 	}
 	return nil
@@ -598,7 +599,7 @@ func remoteSimple(stdout, stderr io.Writer, name string, args []string, do func(
 	}
 	state := ""
 	if rp := di.Find(di.Running); rp != nil {
-		state = rp.State
+		state = string(rp.State)
 	}
 	fmt.Fprintf(stdout, "%s: running %s (%s), next boot %s\n", name, di.Running, state, di.Next)
 	return nil

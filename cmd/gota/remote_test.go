@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/updater"
 	"github.com/gota-dev/gota/firmware-agent/agent"
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/flash"
@@ -117,7 +119,8 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("accept: %v %q", err, out)
 	}
 	_, _, err = run(t, func(o, e *bytes.Buffer) error { return remoteFlash(o, e, []string{"--port", url, v11}) })
-	if err == nil || !strings.Contains(err.Error(), "image is the build already running in app1") {
+	if err == nil || !strings.Contains(err.Error(), "image is the build already running in app1") ||
+		!strings.Contains(err.Error(), "; use --force to flash it again") || !errors.Is(err, updater.ErrRefused) {
 		t.Errorf("same build: %v", err)
 	}
 

@@ -149,7 +149,14 @@ func decodeAppDesc(img *Image) *AppDesc {
 	if len(img.Segments) == 0 {
 		return nil
 	}
-	d := img.Segments[0].Data
+	return DecodeAppDesc(img.Segments[0].Data)
+}
+
+// DecodeAppDesc decodes an esp_app_desc_t from the start of d (the first
+// segment's data; AppDescOffset bytes into an app partition, where
+// esp_ota_get_partition_description reads it). It returns nil when d is
+// shorter than AppDescSize or does not start with AppDescMagic.
+func DecodeAppDesc(d []byte) *AppDesc {
 	if len(d) < AppDescSize || le.Uint32(d) != AppDescMagic {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // CheckOptions relax the host-side checks.
@@ -19,27 +20,71 @@ type CheckOptions struct {
 	AllowDowngrade bool // allow an older semantic version
 }
 
+// Relation is how an image compares with the running build.
+type Relation string
+
+// Relations Check reports ("" when it cannot tell).
+const (
+	RelationUpgrade   Relation = "upgrade"         // newer semantic version
+	RelationSameBuild Relation = "same build"      // identical appended digest
+	RelationOlder     Relation = "older"           // older semantic version
+	RelationDifferent Relation = "different build" // neither newer nor older; digests differ
+)
+
 // Plan is the outcome of Check: what Flash will do.
 type Plan struct {
 	Target   string   // label of the partition the image will be written to ("" when the device does not say)
-	Relation string   // "upgrade", "same build", "older", "different build" ("" when unknown)
+	Relation Relation // "" when unknown
 	Warnings []string // e.g. "version string equals the running build's"
 	Size     int      // image length in bytes
 	SHA256   [32]byte // digest of the whole image as sent
 	Image    *espimage.Image
 }
 
-// RefusedError is why Check refuses an image.
-type RefusedError struct {
-	// Reason is the whole text for a terminal: every refusal, with its
-	// CLI hint (e.g. "use --force to flash it again"), joined by "; ".
-	Reason string
-	// Reasons lists the refusals one by one without CLI hints, for a
-	// user interface that offers its own way to override them.
-	Reasons []string
+// RefusalKind says which check refused an image, so that a user interface
+// can offer the override that fits (a flag, a button).
+type RefusalKind int
+
+// Kinds of refusal.
+const (
+	RefusedImage     RefusalKind = iota // not an app for this device and slot (CheckOptions.Force overrides)
+	RefusedOnTrial                      // the running build waits to be accepted or rolled back (Force overrides)
+	RefusedSameBuild                    // the image is the running build (Force overrides)
+	RefusedDowngrade                    // older semantic version (AllowDowngrade or Force overrides)
+)
+
+// Refusal is one reason Check refuses an image.
+type Refusal struct {
+	Kind   RefusalKind
+	Reason string // e.g. "image is for esp32s2, device is esp32"
 }
 
-func (e *RefusedError) Error() string { return e.Reason }
+// RefusedError is why Check refuses an image.
+type RefusedError struct {
+	Refusals []Refusal
+}
+
+// Error joins the reasons with "; ".
+func (e *RefusedError) Error() string { return strings.Join(e.Reasons(), "; ") }
+
+// Reasons lists the reasons one by one.
+func (e *RefusedError) Reasons() []string {
+	r := make([]string, len(e.Refusals))
+	for i, f := range e.Refusals {
+		r[i] = f.Reason
+	}
+	return r
+}
+
+// Has reports whether one of the refusals is of kind k.
+func (e *RefusedError) Has(k RefusalKind) bool {
+	for _, f := range e.Refusals {
+		if f.Kind == k {
+			return true
+		}
+	}
+	return false
+}
 
 // Is makes errors.Is(err, ErrRefused) true.
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
@@ -52,76 +97,84 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // a warning.
 func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 	plan := &Plan{Size: len(image), SHA256: sha256.Sum256(image)}
-	var refusals, reasons []string
-	refuse := func(format string, args ...any) {
-		refusals = append(refusals, fmt.Sprintf(format, args...))
-		reasons = append(reasons, refusals[len(refusals)-1])
+	c := &checker{info: info, plan: plan}
+	c.check(image, opt)
+	if len(c.refusals) == 0 {
+		return plan, nil
 	}
-	// refuseHint refuses with a hint for the command line that Reasons
-	// leave out.
-	refuseHint := func(hint, format string, args ...any) {
-		r := fmt.Sprintf(format, args...)
-		refusals = append(refusals, r+"; "+hint)
-		reasons = append(reasons, r)
-	}
-	done := func() (*Plan, error) {
-		if len(refusals) == 0 {
-			return plan, nil
+	if opt.Force {
+		for _, r := range c.refusals {
+			plan.Warnings = append(plan.Warnings, "forced: "+r.Reason)
 		}
-		if opt.Force {
-			for _, r := range refusals {
-				plan.Warnings = append(plan.Warnings, "forced: "+r)
-			}
-			return plan, nil
-		}
-		return plan, &RefusedError{Reason: strings.Join(refusals, "; "), Reasons: reasons}
+		return plan, nil
 	}
+	return plan, &RefusedError{Refusals: c.refusals}
+}
 
+// checker collects Check's refusals.
+type checker struct {
+	info     *DeviceInfo
+	plan     *Plan
+	refusals []Refusal
+}
+
+func (c *checker) refuse(k RefusalKind, format string, args ...any) {
+	c.refusals = append(c.refusals, Refusal{k, fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) warn(format string, args ...any) {
+	c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf(format, args...))
+}
+
+// check runs the checks in order; it stops early when the image is not an
+// app at all.
+func (c *checker) check(image []byte, opt CheckOptions) {
+	info, plan := c.info, c.plan
 	target := nextUpdate(info)
 	if target != nil {
 		plan.Target = target.Label
 	} else {
-		plan.Warnings = append(plan.Warnings, "the device does not say which partition the update goes to; it decides")
+		c.warn("the device does not say which partition the update goes to; it decides")
 	}
 
 	img, err := espimage.Parse(image)
 	if err != nil {
-		refuse("image: %v", err)
-		return done()
+		c.refuse(RefusedImage, "image: %v", err)
+		return
 	}
 	plan.Image = img
 	if img.App == nil {
-		refuse("image is not an app (no app descriptor; a bootloader?)")
-		return done()
+		c.refuse(RefusedImage, "image is not an app (no app descriptor; a bootloader?)")
+		return
 	}
 	if info.Chip != "" && img.Chip.String() != info.Chip {
-		refuse("image is for %s, device is %s", img.Chip, info.Chip)
+		c.refuse(RefusedImage, "image is for %s, device is %s", img.Chip, info.Chip)
 	}
 	if info.Chip != "" && info.ChipRev > 0 {
 		if r := int(img.MinChipRevFull); r > info.ChipRev {
-			refuse("image needs chip revision v%d.%d or later, device is v%d.%d", r/100, r%100, info.ChipRev/100, info.ChipRev%100)
+			c.refuse(RefusedImage, "image needs chip revision v%d.%d or later, device is v%d.%d", r/100, r%100, info.ChipRev/100, info.ChipRev%100)
 		}
 		if r := int(img.MaxChipRevFull); r != 0 && r != 0xFFFF && info.ChipRev > r {
-			refuse("image supports chip revisions up to v%d.%d, device is v%d.%d", r/100, r%100, info.ChipRev/100, info.ChipRev%100)
+			c.refuse(RefusedImage, "image supports chip revisions up to v%d.%d, device is v%d.%d", r/100, r%100, info.ChipRev/100, info.ChipRev%100)
 		}
 	}
 	if target != nil && target.Size > 0 && len(image) > int(target.Size) {
-		refuse("image %s does not fit %s (%s)", human(len(image)), target.Label, human(int(target.Size)))
+		c.refuse(RefusedImage, "image %s does not fit %s (%s)", human(len(image)), target.Label, human(int(target.Size)))
 	}
 	vo := espimage.VerifyOptions{RequireApp: true}
 	if target != nil {
 		vo.PartitionOffset = target.Offset
 	}
 	if err := img.Verify(vo); err != nil {
-		refuse("image: %v", err)
+		c.refuse(RefusedImage, "image: %v", err)
 	}
 
 	running := info.Find(info.Running)
-	if running != nil && running.State == "testing" {
-		refuse("device is running an unconfirmed build (%s is on trial): accept or roll back first", running.Label)
+	if running != nil && running.State == protocol.OTATesting {
+		c.refuse(RefusedOnTrial, "device is running an unconfirmed build (%s is on trial): accept or roll back first", running.Label)
 	}
 	if running == nil || running.Name == "" && running.SHA256 == "" {
-		return done()
+		return
 	}
 	digest := ""
 	if img.HashAppended {
@@ -130,27 +183,26 @@ func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 	newV, oldV := img.App.Version, running.Version
 	switch {
 	case digest != "" && strings.EqualFold(digest, running.SHA256):
-		plan.Relation = "same build"
-		refuseHint("use --force to flash it again", "image is the build already running in %s (sha256 %s…)", running.Label, digest[:16])
+		plan.Relation = RelationSameBuild
+		c.refuse(RefusedSameBuild, "image is the build already running in %s (sha256 %s…)", running.Label, digest[:16])
 	case older(newV, oldV):
-		plan.Relation = "older"
+		plan.Relation = RelationOlder
 		if !opt.AllowDowngrade {
-			refuseHint("use --allow-downgrade", "image version %s is older than the running %s", newV, oldV)
+			c.refuse(RefusedDowngrade, "image version %s is older than the running %s", newV, oldV)
 		} else {
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("downgrade from %s to %s", oldV, newV))
+			c.warn("downgrade from %s to %s", oldV, newV)
 		}
 	case newer(newV, oldV):
-		plan.Relation = "upgrade"
+		plan.Relation = RelationUpgrade
 	default:
-		plan.Relation = "different build"
+		plan.Relation = RelationDifferent
 		if newV == oldV && newV != "" {
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("version string %q equals the running build's; the content differs", newV))
+			c.warn("version string %q equals the running build's; the content differs", newV)
 		}
 	}
 	if running.Name != "" && img.App.ProjectName != running.Name {
-		plan.Warnings = append(plan.Warnings, fmt.Sprintf("project %q replaces %q", img.App.ProjectName, running.Name))
+		c.warn("project %q replaces %q", img.App.ProjectName, running.Name)
 	}
-	return done()
 }
 
 func parseVersion(v string) *semver.Version {

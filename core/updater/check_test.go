@@ -8,6 +8,7 @@ import (
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/internal/shareddata"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // deviceWith describes a two-slot ESP32 running img in app0 (state st),
@@ -21,7 +22,7 @@ func deviceWith(t *testing.T, img []byte, st string) *DeviceInfo {
 	return &DeviceInfo{
 		Chip: "esp32", ChipRev: 300, Running: "app0", Next: "app0",
 		Partitions: []Partition{
-			{Label: "app0", Subtype: 0x10, Offset: 0x10000, Size: 0x140000, State: st,
+			{Label: "app0", Subtype: 0x10, Offset: 0x10000, Size: 0x140000, State: protocol.OTAState(st),
 				Name: p.App.ProjectName, Version: p.App.Version, SHA256: hex.EncodeToString(p.Digest[:]), ImageLen: p.Length},
 			{Label: "app1", Subtype: 0x11, Offset: 0x150000, Size: 0x140000},
 		},
@@ -71,25 +72,26 @@ func TestCheck(t *testing.T) {
 		state    string
 		image    []byte
 		opt      CheckOptions
-		refused  string // substring of the refusal, "" = accepted
-		relation string
+		refused  string      // substring of the refusal, "" = accepted
+		kind     RefusalKind // of the refusal
+		relation Relation
 		warning  string // substring of a warning
 	}{
 		{name: "different build, same version", running: v10, state: "valid", image: v11,
 			relation: "different build", warning: `version string "37d69ca" equals the running build's`},
 		{name: "semver upgrade", running: semver10, state: "valid", image: semver11, relation: "upgrade"},
 		{name: "same build", running: v10, state: "valid", image: v10,
-			refused: "image is the build already running in app0 (sha256 c99fe6bc0fa6b527…); use --force"},
+			refused: "image is the build already running in app0 (sha256 c99fe6bc0fa6b527…)", kind: RefusedSameBuild},
 		{name: "same build forced", running: v10, state: "valid", image: v10, opt: CheckOptions{Force: true},
 			relation: "same build", warning: "forced: image is the build already running"},
 		{name: "older", running: semver10, state: "valid", image: semver09,
-			refused: "image version v0.9 is older than the running 1.0.0; use --allow-downgrade"},
+			refused: "image version v0.9 is older than the running 1.0.0", kind: RefusedDowngrade},
 		{name: "older allowed", running: semver10, state: "valid", image: semver09, opt: CheckOptions{AllowDowngrade: true},
 			relation: "older", warning: "downgrade from 1.0.0 to v0.9"},
 		{name: "wrong chip", running: v10, state: "valid", image: s2, refused: "image is for esp32s2, device is esp32"},
 		{name: "too big", running: v10, state: "valid", image: big, refused: "image 1.4 MiB does not fit app1 (1.25 MiB)"},
 		{name: "unconfirmed", running: v10, state: "testing", image: v11,
-			refused: "device is running an unconfirmed build (app0 is on trial): accept or roll back first"},
+			refused: "device is running an unconfirmed build (app0 is on trial): accept or roll back first", kind: RefusedOnTrial},
 		{name: "chip revision", running: v10, state: "valid", image: withMinRev(t, v11, 301),
 			refused: "image needs chip revision v3.1 or later, device is v3.0"},
 		{name: "bootloader", running: v10, state: "valid", image: boot, refused: "image is not an app"},
@@ -106,17 +108,19 @@ func TestCheck(t *testing.T) {
 					t.Fatalf("err = %v, want refusal containing %q", err, tt.refused)
 				}
 				var re *RefusedError
-				if !errors.As(err, &re) || len(re.Reasons) == 0 {
-					t.Fatalf("err = %#v, want a *RefusedError with Reasons", err)
+				if !errors.As(err, &re) || len(re.Refusals) == 0 {
+					t.Fatalf("err = %#v, want a *RefusedError with Refusals", err)
 				}
-				for _, r := range re.Reasons {
+				for _, r := range re.Reasons() {
 					if strings.Contains(r, "--") {
 						t.Errorf("reason %q carries a CLI hint", r)
 					}
 				}
-				want, _, _ := strings.Cut(tt.refused, "; use ")
-				if !strings.Contains(strings.Join(re.Reasons, "\n"), want) {
-					t.Errorf("reasons %q, want one containing %q", re.Reasons, want)
+				if !strings.Contains(strings.Join(re.Reasons(), "\n"), tt.refused) {
+					t.Errorf("reasons %q, want one containing %q", re.Reasons(), tt.refused)
+				}
+				if !re.Has(tt.kind) {
+					t.Errorf("refusals %+v, want one of kind %d", re.Refusals, tt.kind)
 				}
 				return
 			}

@@ -26,14 +26,7 @@ func (s *Session) Info(ctx context.Context) (*DeviceInfo, error) {
 		return nil, fmt.Errorf("info: %w", err)
 	}
 	caps := s.Caps()
-	di := &DeviceInfo{Chip: r.Chip, ChipRev: r.ChipRev, Running: r.Running, Next: r.Next, Agent: caps.Agent, Caps: caps}
-	for _, p := range r.Partitions {
-		di.Partitions = append(di.Partitions, Partition{
-			Label: p.Label, Subtype: p.Subtype, Offset: p.Offset, Size: p.Size, State: p.State,
-			Name: p.Name, Version: p.Version, Date: p.Date, Time: p.Time, IDFVersion: p.IDFVersion,
-			SecureVersion: p.SecureVersion, SHA256: p.SHA256, ImageLen: p.ImageLen,
-		})
-	}
+	di := &DeviceInfo{Chip: r.Chip, ChipRev: r.ChipRev, Running: r.Running, Next: r.Next, Partitions: r.Partitions, Agent: caps.Agent, Caps: caps}
 	s.mu.Lock()
 	s.info = di
 	s.mu.Unlock()

@@ -95,21 +95,7 @@ type Caps struct {
 }
 
 // Partition is one app partition as the device reports it.
-type Partition struct {
-	Label         string `json:"label"`
-	Subtype       int    `json:"subtype,omitempty"` // 0 factory, 16.. ota_N, 32 test; -1 unknown
-	Offset        uint32 `json:"offset,omitempty"`
-	Size          uint32 `json:"size,omitempty"`
-	State         string `json:"state"` // "new","testing","valid","invalid","aborted","undefined" or "" (no otadata entry)
-	Name          string `json:"name,omitempty"`
-	Version       string `json:"version,omitempty"`
-	Date          string `json:"date,omitempty"`
-	Time          string `json:"time,omitempty"`
-	IDFVersion    string `json:"idf_version,omitempty"`
-	SecureVersion uint32 `json:"secure_version"`
-	SHA256        string `json:"sha256,omitempty"` // hex of the appended digest, "" if unknown
-	ImageLen      int    `json:"image_len,omitempty"`
-}
+type Partition = protocol.Partition
 
 // DeviceInfo is the device's OTA state (otaupgrade.info() plus chip).
 type DeviceInfo struct {

@@ -348,7 +348,7 @@ func (a *Agent) info(f protocol.Frame) {
 	}
 	r := protocol.InfoReply{Chip: di.Chip.String(), ChipRev: int(di.ChipRev), Running: di.Running, Next: di.Next}
 	for _, p := range di.Partitions {
-		ip := protocol.InfoPartition{Label: p.Label, Subtype: int(p.Subtype), Offset: p.Offset, Size: p.Size, State: p.State, ImageLen: p.ImageLen}
+		ip := protocol.Partition{Label: p.Label, Subtype: int(p.Subtype), Offset: p.Offset, Size: p.Size, State: p.State, ImageLen: p.ImageLen}
 		if p.App != nil {
 			ip.Name, ip.Version, ip.Date, ip.Time = p.App.ProjectName, p.App.Version, p.App.Date, p.App.Time
 			ip.IDFVersion, ip.SecureVersion = p.App.IDFVer, p.App.SecureVersion

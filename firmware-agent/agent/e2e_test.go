@@ -168,7 +168,7 @@ func (r *rig) state(label string) string {
 	if p == nil {
 		r.t.Fatalf("no partition %s", label)
 	}
-	return p.State
+	return string(p.State)
 }
 
 func hexsum(b []byte) string {

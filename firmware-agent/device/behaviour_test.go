@@ -305,7 +305,7 @@ func TestInfoNext(t *testing.T) {
 				t.Errorf("next %q, want %q", info.Next, c.next)
 			}
 			for _, p := range info.Partitions {
-				if p.State != c.states[p.Label] {
+				if string(p.State) != c.states[p.Label] {
 					t.Errorf("%s state %q, want %q", p.Label, p.State, c.states[p.Label])
 				}
 				if p.Listed != (p.Label != c.unlisted) {

@@ -157,7 +157,7 @@ func TestInfoAndTarget(t *testing.T) {
 			t.Fatalf("%s: %d partitions", step, len(info.Partitions))
 		}
 		for _, p := range info.Partitions {
-			if p.State != states[p.Label] {
+			if string(p.State) != states[p.Label] {
 				t.Errorf("%s: %s state %q, want %q", step, p.Label, p.State, states[p.Label])
 			}
 			want := digests[p.Label]

@@ -1,8 +1,6 @@
 package device
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -10,6 +8,7 @@ import (
 	"github.com/gota-dev/gota/core/otadata"
 	"github.com/gota-dev/gota/core/partition"
 	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // This file is esp_ota_ops.c (the app side of ESP-IDF's OTA) and, in the
@@ -548,7 +547,7 @@ type PartitionInfo struct {
 	Subtype  uint8
 	Offset   uint32
 	Size     uint32
-	State    string            // "new","testing","valid","invalid","aborted","undefined" or "" (no entry)
+	State    protocol.OTAState // as INFO_R names it; OTANone when the partition has no otadata entry
 	App      *espimage.AppDesc // nil when the descriptor is unreadable
 	SHA256   []byte            // appended digest of the image there, nil if none
 	ImageLen int               // 0 when no valid image
@@ -578,7 +577,7 @@ func (d *Device) Info() (Info, error) {
 			Running: same(p, d.running),
 		}
 		if st, code := d.stateOf(p); code == 0 {
-			pi.State = st.String()
+			pi.State = protocol.OTAState(st.String())
 		}
 		pi.App = ReadAppDesc(d.fl, *p)
 		if img, err := d.verifyApp(*p, false); err == nil {
@@ -600,23 +599,5 @@ func ReadAppDesc(r io.ReaderAt, p partition.Partition) *espimage.AppDesc {
 	if _, err := r.ReadAt(b, int64(p.Offset)+espimage.AppDescOffset); err != nil {
 		return nil
 	}
-	if binary.LittleEndian.Uint32(b) != espimage.AppDescMagic {
-		return nil
-	}
-	cstr := func(f []byte) string {
-		if i := bytes.IndexByte(f, 0); i >= 0 {
-			f = f[:i]
-		}
-		return string(f)
-	}
-	a := &espimage.AppDesc{
-		SecureVersion: binary.LittleEndian.Uint32(b[4:]),
-		Version:       cstr(b[16:48]),
-		ProjectName:   cstr(b[48:80]),
-		Time:          cstr(b[80:96]),
-		Date:          cstr(b[96:112]),
-		IDFVer:        cstr(b[112:144]),
-	}
-	copy(a.ELFSHA256[:], b[144:176])
-	return a
+	return espimage.DecodeAppDesc(b)
 }

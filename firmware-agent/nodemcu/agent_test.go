@@ -147,7 +147,7 @@ func wantState(t *testing.T, info *updater.DeviceInfo, running, next string, par
 			t.Errorf("partition %s missing from INFO", label)
 			continue
 		}
-		if p.State != want[0] || (want[1] != "" && p.Version != want[1]) {
+		if string(p.State) != want[0] || (want[1] != "" && p.Version != want[1]) {
 			t.Errorf("%s: state %q version %q, want %q and %q", label, p.State, p.Version, want[0], want[1])
 		}
 	}
