@@ -155,34 +155,15 @@ func (s *Session) log(line string) {
 // pump reads the port, splits frames from log text and dispatches them.
 func (s *Session) pump() {
 	lines := &protocol.Lines{Line: s.log}
-	dec := protocol.NewDecoder(hostMaxPayload, s.dispatch, func(b []byte) { lines.Write(b) })
-	reads := protocol.ReadChunks(s.p, s.dead)
-	idle := time.NewTimer(time.Hour)
-	defer idle.Stop()
-	flush := time.NewTimer(time.Hour)
-	defer flush.Stop()
-	for {
-		select {
-		case c := <-reads:
-			if len(c.B) > 0 {
-				dec.Write(c.B)
-				idle.Reset(idleTimeout)
-				flush.Reset(lineFlushTimeout)
-			}
-			if c.Err != nil {
-				lines.Flush()
-				s.kill(fmt.Errorf("reading from the device: %w", c.Err))
-				return
-			}
-		case <-idle.C:
-			dec.Idle()
-		case <-flush.C:
-			// A line without its newline after a pause is shown anyway
-			// (a prompt, or text cut by a reset).
-			lines.Flush()
-		case <-s.dead:
-			return
-		}
+	loop := protocol.ReadLoop{
+		Decoder: protocol.NewDecoder(hostMaxPayload, s.dispatch, func(b []byte) { lines.Write(b) }),
+		// A line without its newline after a pause is shown anyway (a
+		// prompt, or text cut by a reset).
+		Quiet: lines.Flush, QuietAfter: lineFlushTimeout,
+	}
+	if err := loop.Run(s.p, s.dead); err != nil {
+		lines.Flush()
+		s.kill(fmt.Errorf("reading from the device: %w", err))
 	}
 }
 

@@ -27,7 +27,6 @@ const hostMaxPayload = protocol.LimitMaxPayload
 // the ones a caller may want to change; the transfer's timeouts follow the
 // session's clock (Options.Clock).
 const (
-	idleTimeout      = 100 * time.Millisecond
 	lineFlushTimeout = 500 * time.Millisecond
 	beginTimeout     = 60 * time.Second
 	endTimeout       = 30 * time.Second

@@ -34,7 +34,6 @@ const (
 
 // Timing of the protocol (SPEC.md sections 3 and 7).
 var (
-	idleTimeout   = 100 * time.Millisecond
 	baudCheckTime = 3 * time.Second
 	idleRevert    = 5 * time.Second
 	baudPoll      = 250 * time.Millisecond
@@ -135,33 +134,15 @@ func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 	defer a.con.detach(conn)
 	a.announce(protocol.ReadyAttach)
 
-	dec := protocol.NewDecoder(a.opt.MaxFrame, func(f protocol.Frame) { a.handleFrame(f) }, nil)
-	stop := make(chan struct{})
-	defer close(stop)
-	reads := protocol.ReadChunks(conn, stop)
-	idle := time.NewTimer(time.Hour)
-	defer idle.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case c := <-reads:
-			if len(c.B) > 0 {
-				dec.Write(c.B)
-				if dec.Pending() {
-					idle.Reset(idleTimeout)
-				}
-			}
-			if c.Err != nil {
-				if errors.Is(c.Err, io.EOF) {
-					return nil
-				}
-				return c.Err
-			}
-		case <-idle.C:
-			dec.Idle()
-		}
+	loop := protocol.ReadLoop{Decoder: protocol.NewDecoder(a.opt.MaxFrame, func(f protocol.Frame) { a.handleFrame(f) }, nil)}
+	err := loop.Run(conn, ctx.Done())
+	switch {
+	case err == nil:
+		return ctx.Err()
+	case errors.Is(err, io.EOF):
+		return nil
 	}
+	return err
 }
 
 // announce prints the banner and sends READY.
