@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -209,35 +207,9 @@ func flashTime(size int, t flash.Timing) time.Duration {
 }
 
 // randomAppImage builds a valid ESP32 app image of about size bytes whose
-// segment data is random (incompressible): a DROM segment holding the app
-// descriptor, then one DRAM segment with the rest.
+// segment data is random (incompressible).
 func randomAppImage(size int, seed int64) ([]byte, error) {
-	const overhead = espimage.HeaderSize + 2*espimage.SegmentHeaderSize + 16 + espimage.DigestSize
-	first := 4 << 10
-	rest := (size - overhead - first) &^ 3
-	if rest < 4 {
-		return nil, errors.New("random image: size too small")
-	}
-	rng := rand.New(rand.NewSource(seed))
-	d0, d1 := make([]byte, first), make([]byte, rest)
-	rng.Read(d0)
-	rng.Read(d1)
-	h := espimage.Header{
-		SPIMode: 2, SPISpeed: 0xF, FlashSize: 2, Entry: 0x40080000, WPPin: 0xEE,
-		Chip: espimage.ChipESP32, MaxChipRevFull: 0xFFFF, HashAppended: true,
-	}
-	segs := []espimage.Segment{
-		{LoadAddr: 0x3F400020, Data: d0}, // image offset 0x20 at a 64 KiB aligned slot
-		{LoadAddr: 0x3FFB0000, Data: d1},
-	}
-	app := &espimage.AppDesc{
-		Version:     fmt.Sprintf("random-%d", seed),
-		ProjectName: "gota-bench",
-		Time:        "00:00:00",
-		Date:        "Jan  1 2026",
-		IDFVer:      "v5.1.3",
-	}
-	return espimage.Build(h, segs, app)
+	return espimage.Synth(espimage.SynthOptions{Version: fmt.Sprintf("random-%d", seed), ProjectName: "gota-bench", Size: size, Seed: seed})
 }
 
 // sharedTestdata finds the shared ESP32 test files: $GOTA_TESTDATA, or

@@ -40,17 +40,7 @@ func smallTable(factory bool, nOTA int) *partition.Table {
 // segment is aligned for any 64 KiB-aligned partition.
 func synthApp(t testing.TB, version string) []byte {
 	t.Helper()
-	drom := make([]byte, 512)
-	for i := range drom {
-		drom[i] = byte(i * 7)
-	}
-	dram := bytes.Repeat([]byte(version+"...."), 16)[:64]
-	b, err := espimage.Build(espimage.Header{
-		SPIMode: 2, FlashSize: 2, Entry: 0x40080400, WPPin: 0xEE, Chip: espimage.ChipESP32, HashAppended: true,
-	}, []espimage.Segment{
-		{LoadAddr: 0x3F400020, Data: drom},
-		{LoadAddr: 0x3FFB0000, Data: dram},
-	}, &espimage.AppDesc{Version: version, ProjectName: "synth", Time: "12:00:00", Date: "Nov 28 2026", IDFVer: "v5.1.3"})
+	b, err := espimage.Synth(espimage.SynthOptions{Version: version, ProjectName: "synth"})
 	if err != nil {
 		t.Fatal(err)
 	}
