@@ -76,7 +76,7 @@ test)
 	;;
 bench)
 	build
-	"$DIST/gota" bench
+	GOTA_TESTDATA="${GOTA_TESTDATA:-$(cd .. && pwd)/shared/testdata/esp32}" "$DIST/gota" bench
 	go test -run '^$' -bench . -benchtime 1x ./web/... ./e2e/...
 	;;
 *)

@@ -212,28 +212,7 @@ func randomAppImage(size int, seed int64) ([]byte, error) {
 	return espimage.Synth(espimage.SynthOptions{Version: fmt.Sprintf("random-%d", seed), ProjectName: "gota-bench", Size: size, Seed: seed})
 }
 
-// sharedTestdata finds the shared ESP32 test files: $GOTA_TESTDATA, or
-// ../shared/testdata/esp32 next to a directory holding go.mod, searching
-// up from the working directory. It returns "" when they are not found.
-func sharedTestdata() string {
-	if d := os.Getenv("GOTA_TESTDATA"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(dir, "..", "shared", "testdata", "esp32")
-			if _, err := os.Stat(filepath.Join(d, "expected.jsonl")); err == nil {
-				return d
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+// sharedTestdata is $GOTA_TESTDATA, the directory of the shared ESP32
+// test images, or "". The CLI does not go looking for a source tree's test
+// data; ./build.sh bench points it there.
+func sharedTestdata() string { return os.Getenv("GOTA_TESTDATA") }
