@@ -7,9 +7,10 @@
 #   ./build.sh test     install what the tests need, then run every test
 #   ./build.sh bench    print the speed figures (link, flash, browser)
 #
-# Needs Go 1.26 on PATH. `test` installs Chromium, Lua 5.1 and Lua 5.3 from Debian's
-# packages when they are missing (apt-get; run as root or with sudo), and
-# runs the Web Serial binding's tests under Node.js when node is present.
+# Needs Go 1.26 on PATH. `test` installs Chromium, Lua 5.1, Lua 5.3 and Node.js
+# from Debian's packages when they are missing (apt-get; run as root or with
+# sudo) and runs the Web Serial binding's tests under Node.js. Tests skip what
+# they cannot find on a developer's machine; with CI=true they fail instead.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,13 +28,15 @@ build() {
 }
 
 # deps installs the system packages the tests drive: Debian's Chromium for
-# the browser tests, and Lua 5.1 and 5.3 to check the NodeMCU agent parses and
-# runs on both interpreters NodeMCU builds use.
+# the browser tests, Lua 5.1 and 5.3 to check the NodeMCU agent parses and
+# runs on both interpreters NodeMCU builds use, and Node.js to run the
+# WebAssembly tests of the Web Serial binding.
 deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
 	command -v luac5.3 >/dev/null || missing+=(lua5.3)
+	command -v node >/dev/null || missing+=(nodejs)
 	[ ${#missing[@]} -eq 0 ] && return
 	local sudo=""
 	[ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -67,10 +70,8 @@ test)
 	check_format
 	go vet ./...
 	GOOS=js GOARCH=wasm go vet ./core/... ./protocol/... ./wasm/... ./web/
-	# The Web Serial binding's tests run under Node (skipped without it).
-	if command -v node >/dev/null; then
-		GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/...
-	fi
+	# The Web Serial binding's tests run under Node (deps installed it).
+	GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/...
 	# Fuzz targets run their seed corpora as part of go test.
 	go test -count=1 -timeout 12m ./...
 	;;

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gota-dev/gota/internal/testenv"
 	"github.com/gota-dev/gota/protocol"
 )
 
@@ -22,7 +23,7 @@ func TestAgentParsesAsLua51And53(t *testing.T) {
 		t.Run(luac, func(t *testing.T) {
 			path, err := exec.LookPath(luac)
 			if err != nil {
-				t.Skipf("%s not installed (Debian package lua%s); cannot check the syntax", luac, strings.TrimPrefix(luac, "luac"))
+				testenv.Missing(t, "%s not installed (Debian package lua%s); cannot check the syntax", luac, strings.TrimPrefix(luac, "luac"))
 			}
 			out, err := exec.Command(path, "-p", "gota.lua").CombinedOutput()
 			if err != nil {
@@ -151,7 +152,7 @@ func TestAgentOnStockLua(t *testing.T) {
 		t.Run(tc.lua, func(t *testing.T) {
 			luaPath, err := exec.LookPath(tc.lua)
 			if err != nil {
-				t.Skipf("%s not installed; cannot run gota.lua on it", tc.lua)
+				testenv.Missing(t, "%s not installed; cannot run gota.lua on it", tc.lua)
 			}
 			dir := t.TempDir()
 			image := make([]byte, tc.imageSize)

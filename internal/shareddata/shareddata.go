@@ -6,10 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gota-dev/gota/internal/testenv"
 )
 
 // Dir returns the directory holding the shared ESP32 test vectors, or
-// skips the test when it is missing. GOTA_TESTDATA overrides the location.
+// skips the test when it is missing (fails it on CI, see testenv).
+// GOTA_TESTDATA overrides the location.
 func Dir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("GOTA_TESTDATA"); d != "" {
@@ -17,11 +20,11 @@ func Dir(t testing.TB) string {
 	}
 	root, err := moduleRoot()
 	if err != nil {
-		t.Skipf("shared test data: %v", err)
+		testenv.Missing(t, "shared test data: %v", err)
 	}
 	d := filepath.Join(root, "..", "shared", "testdata", "esp32")
 	if _, err := os.Stat(filepath.Join(d, "expected.jsonl")); err != nil {
-		t.Skipf("shared ESP32 test data not found at %s (set GOTA_TESTDATA): %v", d, err)
+		testenv.Missing(t, "shared ESP32 test data not found at %s (set GOTA_TESTDATA): %v", d, err)
 	}
 	return d
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/gota-dev/gota/internal/testenv"
 	"github.com/gota-dev/gota/web/server"
 )
 
@@ -35,7 +36,7 @@ func TestConnectDevicePicker(t *testing.T) {
 	}
 	load(t, ctx, s.URL)
 	if ok, _ := evalBool(ctx, `!!navigator.serial`); !ok {
-		t.Skip("this Chromium build has no navigator.serial")
+		testenv.Missing(t, "this Chromium build has no navigator.serial")
 	}
 	waitJS(t, ctx, "Connect device enabled", `!document.getElementById("connect-serial").disabled`, 10*time.Second)
 	click(t, ctx, "#connect-serial")

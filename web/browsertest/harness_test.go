@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/internal/shareddata"
+	"github.com/gota-dev/gota/internal/testenv"
 	"github.com/gota-dev/gota/web/server"
 )
 
@@ -150,11 +151,12 @@ func startDemoSite(t *testing.T) (context.Context, *site) {
 	return ctx, startSite(t, app)
 }
 
-// newBrowser starts headless Chromium with a fresh profile, or skips.
+// newBrowser starts headless Chromium with a fresh profile, or skips
+// (fails on CI).
 func newBrowser(tb testing.TB) context.Context {
 	tb.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		tb.Skipf("browser tests need Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
+		testenv.Missing(tb, "browser tests need Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
