@@ -278,14 +278,24 @@ func TestLuaAgentBaudFallback(t *testing.T) {
 	if r, _ := protocol.DecodeU32(protocol.TypeBaud.Reply(), want(protocol.TypeBaud.Reply(), 1).Payload); r != 460800 {
 		t.Fatalf("BAUD_R %d", r)
 	}
-	time.Sleep(500 * time.Millisecond)
-	if b := uart.Baud(); b != 460800 {
-		t.Fatalf("device at %d after BAUD_R, want 460800", b)
+	// baudIs waits up to d for the device's UART to run at baud and
+	// returns when it did.
+	baudIs := func(baud int, d time.Duration) time.Time {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for uart.Baud() != baud {
+			if time.Now().After(deadline) {
+				t.Fatalf("device at %d, want %d within %v", uart.Baud(), baud, d)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Now()
 	}
-	// The host stays at 115200 and says nothing: the agent goes back.
-	time.Sleep(3 * time.Second)
-	if b := uart.Baud(); b != 115200 {
-		t.Fatalf("device at %d 3.5 s after an unconfirmed switch, want 115200", b)
+	switched := baudIs(460800, time.Second)
+	// The host stays at 115200 and says nothing: the agent goes back
+	// after its 3 s check, not before.
+	if back := baudIs(115200, 5*time.Second); back.Sub(switched) < 2500*time.Millisecond {
+		t.Fatalf("device back at 115200 %v after the switch, before its 3 s check", back.Sub(switched))
 	}
 	host.Write(protocol.Frame{Type: protocol.TypePing, Seq: 2, Payload: []byte("still here")}.Encode())
 	if p := want(protocol.TypePing.Reply(), 2); string(p.Payload) != "still here" {

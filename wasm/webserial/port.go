@@ -68,6 +68,7 @@ type Port struct {
 	cond    *sync.Cond
 	buf     []byte // received, not yet read
 	readErr error  // sticky: ErrDisconnected, ErrClosed, or a stream error
+	waiting int    // Reads blocked for bytes (tests wait for one)
 
 	reader      js.Value // ReadableStreamDefaultReader while open (mu)
 	writer      js.Value // WritableStreamDefaultWriter while open
@@ -245,7 +246,9 @@ func (p *Port) Read(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.buf) == 0 && p.readErr == nil {
+		p.waiting++
 		p.cond.Wait()
+		p.waiting--
 	}
 	if len(p.buf) == 0 {
 		return 0, p.readErr

@@ -70,6 +70,28 @@ func fakePort(t *testing.T) js.Value {
 	return js.Global().Call("makeFakePort")
 }
 
+// waitFor waits until cond holds, letting the port's goroutines and the
+// JavaScript event loop run meanwhile.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// readBlocked reports whether a Read waits for bytes on p.
+func readBlocked(p *Port) func() bool {
+	return func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.waiting > 0
+	}
+}
+
 func readFull(t *testing.T, p *Port, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
@@ -132,7 +154,7 @@ func TestSetBaudReopens(t *testing.T) {
 		io.ReadFull(p, b)
 		got <- b
 	}()
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the Read to block", readBlocked(p))
 	if err := p.SetBaud(921600); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +196,7 @@ func TestDisconnect(t *testing.T) {
 		_, err := p.Read(make([]byte, 1))
 		readErr <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the Read to block", readBlocked(p))
 	fp.Call("unplug")
 	select {
 	case <-lost:
@@ -235,9 +257,12 @@ func TestNonFatalLineError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	time.Sleep(10 * time.Millisecond)
 	fp.Call("glitch", "FramingError")
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, "the port to take the new readable stream", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.LineErrors > 0
+	})
 	if _, err := p.Write([]byte("after")); err != nil {
 		t.Fatal(err)
 	}
