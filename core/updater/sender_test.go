@@ -57,7 +57,7 @@ func (a *memAgent) ack(gap bool, gapAt int) {
 	a.acks = append(a.acks, f)
 }
 
-// receive takes one DATA frame off the line.
+// receive takes one encoded DATA frame off the line.
 func (a *memAgent) receive(t *testing.T, b []byte) {
 	var frames []protocol.Frame
 	dec := protocol.NewDecoder(protocol.LimitMaxPayload, func(f protocol.Frame) { frames = append(frames, f) }, nil)
@@ -65,7 +65,11 @@ func (a *memAgent) receive(t *testing.T, b []byte) {
 	if len(frames) != 1 || frames[0].Type != protocol.TypeData {
 		t.Fatalf("the sender wrote %d frames (% x…), want one DATA frame", len(frames), b[:min(len(b), 8)])
 	}
-	f := frames[0]
+	a.data(t, frames[0])
+}
+
+// data takes one DATA frame.
+func (a *memAgent) data(t testing.TB, f protocol.Frame) {
 	d, err := protocol.DecodeData(f.Payload)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +111,7 @@ func (a *memAgent) receive(t *testing.T, b []byte) {
 
 // take appends the frame at received if the buffer holds it, dropping
 // kept frames first when they are what is in the way.
-func (a *memAgent) take(t *testing.T, f protocol.Frame) bool {
+func (a *memAgent) take(t testing.TB, f protocol.Frame) bool {
 	d, _ := protocol.DecodeData(f.Payload)
 	b := d.Bytes
 	if f.Flags&protocol.FlagDeflate != 0 {
