@@ -196,37 +196,73 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 			Offset: p.Offset, Size: p.Size, Flags: p.FlagNames(), FlagBits: p.Flags,
 		})
 	}
-	var od otadata.Data
-	haveOD := false
-	if p := tb.OTAData(); p != nil {
-		if od, err = device.ReadOtadata(r, *p); err != nil {
-			return fmt.Errorf("%s: %w", files[0], err)
-		}
-		haveOD = true
-		n := len(tb.OTASlots())
-		info := &otadataInfo{Offset: p.Offset}
-		for i, e := range od.Entries {
-			slot := -1
-			if n > 0 {
-				slot = otadata.Slot(e.Seq, n)
-			}
-			info.Entries = append(info.Entries, otadataEntryJSON{
-				Sector: i, Seq: e.Seq, State: e.State.String(), StateValue: uint32(e.State), CRC: e.CRC,
-				CRCExpected: otadata.CRC(e.Seq), CRCOK: e.CRCOK(), Valid: e.Valid(), Slot: slot, Why: whyInvalid(e),
-			})
-		}
-		if a := od.Active(); a >= 0 {
-			info.Active = &a
-		}
-		rep.Otadata = info
+	od, err := inspectOtadata(r, tb, &rep)
+	if err != nil {
+		return fmt.Errorf("%s: %w", files[0], err)
 	}
+	rep.Apps = inspectApps(r, content, tb, od, cfg)
+	pl, err := device.PlanBoot(r, tb, cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", files[0], err)
+	}
+	rep.Boot = bootOf(pl)
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printInspect(stdout, &rep)
+	}
+	if pl.Boot == nil {
+		return exitError{1}
+	}
+	return nil
+}
+
+// inspectOtadata reads the otadata partition, if the table has one, into
+// rep.Otadata; od is nil without one.
+func inspectOtadata(r io.ReaderAt, tb *partition.Table, rep *inspectJSON) (*otadata.Data, error) {
+	p := tb.OTAData()
+	if p == nil {
+		return nil, nil
+	}
+	od, err := device.ReadOtadata(r, *p)
+	if err != nil {
+		return nil, err
+	}
+	n := len(tb.OTASlots())
+	info := &otadataInfo{Offset: p.Offset}
+	for i, e := range od.Entries {
+		slot := -1
+		if n > 0 {
+			slot = otadata.Slot(e.Seq, n)
+		}
+		info.Entries = append(info.Entries, otadataEntryJSON{
+			Sector: i, Seq: e.Seq, State: e.State.String(), StateValue: uint32(e.State), CRC: e.CRC,
+			CRCExpected: otadata.CRC(e.Seq), CRCOK: e.CRCOK(), Valid: e.Valid(), Slot: slot, Why: whyInvalid(e),
+		})
+	}
+	if a := od.Active(); a >= 0 {
+		info.Active = &a
+	}
+	rep.Otadata = info
+	return &od, nil
+}
+
+// inspectApps describes every app partition: otadata state, descriptor,
+// and whether the image there verifies.
+func inspectApps(r io.ReaderAt, content []byte, tb *partition.Table, od *otadata.Data, cfg device.BootConfig) []appInfo {
+	var apps []appInfo
 	nOTA := len(tb.OTASlots())
 	for _, p := range tb.Partitions {
 		if p.Type != partition.TypeApp {
 			continue
 		}
 		a := appInfo{Name: p.Name, Subtype: p.SubtypeName(), Offset: p.Offset, Size: p.Size}
-		if haveOD && p.IsOTA() {
+		if od != nil && p.IsOTA() {
 			if st, _, ok := od.StateOf(p.OTAIndex(), nOTA); ok {
 				a.State = st.String()
 			}
@@ -246,43 +282,32 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 				a.SHA256 = hex.EncodeToString(img.Digest[:])
 			}
 		}
-		rep.Apps = append(rep.Apps, a)
+		apps = append(apps, a)
 	}
-	pl, err := device.PlanBoot(r, tb, cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", files[0], err)
-	}
-	rep.Boot.Selected = pl.StartIndex
+	return apps
+}
+
+// bootOf reports what the bootloader would do.
+func bootOf(pl *device.BootPlan) bootInfo {
+	var b bootInfo
+	b.Selected = pl.StartIndex
 	if pl.Boot != nil {
-		rep.Boot.Partition, rep.Boot.Offset = pl.Boot.Name, pl.Boot.Offset
+		b.Partition, b.Offset = pl.Boot.Name, pl.Boot.Offset
 	}
 	for _, w := range pl.Writes {
-		rep.Boot.Writes = append(rep.Boot.Writes, bootWriteJSON{w.Sector, w.Entry.Seq, w.Entry.State.String(), w.Reason})
+		b.Writes = append(b.Writes, bootWriteJSON{w.Sector, w.Entry.Seq, w.Entry.State.String(), w.Reason})
 	}
 	for _, at := range pl.Attempts {
 		aj := bootAttemptJSON{Partition: at.Partition.Name}
 		if at.Err != nil {
 			aj.Error = at.Err.Error()
 		}
-		rep.Boot.Attempts = append(rep.Boot.Attempts, aj)
+		b.Attempts = append(b.Attempts, aj)
 	}
 	for _, l := range pl.Log {
-		rep.Boot.Log = append(rep.Boot.Log, fmt.Sprintf("%c %s: %s", l.Level, l.Tag, l.Text))
+		b.Log = append(b.Log, fmt.Sprintf("%c %s: %s", l.Level, l.Tag, l.Text))
 	}
-
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return err
-		}
-	} else {
-		printInspect(stdout, &rep)
-	}
-	if pl.Boot == nil {
-		return exitError{1}
-	}
-	return nil
+	return b
 }
 
 func allFF(b []byte) bool {

@@ -149,50 +149,11 @@ func VerifyPartition(r io.ReaderAt, p partition.Partition, cfg BootConfig, requi
 func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, error) {
 	bs := loadBootState(t)
 	pl := &BootPlan{StartIndex: FactoryIndex, BootIndex: FactoryIndex}
-	logf := func(level byte, tag, format string, args ...any) {
-		pl.Log = append(pl.Log, LogLine{level, tag, fmt.Sprintf(format, args...)})
+	initialContents, err := pl.selectStart(r, &bs, cfg)
+	if err != nil {
+		return nil, err
 	}
-
-	initialContents := false
-	if bs.otaInfo != nil {
-		d, err := ReadOtadata(r, *bs.otaInfo)
-		if err != nil {
-			return nil, err
-		}
-		pl.HasOtadata = true
-		pl.Otadata = d
-		if !cfg.NoRollback {
-			// The app on trial did not confirm itself before this reset.
-			for i := range d.Entries {
-				if d.Entries[i].State == otadata.StatePendingVerify {
-					d.Entries[i].State = otadata.StateAborted
-					pl.Writes = append(pl.Writes, OtadataWrite{i, d.Entries[i], "PENDING_VERIFY -> ABORTED"})
-				}
-			}
-		}
-		e0, e1 := d.Entries[0], d.Entries[1]
-		if selectInvalid(e0) && selectInvalid(e1) || bs.appCount == 0 {
-			if bs.factory != nil {
-				logf('I', "boot", "Defaulting to factory image")
-				pl.StartIndex = FactoryIndex
-			} else {
-				logf('I', "boot", "No factory image, trying OTA 0")
-				pl.StartIndex = 0
-				blankOrBad := func(e otadata.Entry) bool { return e.Seq == otadata.BlankSeq || !e.CRCOK() }
-				initialContents = blankOrBad(e0) && blankOrBad(e1)
-			}
-		} else if a := d.Active(); a >= 0 {
-			pl.StartIndex = otadata.Slot(d.Entries[a].Seq, bs.appCount)
-			if !cfg.NoRollback && d.Entries[a].State == otadata.StateNew {
-				d.Entries[a].State = otadata.StatePendingVerify
-				pl.Writes = append(pl.Writes, OtadataWrite{a, d.Entries[a], "NEW -> PENDING_VERIFY"})
-			}
-		} else if bs.factory != nil {
-			logf('E', "boot", "ota data partition invalid, falling back to factory")
-		} else {
-			logf('E', "boot", "ota data partition invalid and no factory, will try all partitions")
-		}
-	}
+	logf := pl.logf
 
 	try := func(index int) bool {
 		p := bs.indexToPartition(index)
@@ -257,6 +218,60 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 	}
 	logf('E', "boot", "No bootable app partitions in the partition table")
 	return pl, nil
+}
+
+// logf adds a line to the bootloader's log.
+func (pl *BootPlan) logf(level byte, tag, format string, args ...any) {
+	pl.Log = append(pl.Log, LogLine{level, tag, fmt.Sprintf(format, args...)})
+}
+
+// selectStart is bootloader_utility_get_selected_boot_partition: it reads
+// otadata (aborting a trial that did not confirm itself, starting the
+// trial of a new build) and sets pl.StartIndex. initialContents reports a
+// blank otadata without a factory app, which the bootloader fills in for
+// whatever boots.
+func (pl *BootPlan) selectStart(r io.ReaderAt, bs *bootState, cfg BootConfig) (initialContents bool, err error) {
+	if bs.otaInfo == nil {
+		return false, nil
+	}
+	d, err := ReadOtadata(r, *bs.otaInfo)
+	if err != nil {
+		return false, err
+	}
+	pl.HasOtadata = true
+	pl.Otadata = d
+	if !cfg.NoRollback {
+		// The app on trial did not confirm itself before this reset.
+		for i := range d.Entries {
+			if d.Entries[i].State == otadata.StatePendingVerify {
+				d.Entries[i].State = otadata.StateAborted
+				pl.Writes = append(pl.Writes, OtadataWrite{i, d.Entries[i], "PENDING_VERIFY -> ABORTED"})
+			}
+		}
+	}
+	e0, e1 := d.Entries[0], d.Entries[1]
+	if selectInvalid(e0) && selectInvalid(e1) || bs.appCount == 0 {
+		if bs.factory != nil {
+			pl.logf('I', "boot", "Defaulting to factory image")
+			pl.StartIndex = FactoryIndex
+		} else {
+			pl.logf('I', "boot", "No factory image, trying OTA 0")
+			pl.StartIndex = 0
+			blankOrBad := func(e otadata.Entry) bool { return e.Seq == otadata.BlankSeq || !e.CRCOK() }
+			initialContents = blankOrBad(e0) && blankOrBad(e1)
+		}
+	} else if a := d.Active(); a >= 0 {
+		pl.StartIndex = otadata.Slot(d.Entries[a].Seq, bs.appCount)
+		if !cfg.NoRollback && d.Entries[a].State == otadata.StateNew {
+			d.Entries[a].State = otadata.StatePendingVerify
+			pl.Writes = append(pl.Writes, OtadataWrite{a, d.Entries[a], "NEW -> PENDING_VERIFY"})
+		}
+	} else if bs.factory != nil {
+		pl.logf('E', "boot", "ota data partition invalid, falling back to factory")
+	} else {
+		pl.logf('E', "boot", "ota data partition invalid and no factory, will try all partitions")
+	}
+	return initialContents, nil
 }
 
 // ErrNoBootableApp means the bootloader found nothing it could run: a
