@@ -115,89 +115,13 @@ func TestPowerCutEveryOperation(t *testing.T) {
 				if c.openArmed {
 					start = blankBase
 				}
-				// A fault-free run gives the op counts.
-				commit, ops := -1, 0
-				{
-					f := start.Clone()
-					var d *Device
-					if !c.openArmed {
-						d = mustOpen(t, f)
-						if c.setup != nil {
-							c.setup(t, d)
-						}
-					}
-					o0 := f.Ops()
-					if c.openArmed {
-						d = mustOpen(t, f)
-					}
-					for i, s := range c.steps {
-						if i == c.commitStep && c.want(0, 0, 1) != "v1" {
-							// Complete: verify (no ops), set-boot erase + program,
-							// then the reboot's own writes. Commit = the program.
-							commit = f.Ops() - o0 + 2
-						}
-						must(t, s(d))
-					}
-					ops = f.Ops() - o0
-				}
-				if commit < 0 {
-					commit = ops + 1
-				}
+				commit, ops := faultFreeOps(t, start, c)
 				cuts := 0
 				for n := 0; ; n++ {
-					f := start.Clone()
-					var d *Device
-					var err error
-					if !c.openArmed {
-						d = mustOpen(t, f)
-						if c.setup != nil {
-							c.setup(t, d)
-						}
-					}
-					validBefore := validSectors(t, f, tb)
-					f.CutPowerAfter(n, torn)
-					if c.openArmed {
-						d, err = Open(Config{Flash: f})
-					}
-					for _, s := range c.steps {
-						if err != nil {
-							break
-						}
-						err = s(d)
-					}
-					if !f.PoweredOff() {
-						if err != nil {
-							t.Fatalf("n=%d: no cut, but error %v", n, err)
-						}
-						if n < ops {
-							t.Fatalf("n=%d: no cut before op %d", n, ops)
-						}
-					} else {
+					if cutAfter(t, cutRun{start: start, tb: tb, builds: builds, commit: commit, ops: ops}, c, n, torn) {
 						cuts++
-						if !errors.Is(err, flash.ErrPowerCut) {
-							t.Fatalf("n=%d: power cut surfaced as %v", n, err)
-						}
 					}
-					f.PowerOn()
-					if validBefore > 0 && validSectors(t, f, tb) == 0 {
-						t.Fatalf("n=%d: otadata went from %d valid sectors to none: %s", n, validBefore, describeOtadata(otadataBytes(t, f, tb)))
-					}
-					d2, err := Open(Config{Flash: f})
-					if err != nil {
-						t.Fatalf("n=%d: reboot after the cut: %v", n, err)
-					}
-					build, ok := builds[d2.image.Digest]
-					if !ok {
-						t.Fatalf("n=%d: running an unknown image in %s", n, runningName(d2))
-					}
-					if w := c.want(n, commit, ops); w != "" && build != w {
-						t.Fatalf("n=%d (commit at op %d of %d): running %s from %s, want %s; otadata %s",
-							n, commit, ops, build, runningName(d2), w, describeOtadata(otadataBytes(t, f, tb)))
-					}
-					if validSectors(t, f, tb) == 0 && validBefore > 0 {
-						t.Fatalf("n=%d: no valid otadata sector after reboot", n)
-					}
-					if !f.PoweredOff() && n >= ops {
+					if n >= ops {
 						break
 					}
 				}
@@ -207,6 +131,105 @@ func TestPowerCutEveryOperation(t *testing.T) {
 		}
 	}
 	t.Logf("%d cut points in all", total)
+}
+
+// faultFreeOps runs c without a cut and returns the op counts: where the
+// decisive otadata entry is committed and how many operations it takes.
+func faultFreeOps(t *testing.T, start *flash.Flash, c powerCutCycle) (commit, ops int) {
+	t.Helper()
+	commit = -1
+	f := start.Clone()
+	var d *Device
+	if !c.openArmed {
+		d = mustOpen(t, f)
+		if c.setup != nil {
+			c.setup(t, d)
+		}
+	}
+	o0 := f.Ops()
+	if c.openArmed {
+		d = mustOpen(t, f)
+	}
+	for i, s := range c.steps {
+		if i == c.commitStep && c.want(0, 0, 1) != "v1" {
+			// Complete: verify (no ops), set-boot erase + program,
+			// then the reboot's own writes. Commit = the program.
+			commit = f.Ops() - o0 + 2
+		}
+		must(t, s(d))
+	}
+	ops = f.Ops() - o0
+	if commit < 0 {
+		commit = ops + 1
+	}
+	return commit, ops
+}
+
+// cutRun is what every cut of one cycle shares.
+type cutRun struct {
+	start       *flash.Flash
+	tb          *partition.Table
+	builds      map[[32]byte]string
+	commit, ops int
+}
+
+// cutAfter runs c with the power cut after operation n (torn: the
+// interrupted operation half done), boots the flash again and checks what
+// runs and that otadata kept a valid sector. It reports whether the power
+// was cut (false: the cycle ended before operation n).
+func cutAfter(t *testing.T, r cutRun, c powerCutCycle, n int, torn bool) bool {
+	t.Helper()
+	f := r.start.Clone()
+	var d *Device
+	var err error
+	if !c.openArmed {
+		d = mustOpen(t, f)
+		if c.setup != nil {
+			c.setup(t, d)
+		}
+	}
+	validBefore := validSectors(t, f, r.tb)
+	f.CutPowerAfter(n, torn)
+	if c.openArmed {
+		d, err = Open(Config{Flash: f})
+	}
+	for _, s := range c.steps {
+		if err != nil {
+			break
+		}
+		err = s(d)
+	}
+	cut := f.PoweredOff()
+	if !cut {
+		if err != nil {
+			t.Fatalf("n=%d: no cut, but error %v", n, err)
+		}
+		if n < r.ops {
+			t.Fatalf("n=%d: no cut before op %d", n, r.ops)
+		}
+	} else if !errors.Is(err, flash.ErrPowerCut) {
+		t.Fatalf("n=%d: power cut surfaced as %v", n, err)
+	}
+	f.PowerOn()
+	if validBefore > 0 && validSectors(t, f, r.tb) == 0 {
+		t.Fatalf("n=%d: otadata went from %d valid sectors to none: %s", n, validBefore, describeOtadata(otadataBytes(t, f, r.tb)))
+	}
+	d2, err := Open(Config{Flash: f})
+	if err != nil {
+		t.Fatalf("n=%d: reboot after the cut: %v", n, err)
+	}
+	build, ok := r.builds[d2.image.Digest]
+	if !ok {
+		t.Fatalf("n=%d: running an unknown image in %s", n, runningName(d2))
+	}
+	if w := c.want(n, r.commit, r.ops); w != "" && build != w {
+		t.Fatalf("n=%d (commit at op %d of %d): running %s from %s, want %s; otadata %s",
+			n, r.commit, r.ops, build, runningName(d2), w, describeOtadata(otadataBytes(t, f, r.tb)))
+	}
+	if validSectors(t, f, r.tb) == 0 && validBefore > 0 {
+		t.Fatalf("n=%d: no valid otadata sector after reboot", n)
+	}
+	return cut
 }
 
 func mustOpen(t *testing.T, f *flash.Flash) *Device {
