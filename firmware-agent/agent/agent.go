@@ -175,10 +175,20 @@ func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 				return c.Err
 			}
 		case <-idle.C:
+			// Bytes may have arrived while a flash operation kept this
+			// loop from reading them (uart_get_buffered_data_len): the
+			// line was not idle.
+			if b, ok := conn.(buffered); ok && b.Buffered() > 0 {
+				idle.Reset(idleTimeout)
+				break
+			}
 			dec.Idle()
 		}
 	}
 }
+
+// buffered is a port that can tell how many received bytes wait unread.
+type buffered interface{ Buffered() int }
 
 // announce prints the banner and sends READY.
 func (a *Agent) announce(reason uint8) {

@@ -134,3 +134,17 @@ func (e *End) wait() {
 	}
 	l.cond.Wait()
 }
+
+// Buffered returns how many received bytes wait to be read at this end,
+// as uart_get_buffered_data_len does on the device (the ring and, for a
+// Bridge device, the FIFO).
+func (e *End) Buffered() int {
+	l := e.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := e.rx.rx.len()
+	if e == l.dev {
+		n += l.fifo.len()
+	}
+	return n
+}
