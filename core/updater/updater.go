@@ -47,10 +47,10 @@ var (
 	// task runs (a 64 KiB block erase takes 150 ms on typical SPI NOR,
 	// and the program window after it up to 8 KiB of pages). A DATA
 	// timeout shorter than that resends what was never lost.
-	flashStall = 200 * time.Millisecond
-	windowStallMax   = 30 * time.Second
-	baudRevertWait   = 3 * time.Second
-	baudSettle       = 20 * time.Millisecond
+	flashStall     = 200 * time.Millisecond
+	windowStallMax = 30 * time.Second
+	baudRevertWait = 3 * time.Second
+	baudSettle     = 20 * time.Millisecond
 )
 
 // Port is the host end of the line to the device.
