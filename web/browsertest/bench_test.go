@@ -17,7 +17,7 @@ import (
 
 // Goals for the page (issue "Honest emulator, honest figures").
 const (
-	wasmGzipGoal = 1_500_000              // bytes of main.wasm as served, gzipped
+	wasmGzipGoal = 1_500_000               // bytes of main.wasm as served, gzipped
 	coldTTIGoal  = 1000 * time.Millisecond // cold headless Chromium to an interactive page
 )
 
