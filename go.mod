@@ -1,9 +1,8 @@
 module github.com/gota-dev/gota
 
-go 1.26
+go 1.26.0
 
 require (
-	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coder/websocket v1.8.15
@@ -13,6 +12,7 @@ require (
 	github.com/vugu/vugu v0.4.0
 	github.com/yuin/gopher-lua v1.1.2
 	go.bug.st/serial v1.8.0
+	golang.org/x/mod v0.43.0
 	golang.org/x/sys v0.46.0
 	golang.org/x/term v0.44.0
 )

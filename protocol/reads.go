@@ -49,6 +49,10 @@ type ReadLoop struct {
 	// QuietAfter 0 it is called right after the idle check.
 	Quiet      func()
 	QuietAfter time.Duration
+	// Buffered, when set, counts bytes received but not yet read (a
+	// UART driver's ring, uart_get_buffered_data_len): while there are
+	// any the line is not idle, however long since the last Read.
+	Buffered func() int
 }
 
 // Run reads r and writes every chunk to l.Decoder until done is closed
@@ -80,6 +84,10 @@ func (l *ReadLoop) Run(r io.Reader, done <-chan struct{}) error {
 				return c.Err
 			}
 		case <-idle.C:
+			if l.Buffered != nil && l.Buffered() > 0 {
+				idle.Reset(IdleTimeout)
+				break
+			}
 			l.Decoder.Idle()
 			if l.Quiet != nil && l.QuietAfter == 0 {
 				l.Quiet()

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -45,5 +46,34 @@ func TestReadLoop(t *testing.T) {
 	close(done)
 	if err := <-ran; err != nil {
 		t.Errorf("Run after done = %v, want nil", err)
+	}
+}
+
+// TestReadLoopBuffered: bytes waiting in the driver's ring keep an
+// incomplete frame alive past IdleTimeout (the agent was kept from
+// reading by a flash operation, the line was not idle).
+func TestReadLoopBuffered(t *testing.T) {
+	pr, pw := io.Pipe()
+	var frames []Frame
+	var waiting atomic.Int32
+	waiting.Store(1)
+	loop := ReadLoop{
+		Decoder:  NewDecoder(BaseMaxPayload, func(f Frame) { frames = append(frames, f) }, nil),
+		Buffered: func() int { return int(waiting.Load()) },
+	}
+	done := make(chan struct{})
+	ran := make(chan error, 1)
+	go func() { ran <- loop.Run(pr, done) }()
+	ping := Frame{Type: TypePing, Seq: 1, Payload: []byte("x")}.Encode()
+	pw.Write(ping[:4])
+	time.Sleep(3 * IdleTimeout) // the idle check runs, and finds bytes waiting
+	pw.Write(ping[4:])
+	waiting.Store(0)
+	pw.Close()
+	if err := <-ran; err != io.EOF {
+		t.Fatalf("Run = %v, want EOF", err)
+	}
+	if len(frames) != 1 || loop.Decoder.Stats().Abandoned != 0 {
+		t.Errorf("frames %v, stats %+v: want the frame whole, nothing abandoned", frames, loop.Decoder.Stats())
 	}
 }

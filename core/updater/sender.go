@@ -289,10 +289,11 @@ func (t *sender) fill() error {
 
 // timing returns when the next timeout starts counting and how long it
 // is. The retransmission timeout is the time the bytes in flight take on
-// the line at its rate, twice, plus the round trip; longer after each
-// timeout in a row (the line may be down for a while).
+// the line at its rate, twice, plus the round trip and a flash
+// operation's stall; longer after each timeout in a row (the line may be
+// down for a while).
 func (t *sender) timing() (since time.Time, wait time.Duration) {
-	rto := (rtoMin + 3*t.link.rtt() + 2*t.link.lineTime(t.inFlight())) * time.Duration(1+min(t.rtos, 3))
+	rto := (rtoMin + 3*t.link.rtt() + flashStall + 2*t.link.lineTime(t.inFlight())) * time.Duration(1+min(t.rtos, 3))
 	since = t.lastProgress
 	if t.recoveredAt.After(since) {
 		since = t.recoveredAt
