@@ -199,19 +199,14 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 		if p == nil || p.Size == 0 {
 			return false
 		}
-		img, err := VerifyPartition(r, *p, cfg, false)
+		// bootloader_load_image: ESP_IMAGE_LOAD, which logs each segment
+		// as it goes and checks load addresses (esp_image_format.c).
+		img, err := loadImage(r, *p, cfg, modeBoot, func(level byte, tag, text string) {
+			pl.Log = append(pl.Log, LogLine{level, tag, text})
+		})
 		pl.Attempts = append(pl.Attempts, BootAttempt{Index: index, Partition: *p, Err: err})
 		if err != nil {
-			logf('E', "esp_image", "image at 0x%x: %v", p.Offset, err)
 			return false
-		}
-		for i, s := range img.Segments {
-			kind := "load"
-			if cfg.Chip.MappedRegion(s.LoadAddr) != "" {
-				kind = "map"
-			}
-			logf('I', "esp_image", "segment %d: paddr=%08x vaddr=%08x size=%05xh (%6d) %s",
-				i, p.Offset+uint32(s.Offset), s.LoadAddr, len(s.Data), len(s.Data), kind)
 		}
 		logf('I', "boot", "Loaded app from partition at offset 0x%x", p.Offset)
 		// set_actual_ota_seq: a blank otadata gets an entry for what booted.

@@ -126,8 +126,13 @@ func (d *Device) defaultBoot() *partition.Partition {
 	return nil
 }
 
-func (d *Device) verifyApp(p partition.Partition, requireApp bool) (*espimage.Image, error) {
-	return VerifyPartition(d.fl, p, d.cfg.bootConfig(), requireApp)
+// verifyApp is esp_image_verify from the app: ESP_IMAGE_VERIFY logs the
+// segments and any failure, ESP_IMAGE_VERIFY_SILENT (silent) does not.
+func (d *Device) verifyApp(p partition.Partition, silent bool) (*espimage.Image, error) {
+	if silent {
+		return loadImage(d.fl, p, d.cfg.bootConfig(), modeVerifySilent, nil)
+	}
+	return loadImage(d.fl, p, d.cfg.bootConfig(), modeVerify, d.log.line)
 }
 
 // flashErr maps a flash failure to the code esp_partition_* returns.
@@ -245,6 +250,12 @@ func (d *Device) Write(p []byte) error {
 	if err := d.notRunning(); err != nil {
 		return err
 	}
+	// esp_ota_write (v5.1.3) returns ESP_OK for size 0 before it looks
+	// the handle up, so otaupgrade.write("") succeeds even before
+	// commence().
+	if len(p) == 0 {
+		return nil
+	}
 	e := d.entry(d.luaHandle)
 	if e == nil {
 		return newErr(ErrInvalidArg, MsgWriteNotPossible, nil)
@@ -313,8 +324,11 @@ func (d *Device) end(h uint32) (int, error) {
 	if e.written == 0 {
 		return ErrInvalidArg, fmt.Errorf("nothing was written to partition %q", e.part.Name)
 	}
-	if _, err := d.verifyApp(e.part, true); err != nil {
-		d.log.line('E', "esp_image", err.Error())
+	// v5.1.3's esp_ota_end runs esp_image_verify(ESP_IMAGE_VERIFY) and
+	// nothing more: an image without an app descriptor (a bootloader .bin)
+	// passes here and is refused only at boot. The host refuses such
+	// images before sending them (core/updater Check).
+	if _, err := d.verifyApp(e.part, false); err != nil {
 		return ErrOTAValidateFailed, err
 	}
 	return 0, nil
@@ -322,6 +336,7 @@ func (d *Device) end(h uint32) (int, error) {
 
 // setBoot is esp_ota_set_boot_partition.
 func (d *Device) setBoot(p *partition.Partition) (int, error) {
+	// image_validate(partition, ESP_IMAGE_VERIFY).
 	if _, err := d.verifyApp(*p, false); err != nil {
 		return ErrOTAValidateFailed, err
 	}
@@ -380,8 +395,10 @@ func (d *Device) rewriteOtaData(subtype uint8) (int, error) {
 // Complete is otaupgrade.complete(reboot): esp_ota_end then
 // esp_ota_set_boot_partition, then a reboot when reboot is true.
 //
-// Like NodeMCU it ignores what esp_ota_set_boot_partition returns (the
-// image was just verified); a flash failure is still reported.
+// Like NodeMCU's otaupgrade.c (lotaupgrade_complete) it ignores what
+// esp_ota_set_boot_partition returns, a flash failure included: the
+// device logs the failure, Complete succeeds, and the next boot shows
+// which app otadata selects.
 func (d *Device) Complete(reboot bool) error {
 	d.mu.Lock()
 	err := d.complete()
@@ -416,9 +433,7 @@ func (d *Device) complete() error {
 	}
 	next := d.luaNext
 	d.luaNext = nil
-	if code, cause := d.setBoot(next); code == ErrFlashOpFail {
-		return newErr(code, MsgOTAError, cause)
-	} else if code != 0 {
+	if code, cause := d.setBoot(next); code != 0 {
 		d.log.line('E', "esp_ota_ops", fmt.Sprintf("set boot partition %q: %v", next.Name, cause))
 	}
 	return nil
@@ -513,7 +528,7 @@ func (d *Device) rollbackImpossible(data otadata.Data, active int) error {
 		if f == nil {
 			return fmt.Errorf("otadata sector %d holds no valid entry and there is no factory app", other)
 		}
-		if _, err := d.verifyApp(*f, false); err != nil {
+		if _, err := d.verifyApp(*f, true); err != nil {
 			return fmt.Errorf("otadata sector %d holds no valid entry and the factory app does not verify: %w", other, err)
 		}
 		return nil
@@ -523,7 +538,7 @@ func (d *Device) rollbackImpossible(data otadata.Data, active int) error {
 	if p == nil {
 		return fmt.Errorf("otadata sector %d selects OTA slot %d, which does not exist", other, slot)
 	}
-	if _, err := d.verifyApp(*p, false); err != nil {
+	if _, err := d.verifyApp(*p, true); err != nil {
 		return fmt.Errorf("previous app in %q does not verify: %w", p.Name, err)
 	}
 	return nil
@@ -581,7 +596,7 @@ func (d *Device) Info() (Info, error) {
 			pi.State = st.String()
 		}
 		pi.App = ReadAppDesc(d.fl, *p)
-		if img, err := d.verifyApp(*p, false); err == nil {
+		if img, err := loadImage(d.fl, *p, d.cfg.bootConfig(), modeVerifySilent, nil); err == nil {
 			pi.ImageLen = img.Length
 			if img.HashAppended {
 				pi.SHA256 = append([]byte(nil), img.Digest[:]...)

@@ -1,0 +1,214 @@
+package device
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/core/otadata"
+	"github.com/gota-dev/gota/internal/shareddata"
+)
+
+// TestOTAEndAcceptsBootloaderImage follows esp_ota_ops.c (v5.1.3,
+// esp_ota_end), which runs esp_image_verify and asks for no app
+// descriptor: a bootloader .bin passes Complete, becomes the next boot
+// target, and the bootloader refuses it at boot (its segments load over
+// the bootloader's own RAM) and falls back to the running app.
+func TestOTAEndAcceptsBootloaderImage(t *testing.T) {
+	var log bytes.Buffer
+	d, f := realDevice(t, nil, &log)
+	boot := shareddata.File(t, "bootloader-esp32-arduino.bin")
+	must(t, d.Commence())
+	must(t, d.Write(boot))
+	must(t, d.Complete(false))
+	tb := d.Table()
+	data, err := ReadOtadata(f, *tb.OTAData())
+	must(t, err)
+	if a := data.Active(); a < 0 || otadata.Slot(data.Entries[a].Seq, 2) != 1 || data.Entries[a].State != otadata.StateNew {
+		t.Fatalf("otadata after Complete: %s, want app1 selected as NEW", describeOtadata(otadataBytes(t, f, tb)))
+	}
+	log.Reset()
+	must(t, d.Reboot())
+	if got := runningName(d); got != "app0" {
+		t.Errorf("after reboot running %q, want app0 (fallback)", got)
+	}
+	out := log.String()
+	for _, want := range []string{
+		"E (", "esp_image: Segment 0 0x3fff0030-",
+		"invalid: overlaps bootloader data",
+		"boot: OTA app partition slot 1 is not bootable",
+		"boot: Loaded app from partition at offset 0x10000",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("boot log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestVerifyLoadAddresses checks the ESP32 memory map of esp_image_format.c
+// (v5.1.3, verify_load_addresses) with soc.h's ranges and bootloader.ld's
+// bootloader memory.
+func TestVerifyLoadAddresses(t *testing.T) {
+	cases := []struct {
+		addr, end int64
+		want      string
+	}{
+		{0x3FFB0000, 0x3FFB0040, ""},                          // app DRAM
+		{0x3FFBDB60, 0x3FFBDB60 + 0x3C18, ""},                 // Arduino app's DRAM segment
+		{0x40080000, 0x40080400, ""},                          // IRAM vectors
+		{0x40080400, 0x40093000, ""},                          // app IRAM
+		{0x400C0000, 0x400C0100, ""},                          // RTC fast IRAM
+		{0x3FF80000, 0x3FF80100, ""},                          // RTC fast DRAM
+		{0x50000000, 0x50000200, ""},                          // RTC slow
+		{0x3FFF0030, 0x3FFF0100, "overlaps bootloader data"},  // bootloader .data
+		{0x3FFE3000, 0x3FFE3100, "overlaps bootloader stack"}, // ROM stack
+		{0x3FFD0000, 0x3FFDC000, "overlaps bootloader stack"}, // within 32 KiB headroom below sp
+		{0x40078000, 0x40078100, "bad load address range"},    // APP CPU cache: not IRAM when multicore
+		{0x3FFFF000, 0x40001000, "bad load address range"},    // crosses the end of DRAM
+		{0x60000000, 0x60000100, "bad load address range"},    // peripherals
+		{0x400A8000, 0x400A9000, ""},                          // D/IRAM: its DRAM alias 0x3fff6ffc-0x3fff7ffc is free
+		{0x400BE000, 0x400BF000, "bad load address range"},    // past SOC_IRAM_HIGH
+		{0x3FFE8000, 0x3FFE9000, "bad load address range"},    // D/IRAM DRAM whose IRAM alias is past SOC_IRAM_HIGH
+		{0x3FFB0000, 0x3FFB0000, ""},                          // zero length
+	}
+	for _, c := range cases {
+		if got := verifyLoadAddresses(c.addr, c.end, false); got != c.want {
+			t.Errorf("0x%08x-0x%08x: %q, want %q", c.addr, c.end, got, c.want)
+		}
+	}
+}
+
+// imageWith builds a synthetic app whose second segment loads at addr.
+func imageWith(t *testing.T, addr uint32) []byte {
+	t.Helper()
+	b, err := espimage.Build(espimage.Header{Chip: espimage.ChipESP32, HashAppended: true},
+		[]espimage.Segment{
+			{LoadAddr: 0x3F400020, Data: make([]byte, 512)},
+			{LoadAddr: addr, Data: make([]byte, 64)},
+		}, &espimage.AppDesc{ProjectName: "addr", Version: fmt.Sprintf("%x", addr)})
+	must(t, err)
+	return b
+}
+
+// TestBootLoadAddressCheck: an image with a segment over the bootloader's
+// RAM passes esp_ota_end (the app does not check load addresses) and is
+// refused at boot by process_segment's verify_load_addresses
+// (esp_image_format.c, v5.1.3, BOOTLOADER_BUILD only).
+func TestBootLoadAddressCheck(t *testing.T) {
+	for _, c := range []struct {
+		addr uint32
+		want string // "" = boots
+	}{
+		{0x3FFB0000, ""},
+		{0x50000000, ""},
+		{0x3FFF0100, "esp_image: Segment 1 0x3fff0100-0x3fff0140 invalid: overlaps bootloader data"},
+		{0x3FFE3E00, "esp_image: Segment 1 0x3ffe3e00-0x3ffe3e40 invalid: overlaps bootloader stack"},
+		{0x20000000, "esp_image: Segment 1 0x20000000-0x20000040 invalid: bad load address range"},
+	} {
+		t.Run(fmt.Sprintf("0x%08x", c.addr), func(t *testing.T) {
+			var log bytes.Buffer
+			f := layout{table: smallTable(false, 2), images: map[string][]byte{"ota_0": synthApp(t, "v1")}}.build(t)
+			d, err := Open(Config{Flash: f, Log: &log})
+			must(t, err)
+			must(t, otaUpdate(d, imageWith(t, c.addr), 1000, false))
+			log.Reset()
+			must(t, d.Reboot())
+			got := runningName(d)
+			if c.want == "" {
+				if got != "ota_1" {
+					t.Errorf("running %q, want ota_1\n%s", got, log.String())
+				}
+				return
+			}
+			if got != "ota_0" {
+				t.Errorf("running %q, want ota_0 (fallback)", got)
+			}
+			if !strings.Contains(log.String(), c.want) {
+				t.Errorf("boot log lacks %q:\n%s", c.want, log.String())
+			}
+		})
+	}
+}
+
+// TestBootErrorMessages checks the boot log against the messages
+// esp_image_format.c and bootloader_common_loader.c (v5.1.3) print, and
+// that the segment lines before a failure are printed
+// (process_segment logs each segment as it meets it).
+func TestBootErrorMessages(t *testing.T) {
+	good := synthApp(t, "v2")
+	img, err := espimage.Parse(good)
+	must(t, err)
+	corrupt := func(f func(b []byte)) []byte {
+		b := append([]byte(nil), good...)
+		f(b)
+		return b
+	}
+	s2 := shareddata.File(t, "esp32s2-blink.bin")
+	cases := []struct {
+		name  string
+		image []byte
+		want  []string
+	}{
+		{"checksum", corrupt(func(b []byte) { b[img.Segments[1].Offset] ^= 1; rehash(b) }), []string{
+			"I (", ") esp_image: segment 0: paddr=00020020 vaddr=3f400020 size=00200h (   512) map\n",
+			") esp_image: segment 1: paddr=00020228 vaddr=3ffb0000 size=00040h (    64) load\n",
+			fmt.Sprintf(") esp_image: Checksum failed. Calculated 0x%x read 0x%x\n", img.Checksum^1, img.Checksum),
+			"boot: OTA app partition slot 1 is not bootable"}},
+		{"digest", corrupt(func(b []byte) { b[len(b)-1] ^= 1 }), []string{
+			") esp_image: segment 1: paddr=00020228", "E (", ") esp_image: Image hash failed - image is corrupt\n"}},
+		{"chip", s2, []string{") boot_comm: mismatch chip ID, expected 0, found 2\n"}},
+		{"min rev", corrupt(func(b []byte) { b[15] = 0x2D; b[16] = 1; rehash(b) }), []string{ // 301
+			") boot_comm: Image requires chip rev >= v3.1, but chip is v3.0\n"}},
+		{"padding segment", padded(t), []string{") esp_image: segment 2: paddr=00020270 vaddr=00000000 size=00010h (    16) \n"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var log bytes.Buffer
+			f := layout{table: smallTable(false, 2), images: map[string][]byte{"ota_0": synthApp(t, "v1")}}.build(t)
+			od := smallTable(false, 2).OTAData()
+			// Select ota_1 directly; the image is not written through the
+			// API, which would refuse most of these.
+			must(t, f.Program(od.Offset, otadata.NewEntry(2, otadata.StateValid).Bytes()))
+			must(t, f.Program(0x20000, c.image))
+			d, err := Open(Config{Flash: f, Log: &log})
+			must(t, err)
+			for _, w := range c.want {
+				if !strings.Contains(log.String(), w) {
+					t.Errorf("boot log lacks %q:\n%s", w, log.String())
+				}
+			}
+			if strings.Contains(log.String(), ": image at 0x") || strings.Contains(log.String(), "mismatch:") {
+				t.Errorf("boot log has Go error text:\n%s", log.String())
+			}
+			_ = d
+		})
+	}
+}
+
+// rehash rewrites the appended SHA-256 after an edit.
+func rehash(b []byte) {
+	img, err := espimage.Parse(b)
+	if err != nil || !img.HashAppended {
+		return
+	}
+	copy(b[img.Length-32:], img.ComputedDigest[:])
+}
+
+// padded is a valid app with a padding segment (load address 0), which
+// the bootloader neither loads nor maps: its line has an empty type.
+func padded(t *testing.T) []byte {
+	t.Helper()
+	b, err := espimage.Build(espimage.Header{Chip: espimage.ChipESP32, HashAppended: true},
+		[]espimage.Segment{
+			{LoadAddr: 0x3F400020, Data: make([]byte, 512)},
+			{LoadAddr: 0x3FFB0000, Data: make([]byte, 64)},
+			{LoadAddr: 0, Data: make([]byte, 16)},
+		}, &espimage.AppDesc{ProjectName: "padded"})
+	must(t, err)
+	return b
+}
+
+var _ = errors.Is
