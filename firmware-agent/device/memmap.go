@@ -33,9 +33,9 @@ const (
 	// (0x40078000). The ends are those of the v5.1.3 bootloader whose ROM
 	// banner logger.rom prints ("load:0x3fff0030,len:7112",
 	// "load:0x40078000,len:15624").
-	bootDRAMStart       = 0x3FFF0000          // _dram_start
-	bootDRAMEnd         = 0x3FFF0030 + 7112   // _dram_end
-	bootLoaderTextStart = 0x40078000          // _loader_text_start
+	bootDRAMStart       = 0x3FFF0000         // _dram_start
+	bootDRAMEnd         = 0x3FFF0030 + 7112  // _dram_end
+	bootLoaderTextStart = 0x40078000         // _loader_text_start
 	bootLoaderTextEnd   = 0x40078000 + 15624 // _loader_text_end
 
 	// bootSP is the bootloader's stack pointer when it loads the app
