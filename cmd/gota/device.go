@@ -157,6 +157,7 @@ type bootInfo struct {
 	Writes    []bootWriteJSON   `json:"otadata_writes"`
 	Attempts  []bootAttemptJSON `json:"attempts"`
 	Log       []string          `json:"log"`
+	Reset     string            `json:"reset,omitempty"` // why the bootloader resets before trying any app
 }
 
 func deviceInspect(stdout, stderr io.Writer, args []string) error {
@@ -184,7 +185,7 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 		return fmt.Errorf("%s is %d bytes: a flash file is 2, 4, 8 or 16 MiB", files[0], len(content))
 	}
 	r := bytes.NewReader(content)
-	tb, err := device.ReadTable(r, uint32(off))
+	tb, err := device.ReadTable(r, uint32(off), device.BootFlashSize(r, len(content)))
 	if err != nil {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
@@ -253,6 +254,9 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
 	rep.Boot.Selected = pl.StartIndex
+	if pl.Reset != nil {
+		rep.Boot.Reset = pl.Reset.Error()
+	}
 	if pl.Boot != nil {
 		rep.Boot.Partition, rep.Boot.Offset = pl.Boot.Name, pl.Boot.Offset
 	}
@@ -362,6 +366,9 @@ func printInspect(w io.Writer, rep *inspectJSON) {
 		if at.Error != "" {
 			fmt.Fprintf(w, "on boot %s fails to load: %s\n", at.Partition, at.Error)
 		}
+	}
+	if rep.Boot.Reset != "" {
+		fmt.Fprintf(w, "on boot the bootloader resets before trying any app: %s\n", rep.Boot.Reset)
 	}
 	if rep.Boot.Partition == "" {
 		fmt.Fprintln(w, "next boot: NOTHING bootable (the chip resets in a loop)")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/otadata"
+	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/internal/shareddata"
 )
 
@@ -211,4 +212,58 @@ func padded(t *testing.T) []byte {
 	return b
 }
 
-var _ = errors.Is
+// TestBootTableChecks: the bootloader verifies the table with
+// esp_partition_table_verify (flash_partitions.c, v5.1.3) against the
+// flash size in its own header, logs its message under flash_parts and
+// resets (bootloader_utility_load_partition_table, call_start_cpu0).
+func TestBootTableChecks(t *testing.T) {
+	v10 := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	b, err := Build(CreateOptions{App: v10})
+	must(t, err)
+	// A bootloader header at 0x1000 that declares 2 MB (byte 3 high nibble 1).
+	boot := shareddata.File(t, "bootloader-esp32-arduino.bin")
+	copy(b[BootloaderOffset:], boot)
+	b[BootloaderOffset+3] = b[BootloaderOffset+3]&0x0F | 0x10
+	var log bytes.Buffer
+	_, err = Open(Config{Flash: flashFromBytes(b), Log: &log})
+	if err == nil {
+		t.Fatal("Open succeeded with a table past the 2 MB the bootloader header declares")
+	}
+	for _, want := range []string{
+		") flash_parts: partition 3 invalid - offset 0x190000 size 0x180000 exceeds flash chip size 0x200000\n",
+		") boot: Failed to verify partition table\n",
+		") boot: load partition table error!\n",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	// The same flash with the header saying 4 MB boots.
+	b[BootloaderOffset+3] = b[BootloaderOffset+3]&0x0F | 0x20
+	if _, err := Open(Config{Flash: flashFromBytes(b)}); err != nil {
+		t.Fatalf("4 MB header: %v", err)
+	}
+}
+
+// TestOtadataTooSmall: bootloader_utility.c read_otadata (v5.1.3) refuses
+// an otadata partition under 0x2000 bytes, so the bootloader resets
+// before trying any app, forever.
+func TestOtadataTooSmall(t *testing.T) {
+	tb := smallTable(false, 2)
+	tb.Find("otadata").Size = 0x1000
+	var log bytes.Buffer
+	f := layout{table: tb, images: map[string][]byte{"ota_0": synthApp(t, "v1")}}.build(t)
+	d, err := Open(Config{Flash: f, Log: &log})
+	if !errors.Is(err, ErrNoBootableApp) || !errors.Is(err, ErrOtadataTooSmall) || d.Running() != nil {
+		t.Fatalf("Open: %v, want a reset for the small otadata", err)
+	}
+	want := ") boot: ota_info partition size 4096 is too small (minimum 8192 bytes)\n"
+	if !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log.String())
+	}
+	if strings.Contains(log.String(), "esp_image") {
+		t.Errorf("the bootloader tried an app:\n%s", log.String())
+	}
+}
+
+func flashFromBytes(b []byte) *flash.Flash { return flash.FromBytes(b) }

@@ -66,7 +66,7 @@ func (l *logger) bootHeader(d *Device) {
 	l.line('I', "boot", "chip revision: "+espimage.RevString(d.cfg.ChipRev))
 	l.line('I', "boot.esp32", "SPI Speed      : 40MHz")
 	l.line('I', "boot.esp32", "SPI Mode       : DIO")
-	l.line('I', "boot.esp32", fmt.Sprintf("SPI Flash Size : %dMB", d.fl.Size()>>20))
+	l.line('I', "boot.esp32", fmt.Sprintf("SPI Flash Size : %dMB", BootFlashSize(d.fl, d.fl.Size())>>20))
 	l.line('I', "boot", "Enabling RNG early entropy source...")
 }
 
