@@ -82,7 +82,9 @@ func deviceCreate(stdout, stderr io.Writer, args []string) error {
 		return err
 	}
 	if *parts != "" {
-		if opt.Table, _, err = loadPartitionTable(*parts, uint32(off)); err != nil {
+		// The virtual device runs NodeMCU built with ESP-IDF v5.1.3, so
+		// its table follows v5.1.3's gen_esp32part.py.
+		if opt.Table, _, err = loadPartitionTable(*parts, uint32(off), partition.IDFv513, false); err != nil {
 			return err
 		}
 	}

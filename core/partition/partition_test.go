@@ -180,6 +180,9 @@ func TestWorkedExample(t *testing.T) {
 	}
 }
 
+// TestParseCSV checks the rules every release from v5.3 has (v5.3's
+// script: readonly, littlefs, 4 KiB app sizes, no NVS minimum). The rules
+// that differ between releases are in TestCSVRulesByVersion.
 func TestParseCSV(t *testing.T) {
 	const hdr = "# Name, Type, SubType, Offset, Size, Flags\n"
 	for _, tc := range []struct {
@@ -258,7 +261,7 @@ func TestParseCSV(t *testing.T) {
 		if off == 0 {
 			off = DefaultTableOffset
 		}
-		tb, err := ParseCSV([]byte(tc.csv), off)
+		tb, err := ParseCSVFor([]byte(tc.csv), off, IDFv53)
 		if tc.want != "" {
 			if err != nil {
 				t.Errorf("%s: %v", tc.name, err)
@@ -313,7 +316,7 @@ func TestVerify(t *testing.T) {
 		{"long name", func(p []Partition) []Partition { p[0].Name = strings.Repeat("n", 17); return p }, ErrName, "longer than 16"},
 	} {
 		tb := &Table{Partitions: tc.change(ok())}
-		err := tb.Verify(DefaultTableOffset)
+		err := tb.VerifyFor(DefaultTableOffset, IDFv53)
 		if tc.err == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tc.name, err)
