@@ -489,12 +489,15 @@ func FuzzDecode(f *testing.F) {
 }
 
 func FuzzParseCSV(f *testing.F) {
-	f.Add([]byte(twoOTA), uint32(DefaultTableOffset))
-	f.Add([]byte(twoOTAFixed), uint32(0x10000))
-	f.Add([]byte("a,data,nvs,0x9000,-0xb000,encrypted:readonly\nb,0x40,0x3,,1kk\n"), uint32(DefaultTableOffset))
-	f.Add([]byte("$X,app,,,\n"), uint32(0))
-	f.Fuzz(func(t *testing.T, in []byte, tableOffset uint32) {
-		tb, err := ParseCSV(in, tableOffset)
+	f.Add([]byte(twoOTA), uint32(DefaultTableOffset), uint8(0))
+	f.Add([]byte(twoOTAFixed), uint32(0x10000), uint8(1))
+	f.Add([]byte("a,data,nvs,0x9000,-0xb000,encrypted:readonly\nb,0x40,0x3,,1kk\n"), uint32(DefaultTableOffset), uint8(0))
+	f.Add([]byte("$X,app,,,\n"), uint32(0), uint8(5))
+	f.Add([]byte("pt,partition_table,primary,,\nb,bootloader,ota,,4K\nt,app,tee_0,,64K\n"), uint32(DefaultTableOffset), uint8(4))
+	versions := []IDFVersion{IDFNewest, IDFv513, IDFv514, IDFv52, IDFv53, IDFv54, IDFv55}
+	f.Fuzz(func(t *testing.T, in []byte, tableOffset uint32, vi uint8) {
+		v := versions[int(vi)%len(versions)]
+		tb, err := ParseCSVFor(in, tableOffset, v)
 		if err != nil {
 			return
 		}
@@ -511,13 +514,13 @@ func FuzzParseCSV(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Decode(Encode(ParseCSV)): %v", err)
 		}
-		again, err := ParseCSV(back.CSV(), tableOffset)
+		again, err := ParseCSVFor(back.CSVFor(v), tableOffset, v)
 		if err != nil {
-			t.Fatalf("ParseCSV(CSV) of a valid table: %v\n%s", err, back.CSV())
+			t.Fatalf("ParseCSV(CSV) of a valid %s table: %v\n%s", v, err, back.CSVFor(v))
 		}
 		enc2, err := again.Encode()
 		if err != nil || !bytes.Equal(enc, enc2) {
-			t.Fatalf("CSV round trip differs: %v\n%s", err, back.CSV())
+			t.Fatalf("%s CSV round trip differs: %v\n%s", v, err, back.CSVFor(v))
 		}
 	})
 }
