@@ -267,3 +267,37 @@ func TestOtadataTooSmall(t *testing.T) {
 }
 
 func flashFromBytes(b []byte) *flash.Flash { return flash.FromBytes(b) }
+
+// FuzzLoadImage feeds arbitrary partition contents to the image loader
+// (esp_image_format.c's image_load): it must not panic, must accept only
+// what espimage's own verification accepts (both model esp_image_verify),
+// and at boot must accept no more than the app-side verify does.
+func FuzzLoadImage(f *testing.F) {
+	f.Add(synthApp(f, "v1"))
+	f.Add(padded(&testing.T{}))
+	f.Add([]byte{0xE9, 1, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x3F, 4, 0, 0, 0})
+	tb := smallTable(false, 2)
+	p := *tb.Find("ota_1")
+	cfg := BootConfig{Chip: espimage.ChipESP32, ChipRev: 300}
+	f.Fuzz(func(t *testing.T, img []byte) {
+		if len(img) > int(p.Size) {
+			img = img[:p.Size]
+		}
+		fl := flash.NewMemory(smallFlash)
+		if err := fl.Program(p.Offset, img); err != nil {
+			t.Fatal(err)
+		}
+		got, verr := loadImage(fl, p, cfg, modeVerify, nil)
+		_, boot := loadImage(fl, p, cfg, modeBoot, nil)
+		_, ref := VerifyPartition(fl, p, cfg, false)
+		if (verr == nil) != (ref == nil) {
+			t.Fatalf("image_load verify: %v; espimage Verify: %v", verr, ref)
+		}
+		if boot == nil && verr != nil {
+			t.Fatalf("boot accepts what verify refuses: %v", verr)
+		}
+		if verr == nil && (got == nil || got.Length > int(p.Size)) {
+			t.Fatalf("accepted image %+v does not fit 0x%x", got, p.Size)
+		}
+	})
+}
