@@ -116,7 +116,7 @@ func Build(opt CreateOptions) ([]byte, error) {
 	if err == nil {
 		err = parsed.Verify(espimage.VerifyOptions{
 			Chip: opt.Chip, CheckChip: true, ChipRev: rev,
-			PartitionOffset: target.Offset, PartitionSize: int(target.Size), RequireApp: true,
+			PartitionOffset: target.Offset, PartitionSize: int(target.Size), RequireApp: true, LoadAddresses: true,
 		})
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package device
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
@@ -12,7 +11,7 @@ import (
 
 // ErrLoadAddress means the bootloader refused to copy a segment to the
 // address in its header (verify_load_addresses).
-var ErrLoadAddress = errors.New("segment load address refused")
+var ErrLoadAddress = espimage.ErrLoadAddress
 
 // ImageError is a refusal by esp_image_format.c. Its text is the line
 // ESP-IDF logs for it, e.g. "Checksum failed. Calculated 0x1c read 0x1d";
@@ -222,8 +221,8 @@ func (l *imageLoader) segment(i int, off uint32) (uint32, byte, error) {
 			i, dataAddr, load, n, n, kind))
 	}
 	// The memory map modelled is ESP32's; other chips are not checked.
-	if doLoad && n > 0 && l.cfg.Chip == espimage.ChipESP32 {
-		if why := verifyLoadAddresses(int64(load), int64(load)+int64(n), false); why != "" {
+	if doLoad && n > 0 {
+		if why := l.cfg.Chip.LoadRefusal(load, n); why != "" {
 			msg := fmt.Sprintf("Segment %d 0x%08x-0x%08x invalid: %s", i, load, int64(load)+int64(n), why)
 			l.logf('E', "esp_image", msg)
 			return 0, 0, &ImageError{Msg: msg, Err: ErrLoadAddress}

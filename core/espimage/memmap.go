@@ -1,4 +1,4 @@
-package device
+package espimage
 
 // The ESP32 memory map that the second-stage bootloader checks a segment's
 // load address against before copying it to RAM: esp_image_format.c
@@ -59,6 +59,18 @@ func inRange(p, lo, hi int64) bool { return p >= lo && p < hi }
 // word-reversed between its two buses).
 func diramDRAMToIRAM(p int64) int64 { return socDIRAMIRAMLow + (socDIRAMDRAMHigh - p) - 4 }
 func diramIRAMToDRAM(p int64) int64 { return socDIRAMDRAMLow + (socDIRAMIRAMHigh - p) - 4 }
+
+// LoadRefusal returns why the second-stage bootloader of chip c refuses
+// to load segment data of n bytes at addr ("" when it loads it, or does
+// not load it at all: flash-mapped and reserved addresses below
+// 0x10000000, should_load in esp_image_format.c). Only ESP32's memory map
+// is modelled; other chips get "".
+func (c Chip) LoadRefusal(addr, n uint32) string {
+	if c != ChipESP32 || n == 0 || c.MappedRegion(addr) != "" || addr < 0x10000000 {
+		return ""
+	}
+	return verifyLoadAddresses(int64(addr), int64(addr)+int64(n), false)
+}
 
 // verifyLoadAddresses is esp_image_format.c's verify_load_addresses
 // (v5.1.3, BOOTLOADER_BUILD) for ESP32, multicore: it returns "" when
