@@ -258,6 +258,7 @@ func (d *Device) Write(p []byte) error {
 	}
 	e := d.entry(d.luaHandle)
 	if e == nil {
+		d.log.line('E', "esp_ota_ops", "not found the handle") // sic, esp_ota_write
 		return newErr(ErrInvalidArg, MsgWriteNotPossible, nil)
 	}
 	size := uint32(e.part.Size)
@@ -433,9 +434,9 @@ func (d *Device) complete() error {
 	}
 	next := d.luaNext
 	d.luaNext = nil
-	if code, cause := d.setBoot(next); code != 0 {
-		d.log.line('E', "esp_ota_ops", fmt.Sprintf("set boot partition %q: %v", next.Name, cause))
-	}
+	// The result is dropped, as otaupgrade.c drops it; ESP-IDF logs
+	// nothing of its own here beyond what image_validate printed.
+	d.setBoot(next)
 	return nil
 }
 
