@@ -20,7 +20,7 @@ const MaxEntries = MaxTableSize / EntrySize
 //     type and subtype are 0xFF, whatever the rest of the record holds;
 //   - refuses a partition whose offset or end lies past chipSize, the
 //     flash size the bootloader's own image header declares
-//     (bootloader_flash_update_size);
+//     (update_flash_config, bootloader_flash_config_esp32.c);
 //   - refuses a table with no terminator among the MaxEntries records;
 //   - takes any label bytes and flags as they are.
 //

@@ -123,11 +123,11 @@ func ReadTable(r io.ReaderAt, off, flashSize uint32) (*partition.Table, error) {
 const BootloaderOffset = 0x1000
 
 // BootFlashSize returns the flash size the second-stage bootloader uses
-// as g_rom_flashchip.chip_size: the size in its own image header
-// (bootloader_init calls bootloader_flash_update_size with it; ESP-IDF
-// v5.1.3 bootloader_flash_config_esp32.c). A virtual flash usually holds
-// no bootloader; then the bootloader is taken to be built for the chip,
-// chipSize.
+// as g_rom_flashchip.chip_size: the size in its own image header, set by
+// update_flash_config through esp_rom_spiflash_config_param (ESP-IDF
+// v5.1.3 bootloader_flash_config_esp32.c; an unknown code means 2 MB). A
+// virtual flash usually holds no bootloader; then the bootloader is taken
+// to be built for the chip, chipSize.
 func BootFlashSize(r io.ReaderAt, chipSize int) uint32 {
 	var h [4]byte
 	if _, err := r.ReadAt(h[:], BootloaderOffset); err != nil || h[0] != espimage.Magic {
@@ -137,7 +137,7 @@ func BootFlashSize(r io.ReaderAt, chipSize int) uint32 {
 	if n := hdr.FlashSizeBytes(); n > 0 && n <= 16<<20 {
 		return uint32(n)
 	}
-	return 2 << 20 // update_flash_config's default
+	return 2 << 20 // update_flash_config's default case
 }
 
 // Open boots the device on cfg.Flash (reads the table, applies the

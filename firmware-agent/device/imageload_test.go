@@ -167,7 +167,7 @@ func rehash(b []byte) {
 
 // padded is a valid app with a padding segment (load address 0), which
 // the bootloader neither loads nor maps: its line has an empty type.
-func padded(t *testing.T) []byte {
+func padded(t testing.TB) []byte {
 	t.Helper()
 	b, err := espimage.Build(espimage.Header{Chip: espimage.ChipESP32, HashAppended: true},
 		[]espimage.Segment{
@@ -241,7 +241,7 @@ func flashFromBytes(b []byte) *flash.Flash { return flash.FromBytes(b) }
 // and at boot must accept no more than the app-side verify does.
 func FuzzLoadImage(f *testing.F) {
 	f.Add(synthApp(f, "v1"))
-	f.Add(padded(&testing.T{}))
+	f.Add(padded(f))
 	f.Add([]byte{0xE9, 1, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x3F, 4, 0, 0, 0})
 	tb := smallTable(false, 2)
 	p := *tb.Find("ota_1")
