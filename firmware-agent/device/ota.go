@@ -124,12 +124,14 @@ func (d *Device) defaultBoot() *partition.Partition {
 }
 
 // verifyApp is esp_image_verify from the app: ESP_IMAGE_VERIFY logs the
-// segments and any failure, ESP_IMAGE_VERIFY_SILENT (silent) does not.
+// segments and any failure; ESP_IMAGE_VERIFY_SILENT (silent) logs only
+// what ESP-IDF logs regardless (chip mismatch, bad SHA-256).
 func (d *Device) verifyApp(p partition.Partition, silent bool) (*espimage.Image, error) {
+	mode := modeVerify
 	if silent {
-		return loadImage(d.fl, p, d.cfg.bootConfig(), modeVerifySilent, nil)
+		mode = modeVerifySilent
 	}
-	return loadImage(d.fl, p, d.cfg.bootConfig(), modeVerify, d.log.line)
+	return loadImage(d.fl, p, d.cfg.bootConfig(), mode, d.log.line)
 }
 
 // flashErr maps a flash failure to the code esp_partition_* returns.
