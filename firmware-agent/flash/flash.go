@@ -433,7 +433,8 @@ func (f *Flash) CutPowerPartial(n, keep int) {
 }
 
 // SetTornSeed seeds the generator that decides what a torn operation
-// leaves, so a run can be repeated (and varied) at will.
+// leaves, so a run can be repeated (and varied) at will; 0 means
+// DefaultTornSeed.
 func (f *Flash) SetTornSeed(seed uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
