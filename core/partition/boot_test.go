@@ -51,6 +51,8 @@ func TestDecodeAsBootloader(t *testing.T) {
 	badMD5 := bootTable(t, nvs)
 	badMD5[63] ^= 1
 	badMagic := pad(append(rec("nvs", TypeData, SubtypeNVS, 0x9000, 0x6000), bytes.Repeat([]byte{0x12}, 32)...))
+	// Magic 0xFFFF ends the table only with type and subtype 0xFF too.
+	ffffApp := pad(append(rec("nvs", TypeData, SubtypeNVS, 0x9000, 0x6000), append([]byte{0xFF, 0xFF, 0x00, 0x00}, bytes.Repeat([]byte{0xFF}, 28)...)...))
 	cases := []struct {
 		name     string
 		b        []byte
@@ -69,6 +71,7 @@ func TestDecodeAsBootloader(t *testing.T) {
 		{"two MD5 records", twoMD5, 4 << 20, 0, ErrMD5, "Only one MD5 checksum is allowed"},
 		{"wrong MD5", badMD5, 4 << 20, 0, ErrMD5, "Incorrect MD5 checksum"},
 		{"bad magic", badMagic, 4 << 20, 0, ErrMagic, "partition 1 invalid magic number 0x1212"},
+		{"magic 0xFFFF with type 0", ffffApp, 4 << 20, 0, ErrMagic, "partition 1 invalid magic number 0xffff"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
