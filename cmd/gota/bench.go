@@ -327,9 +327,14 @@ func randomAppImage(size int, seed int64) ([]byte, error) {
 		SPIMode: 2, SPISpeed: 0xF, FlashSize: 2, Entry: 0x40080000, WPPin: 0xEE,
 		Chip: espimage.ChipESP32, MaxChipRevFull: 0xFFFF, HashAppended: true,
 	}
+	// Both segments are flash-mapped (DROM, then IROM), which the
+	// bootloader maps rather than loads, so their size is not bounded by
+	// RAM; each maps at an address congruent to its image offset modulo
+	// the 64 KiB MMU page.
+	d1Offset := espimage.HeaderSize + 2*espimage.SegmentHeaderSize + len(d0)
 	segs := []espimage.Segment{
 		{LoadAddr: 0x3F400020, Data: d0}, // image offset 0x20 at a 64 KiB aligned slot
-		{LoadAddr: 0x3FFB0000, Data: d1},
+		{LoadAddr: 0x400D0000 + uint32(d1Offset%0x10000), Data: d1},
 	}
 	app := &espimage.AppDesc{
 		Version:     fmt.Sprintf("random-%d", seed),
