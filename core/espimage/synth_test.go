@@ -26,7 +26,7 @@ func TestSynth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := img.Verify(VerifyOptions{RequireApp: true, PartitionOffset: 0x10000}); err != nil {
+			if err := img.Verify(VerifyOptions{RequireApp: true, PartitionOffset: 0x10000, LoadAddresses: true}); err != nil {
 				t.Errorf("not a valid app: %v", err)
 			}
 			if img.App.Version != tc.o.Version || img.Chip != ChipESP32 || !img.HashAppended {
