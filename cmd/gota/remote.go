@@ -416,6 +416,9 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
+	if image, err = appOfMerged(stderr, pos[0], image); err != nil {
+		return err
+	}
 	var base []byte
 	if *baseFile != "" {
 		if base, err = os.ReadFile(*baseFile); err != nil {

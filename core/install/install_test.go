@@ -4,26 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/partition"
+	"github.com/gota-dev/gota/internal/shareddata"
 )
-
-const testdata = "../../../shared/testdata/esp32"
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata, name))
-	if os.IsNotExist(err) {
-		t.Skipf("shared test data %s not found (%v)", name, err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return shareddata.File(t, name)
 }
 
 // merge lays parts out as esptool merge_bin does: 0xFF between them,
