@@ -125,7 +125,9 @@ func (c *Client) Connect(ctx context.Context) error {
 		if !errors.As(err, &nd) {
 			return err
 		}
-		last = nd
+		if last == nil || nd.BootMode != "" || last.BootMode == "" {
+			last = nd // an attempt that saw boot messages says more
+		}
 		if c.opt.Signals == nil && i >= 1 {
 			break // nothing changes between attempts without a reset
 		}
@@ -137,6 +139,7 @@ func (c *Client) connectAttempt(ctx context.Context, attempt int) error {
 	reset := c.opt.Signals != nil
 	if reset {
 		c.flushInput()
+		c.takeRaw() // isolate this reset's boot messages
 		var err error
 		switch {
 		case c.opt.USBJTAG:
@@ -150,10 +153,6 @@ func (c *Client) connectAttempt(ctx context.Context, attempt int) error {
 			return err
 		}
 	}
-	// Give the ROM its boot message before looking (esptool reads what
-	// is waiting right after the reset).
-	c.opt.Sleep(20 * time.Millisecond)
-	boot := c.takeRaw()
 	for i := 0; i < 5; i++ {
 		c.flushInput()
 		err := c.sync(ctx)
@@ -166,9 +165,9 @@ func (c *Client) connectAttempt(ctx context.Context, attempt int) error {
 				return err
 			}
 		}
-		boot = append(boot, c.takeRaw()...)
 		c.opt.Sleep(50 * time.Millisecond)
 	}
+	boot := c.takeRaw()
 	nd := &NotInDownloadModeError{Reset: reset}
 	if m := bootMode.FindSubmatch(boot); m != nil {
 		nd.BootMode = string(m[1])

@@ -94,9 +94,9 @@ func checksum(data []byte) uint32 {
 
 // Timeouts of esptool loader.py.
 var (
-	defaultTimeout  = 3 * time.Second
-	syncTimeout     = 100 * time.Millisecond
-	md5PerMB        = 8 * time.Second
+	defaultTimeout   = 3 * time.Second
+	syncTimeout      = 100 * time.Millisecond
+	md5PerMB         = 8 * time.Second
 	eraseRegionPerMB = 30 * time.Second
 )
 
@@ -255,11 +255,10 @@ func (c *Client) takeRaw() []byte {
 	return r
 }
 
-// flushInput drops frames and text received so far.
+// flushInput drops frames received so far (text stays for takeRaw).
 func (c *Client) flushInput() {
 	c.mu.Lock()
 	c.q = nil
-	c.raw = nil
 	c.mu.Unlock()
 }
 
