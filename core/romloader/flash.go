@@ -226,3 +226,26 @@ func (c *Client) Baud() int { return c.baud }
 
 // Info returns what Detect found, or nil.
 func (c *Client) Info() *ChipInfo { return c.info }
+
+// CanReset reports whether the client drives DTR/RTS.
+func (c *Client) CanReset() bool { return c.opt.Signals != nil }
+
+// RunApp leaves the loader into the flash boot without a reset line:
+// FLASH_BEGIN of nothing, then FLASH_END asking to run user code (esptool
+// ESPLoader.run). The ROM may jump before its reply leaves, so a missing
+// reply is not an error.
+func (c *Client) RunApp(ctx context.Context) error {
+	b := make([]byte, 16, 20)
+	le.PutUint32(b[8:], romBlockSize)
+	if !c.stub && c.info != nil && c.info.def.encryptedBegin {
+		b = append(b, 0, 0, 0, 0)
+	}
+	if _, err := c.command(ctx, opFlashBegin, b, 0, defaultTimeout); err != nil {
+		return fmt.Errorf("run the app: %w", err)
+	}
+	_, err := c.command(ctx, opFlashEnd, le.AppendUint32(nil, 1), 0, 500*time.Millisecond)
+	if err != nil && !errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("run the app: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/term"
+
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/rom"
+)
+
+// ptyChip is a virtual chip in download mode behind a pseudo-terminal:
+// the test runs the CLI on the terminal's name. A pseudo-terminal has no
+// DTR/RTS, so the CLI cannot reset it (as with a board without the
+// auto-reset circuit whose BOOT button is held).
+type ptyChip struct {
+	name string
+	fl   *flash.Flash
+	done chan error
+}
+
+// ptmxPort is the device end of the pseudo-terminal; it has no rate.
+type ptmxPort struct{ *os.File }
+
+func (ptmxPort) SetBaud(int) error { return nil }
+func (ptmxPort) Baud() int         { return 115200 }
+
+func newPTYChip(t *testing.T, chip *rom.Chip) *ptyChip {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	pc := &ptyChip{name: tty.Name(), fl: flash.NewMemory(4 << 20), done: make(chan error, 1)}
+	// Raw mode: the line discipline must pass SLIP bytes unchanged.
+	if _, err := term.MakeRaw(int(tty.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	l := rom.New(rom.Config{Chip: chip, Flash: pc.fl})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { pc.done <- l.Serve(ctx, ptmxPort{ptmx}) }()
+	t.Cleanup(func() {
+		cancel()
+		ptmx.Close()
+		tty.Close()
+	})
+	return pc
+}
+
+func TestInstallMergedOverPTY(t *testing.T) {
+	pc := newPTYChip(t, rom.ESP32)
+	name, _ := writeMerged(t, 0x1000)
+	merged, _ := os.ReadFile(name)
+	var out, errOut bytes.Buffer
+	err := romInstall(&out, &errOut, []string{"--port", pc.name, "--wait-agent", "0", "--timeout", "60s", name})
+	if err != nil {
+		t.Fatalf("install: %v\n%s", err, errOut.String())
+	}
+	if got := pc.fl.Bytes()[:len(merged)]; !bytes.Equal(got, merged) {
+		t.Error("flash does not hold the merged image at 0x0")
+	}
+	for _, want := range []string{"ESP32 v3.0", "4 MB flash", "0x010000  app arduino-lib-builder", "MD5 matches", "FLASH_END"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	select {
+	case err := <-pc.done:
+		var exit *rom.Exit
+		if !errors.As(err, &exit) {
+			t.Errorf("loader ended with %v, want it to leave download mode", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the chip is still in the loader after the install")
+	}
+}
+
+func TestInstallRefusals(t *testing.T) {
+	merged, _ := writeMerged(t, 0x1000)
+	tests := []struct {
+		name string
+		chip *rom.Chip
+		args []string
+		want string
+	}{
+		{"esp32 image on c3", rom.ESP32C3, []string{merged}, "for esp32, the device is esp32c3"},
+		{"part past flash", rom.ESP32, []string{merged + "@0x3f0000"}, "past the end of the 4M flash"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pc := newPTYChip(t, tc.chip)
+			var out, errOut bytes.Buffer
+			args := append([]string{"--port", pc.name, "--wait-agent", "0", "--timeout", "30s"}, tc.args...)
+			err := romInstall(&out, &errOut, args)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "stays in download mode") {
+				t.Fatalf("install: %v, want %q", err, tc.want)
+			}
+			if !bytes.Equal(pc.fl.Bytes(), bytes.Repeat([]byte{0xFF}, 4<<20)) {
+				t.Error("the refused install wrote to flash")
+			}
+		})
+	}
+}
+
+func TestChipCommand(t *testing.T) {
+	pc := newPTYChip(t, rom.ESP32S3)
+	var out, errOut bytes.Buffer
+	if err := romChip(&out, &errOut, []string{"--port", pc.name, "--timeout", "30s"}); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"ESP32-S3", "v3.0", "24:0a:c4:12:34:56", "4 MB", "bootloader  at 0x0"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
