@@ -41,7 +41,9 @@ func FuzzSLIPReader(f *testing.F) {
 	})
 }
 
-func isSLIPErr(err error) bool { return err != nil && bytes.Contains([]byte(err.Error()), []byte("SLIP")) }
+func isSLIPErr(err error) bool {
+	return err != nil && bytes.Contains([]byte(err.Error()), []byte("SLIP"))
+}
 
 func TestSLIP(t *testing.T) {
 	cases := []struct {
