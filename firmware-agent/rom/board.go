@@ -198,26 +198,33 @@ func (b *Board) updateLocked() {
 	if !b.held || b.timer != nil {
 		return
 	}
-	delay := ENRiseTime
 	if b.circuit == USBSerialJTAG && !b.enBtn {
-		delay = 0 // the controller drives the reset directly
+		// The controller drives the reset itself: the chip starts now,
+		// in the mode requested so far.
+		b.startLocked()
+		return
 	}
 	gen := b.gen
-	b.timer = time.AfterFunc(delay, func() {
+	b.timer = time.AfterFunc(ENRiseTime, func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if b.closed || gen != b.gen || b.enLow() {
 			return
 		}
 		b.timer = nil
-		b.held = false
-		mode := FlashBoot
-		if b.gpio0Low() {
-			mode = DownloadBoot
-		}
-		b.dlReq = false
-		b.events <- func() { b.start(mode) }
+		b.startLocked()
 	})
+}
+
+// startLocked takes the chip out of reset, sampling the boot strap.
+func (b *Board) startLocked() {
+	b.held = false
+	mode := FlashBoot
+	if b.gpio0Low() {
+		mode = DownloadBoot
+	}
+	b.dlReq = false
+	b.events <- func() { b.start(mode) }
 }
 
 // InReset reports whether the chip is held in reset.
