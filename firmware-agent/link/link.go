@@ -128,6 +128,7 @@ type Line struct {
 	h2d, d2h  *wire
 	stop      chan struct{}
 	done      sync.WaitGroup
+	sig       signalState // the host's modem lines (signals.go)
 }
 
 // End is one end of the line: the host's port or the device's UART.

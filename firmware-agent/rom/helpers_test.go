@@ -14,10 +14,10 @@ import (
 // bench is a loader serving the device end of an emulated line, and a
 // minimal host on the other end.
 type bench struct {
-	t    *testing.T
-	line *link.Line
-	fl   *flash.Flash
-	l    *Loader
+	t      *testing.T
+	line   *link.Line
+	fl     *flash.Flash
+	l      *Loader
 	sr     *SLIPReader
 	frames chan frameOrErr
 	done   chan error
