@@ -274,3 +274,15 @@ func (o *output) endProgress() {
 		o.bar = nil
 	}
 }
+
+// resetPort restarts the chip through the port's DTR/RTS.
+func resetPort(p port, usbJTAG bool) error {
+	s, ok := p.(romloader.Signals)
+	if !ok {
+		return errors.New("--reset: this port carries no DTR/RTS; press EN on the board")
+	}
+	if err := romloader.HardReset(s, usbJTAG, nil); err != nil {
+		return fmt.Errorf("--reset: %w (a pseudo-terminal has no modem lines; press EN on the board)", err)
+	}
+	return nil
+}

@@ -55,20 +55,29 @@ func (c *Client) usbJTAGReset() error {
 // HardReset restarts the chip into its flash boot: EN low, then high
 // with GPIO0 released (esptool HardReset).
 func (c *Client) HardReset() error {
-	s := c.opt.Signals
-	if s == nil {
+	if c.opt.Signals == nil {
 		return errors.New("no DTR/RTS on this port: press EN (reset) to start the app")
 	}
+	return HardReset(c.opt.Signals, c.opt.USBJTAG, c.opt.Sleep)
+}
+
+// HardReset pulses EN through RTS with GPIO0 (DTR) released, as esptool's
+// HardReset does: 100 ms, or 200 ms and 200 ms after on USB-Serial-JTAG
+// so the chip can take further DTR/RTS changes. sleep nil is time.Sleep.
+func HardReset(s Signals, usbJTAG bool, sleep func(time.Duration)) error {
+	if sleep == nil {
+		sleep = time.Sleep
+	}
 	hold, after := 100*time.Millisecond, time.Duration(0)
-	if c.opt.USBJTAG {
+	if usbJTAG {
 		hold, after = 200*time.Millisecond, 200*time.Millisecond
 	}
 	return run([]func() error{
 		func() error { return s.SetDTR(false) },
 		func() error { return s.SetRTS(true) },
-		func() error { c.opt.Sleep(hold); return nil },
+		func() error { sleep(hold); return nil },
 		func() error { return s.SetRTS(false) },
-		func() error { c.opt.Sleep(after); return nil },
+		func() error { sleep(after); return nil },
 	})
 }
 
