@@ -52,6 +52,9 @@ type Root struct {
 
 	Console []string
 
+	// Inst is the "Install or recover" panel (install.go).
+	Inst InstallPanel
+
 	renderPending bool // a coalesced render is scheduled
 
 	// LastFlashMS is how long the last Flash took, click to rebooted
