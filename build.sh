@@ -30,6 +30,12 @@ build() {
 # the browser tests, and Lua 5.1 and 5.3 to check the NodeMCU agent parses and
 # runs on both interpreters NodeMCU builds use.
 deps() {
+	# esptool-js, pinned: the tests check the virtual ROM loader against it,
+	# and take the flasher stubs it ships (esp-flasher-stub, Apache-2.0 OR
+	# MIT) from it rather than from the repository.
+	if [ ! -f .deps/node_modules/esptool-js/package.json ] && command -v npm >/dev/null; then
+		npm install --prefix .deps --no-audit --no-fund --silent esptool-js@0.7.0 >/dev/null
+	fi
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
