@@ -21,7 +21,7 @@ import (
 
 // The commands that talk to the chip's ROM serial bootloader.
 func init() {
-	register(&command{name: "install", usage: "[--erase] --port PORT FILE|manifest.json|FILE@OFFSET...\n                       first install or recovery through the ROM bootloader", run: runInstall})
+	register(&command{name: "install", usage: "[--erase] [--stub DIR] --port PORT FILE|manifest.json|FILE@OFFSET...\n                       first install or recovery through the ROM bootloader", run: runInstall})
 	register(&command{name: "chip", usage: "--port PORT\n                       identify the chip in download mode (chip, revision, MAC, flash size)", run: runChip})
 }
 
@@ -101,6 +101,7 @@ func romInstall(stdout, stderr io.Writer, args []string) error {
 	rf := newROMFlags("install [--erase] --port PORT FILE|manifest.json|FILE@OFFSET...", stderr, 921600, "line rate for the transfer (the ROM starts at 115200)")
 	erase := rf.fs.Bool("erase", false, "erase the whole flash first (NVS and all data are lost)")
 	noReset := rf.fs.Bool("no-reset", false, "stay in the ROM loader afterwards")
+	stub := rf.stubFlag()
 	wait := rf.fs.Duration("wait-agent", 20*time.Second, "after the reset, show the console and wait this long for a Gota agent to answer (0 = do not wait)")
 	pos, err := parseArgs(rf.fs, args, 1, -1)
 	if err != nil {
@@ -121,7 +122,7 @@ func romInstall(stdout, stderr io.Writer, args []string) error {
 		return err
 	}
 	start := time.Now()
-	plan, err := install.Run(ctx, c, resolve, install.RunOptions{Baud: rf.baud, Erase: *erase, NoReset: *noReset, Event: installEvents(out)})
+	plan, err := install.Run(ctx, c, resolve, install.RunOptions{Baud: rf.baud, Erase: *erase, NoReset: *noReset, Event: installEvents(out), Stub: stubLoader(*stub)})
 	c.Close()
 	p.Close()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,58 @@ func TestChipCommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// esptoolJSStubs is where build.sh's deps step puts esptool-js 0.7.0's
+// flasher stubs.
+func esptoolJSStubs(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join("..", "..", ".deps", "node_modules", "esptool-js", "lib", "targets", "stub_flasher")
+	if _, err := os.Stat(d); err != nil {
+		t.Skipf("esptool-js 0.7.0 not installed (./build.sh test installs it into .deps): %v", err)
+	}
+	return d
+}
+
+func TestInstallWithStubAndReadBack(t *testing.T) {
+	stubs := esptoolJSStubs(t)
+	pc := newPTYChip(t, rom.ESP32)
+	name, _ := writeMerged(t, 0x1000)
+	merged, _ := os.ReadFile(name)
+	var out, errOut bytes.Buffer
+	err := romInstall(&out, &errOut, []string{"--port", pc.name, "--stub", stubs, "--no-reset", "--timeout", "60s", name})
+	if err != nil {
+		t.Fatalf("install: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "flasher stub running") {
+		t.Errorf("no stub in the output:\n%s", errOut.String())
+	}
+	if !bytes.Equal(pc.fl.Bytes()[:len(merged)], merged) {
+		t.Fatal("flash does not hold the merged image")
+	}
+	// The chip stayed in the (stub) loader: read the app partition back.
+	back := filepath.Join(t.TempDir(), "backup.bin")
+	out.Reset()
+	errOut.Reset()
+	err = romReadFlash(&out, &errOut, []string{"--port", pc.name, "--stub", stubs, "--offset", "0x10000", "--size", "0x1000", "--timeout", "60s", back})
+	if err != nil {
+		t.Fatalf("read-flash: %v\n%s", err, errOut.String())
+	}
+	got, _ := os.ReadFile(back)
+	if !bytes.Equal(got, merged[0x10000:0x11000]) {
+		t.Error("backup differs from flash")
+	}
+	if !strings.Contains(out.String(), "MD5 checked") {
+		t.Errorf("output: %s", out.String())
+	}
+}
+
+func TestReadFlashNeedsStubFlag(t *testing.T) {
+	t.Setenv("GOTA_STUB_DIR", "")
+	var out, errOut bytes.Buffer
+	err := romReadFlash(&out, &errOut, []string{"--port", "/dev/null", filepath.Join(t.TempDir(), "x.bin")})
+	if err == nil || !strings.Contains(err.Error(), "needs a flasher stub") {
+		t.Errorf("%v", err)
 	}
 }

@@ -18,6 +18,9 @@ type RunOptions struct {
 	NoReset bool
 	// Event receives progress; nil discards it.
 	Event func(Event)
+	// Stub, when set, returns the flasher stub for the chip found (nil:
+	// stay with the ROM loader).
+	Stub func(info *romloader.ChipInfo) (*romloader.Stub, error)
 }
 
 // Event is a step of Run.
@@ -59,6 +62,9 @@ func Run(ctx context.Context, c *romloader.Client, resolve Resolver, opt RunOpti
 	}
 	for _, line := range plan.Describe(opt.Erase, info.FlashSize) {
 		ev(Event{Step: "plan", Text: line})
+	}
+	if err := startStub(ctx, c, info, opt, ev); err != nil {
+		return plan, err
 	}
 	if info.FlashSize > 0 {
 		if err := c.SetFlashParams(ctx, info.FlashSize); err != nil {
@@ -127,4 +133,20 @@ func sizeName(n int) string {
 		return fmt.Sprintf("%d MB", n>>20)
 	}
 	return fmt.Sprintf("%d KB", n>>10)
+}
+
+// startStub uploads and starts the flasher stub when the options give one.
+func startStub(ctx context.Context, c *romloader.Client, info *romloader.ChipInfo, opt RunOptions, ev func(Event)) error {
+	if opt.Stub == nil || c.Stub() {
+		return nil
+	}
+	s, err := opt.Stub(info)
+	if err != nil || s == nil {
+		return err
+	}
+	if err := c.RunStub(ctx, s); err != nil {
+		return err
+	}
+	ev(Event{Step: "stub", Text: "flasher stub running"})
+	return c.Attach(ctx)
 }

@@ -207,8 +207,11 @@ func (c *Client) efuse(ctx context.Context, info *ChipInfo) error {
 	return nil
 }
 
-// attach enables the SPI flash pins (SPI_ATTACH 0; the ROM takes an
-// extra "is legacy" word, esptool flash_spi_attach).
+// Attach enables the SPI flash pins (SPI_ATTACH 0; the ROM takes an
+// extra "is legacy" word, esptool flash_spi_attach). Detect does it; a
+// host that starts a stub afterwards does it again, as esptool does.
+func (c *Client) Attach(ctx context.Context) error { return c.attach(ctx) }
+
 func (c *Client) attach(ctx context.Context) error {
 	arg := make([]byte, 4, 8)
 	if !c.stub {
