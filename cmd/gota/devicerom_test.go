@@ -35,7 +35,9 @@ func TestBlankDownloadPTY(t *testing.T) {
 	tty := filepath.Join(dir, "tty")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- deviceRun(ctx, io.Discard, io.Discard, []string{"--pty", tty, "--boot", "download", "--fast-flash", fpath}) }()
+	go func() {
+		done <- deviceRun(ctx, io.Discard, io.Discard, []string{"--pty", tty, "--boot", "download", "--fast-flash", fpath})
+	}()
 	defer func() { cancel(); <-done }()
 	var port serial.Port
 	var err error
