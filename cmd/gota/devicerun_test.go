@@ -16,6 +16,9 @@ func TestDeviceRunFlags(t *testing.T) {
 		{[]string{"f.bin", "--pty", "x", "--disconnect-after", "10,zz"}, `value 2 "zz"`},
 		{[]string{"f.bin", "--pty", "x", "--agent", "python"}, `--agent "python": unknown agent`},
 		{[]string{"f.bin", "--pty", "x", "--baud", "0"}, "--baud 0"},
+		{[]string{"f.bin", "--pty", "x", "--boot", "usb"}, `--boot "usb": want flash or download`},
+		{[]string{"f.bin", "--pty", "x", "--reset", "jtag"}, `--reset "jtag"`},
+		{[]string{"f.bin", "--pty", "x", "--chip", "esp8266"}, `chip "esp8266": want one of esp32, esp32s2, esp32s3, esp32c3`},
 	} {
 		_, err := parseDeviceRun(io.Discard, tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

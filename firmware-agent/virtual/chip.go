@@ -1,0 +1,238 @@
+package virtual
+
+import (
+	"context"
+	"errors"
+
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gota-dev/gota/core/espimage"
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/rom"
+)
+
+// chipPort is the chip's UART as the agents and the ROM loader use it.
+type chipPort interface {
+	io.ReadWriter
+	SetBaud(baud int) error
+	Baud() int
+}
+
+// romBaud is the rate the ROM prints and listens at (40 MHz crystal;
+// serial-protocol.rst: the chip "always initialises at 115200bps").
+const romBaud = 115200
+
+// chip runs one life of the virtual ESP32 at a time, between resets:
+// the ROM's download mode, the ROM's boot loop over a flash without a
+// bootloader, or the app with its agent. The board (reset circuit)
+// decides which, from the host's DTR/RTS and the BOOT button.
+type chip struct {
+	cfg   Config
+	rom   *rom.Chip
+	fl    *flash.Flash
+	line  *link.Line
+	uart  *uart
+	board *rom.Board
+	boot  bootFunc
+	life  context.Context // the device's lifetime
+
+	mu     sync.Mutex
+	dev    *device.Device
+	loader *rom.Loader
+	state  string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newChip(ctx context.Context, fl *flash.Flash, cfg Config, line *link.Line, boot bootFunc) (*chip, error) {
+	name := cfg.Chip
+	if name == "" {
+		name = "esp32"
+	}
+	rc, err := rom.ChipByName(name)
+	if err != nil {
+		return nil, err
+	}
+	c := &chip{cfg: cfg, rom: rc, fl: fl, line: line, uart: newUART(line.Device()), boot: boot, life: ctx}
+	c.board = rom.NewBoard(cfg.Reset, c.hold, c.start)
+	c.board.HoldBoot(cfg.BootButton)
+	line.WatchSignals(func(s link.Signals) { c.board.SetSignals(rom.Signals{DTR: s.DTR, RTS: s.RTS}) })
+	return c, nil
+}
+
+// powerOn boots the chip for the first time, synchronously.
+func (c *chip) powerOn() {
+	mode := rom.FlashBoot
+	if c.cfg.BootButton {
+		mode = rom.DownloadBoot
+	}
+	c.start(mode)
+}
+
+// stop ends the current life and waits (up to 2 s) for it.
+func (c *chip) stop() {
+	c.mu.Lock()
+	cancel, done := c.cancel, c.done
+	c.cancel, c.done = nil, nil
+	c.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	c.uart.port() // fails the old life's pending Read and later Writes
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// hold puts the chip in reset: nothing runs, what the host sends is lost.
+func (c *chip) hold() {
+	c.stop()
+	c.run("reset", func(ctx context.Context, p *uartPort) { io.Copy(io.Discard, p) })
+}
+
+// start takes the chip out of reset in mode.
+func (c *chip) start(mode rom.BootMode) {
+	c.stop()
+	if c.life.Err() != nil {
+		return
+	}
+	if mode == rom.DownloadBoot {
+		c.line.Device().SetBaudNow(romBaud)
+		c.run("download", c.download)
+		return
+	}
+	word, ok := rom.FlashBootHeader(c.rom, c.fl)
+	if !ok {
+		c.line.Device().SetBaudNow(romBaud)
+		c.run("boot loop", func(ctx context.Context, p *uartPort) {
+			for ctx.Err() == nil {
+				err := rom.BootLoop(ctx, p, c.rom, c.cfg.ChipRev, word)
+				if !c.waitLine(ctx, err) {
+					return
+				}
+			}
+		})
+		return
+	}
+	c.line.Device().SetBaudNow(c.line.InitialBaud())
+	// Boot before returning, so that Device() is set when New returns.
+	p := c.uart.port()
+	dev, serve, release, err := c.boot(c.fl, c.cfg, p)
+	c.mu.Lock()
+	c.dev = dev
+	c.mu.Unlock()
+	c.runOn("app", p, func(ctx context.Context, p *uartPort) {
+		if err != nil {
+			// The bootloader printed why; a real chip would reset and
+			// fail again. This one waits for the host to reset it.
+			io.Copy(io.Discard, p)
+			return
+		}
+		defer release()
+		serveLoop(ctx, c.line, serve)
+	})
+}
+
+// run starts a life: f runs with a fresh UART port until ctx ends.
+func (c *chip) run(state string, f func(ctx context.Context, p *uartPort)) {
+	c.runOn(state, c.uart.port(), f)
+}
+
+func (c *chip) runOn(state string, p *uartPort, f func(ctx context.Context, p *uartPort)) {
+	ctx, cancel := context.WithCancel(c.life)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.state, c.cancel, c.done = state, cancel, done
+	if state != "app" {
+		c.dev = nil
+	}
+	c.mu.Unlock()
+	go func() {
+		defer close(done)
+		f(ctx, p)
+	}()
+}
+
+// waitLine decides after a UART error whether the life goes on: after a
+// line cut it waits for the line to come back; after a reset, the end of
+// the device or a closed line it does not.
+func (c *chip) waitLine(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, errReset) || errors.Is(err, link.ErrClosed) {
+		return false
+	}
+	if errors.Is(err, link.ErrDisconnected) {
+		return c.line.WaitUp(ctx) == nil
+	}
+	select { // do not spin on an unexpected error
+	case <-ctx.Done():
+		return false
+	case <-time.After(100 * time.Millisecond):
+		return true
+	}
+}
+
+// download is the ROM's download mode: banner, then the serial loader
+// until the host makes the chip leave it.
+func (c *chip) download(ctx context.Context, p *uartPort) {
+	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev})
+	c.mu.Lock()
+	c.loader = l
+	c.mu.Unlock()
+	if _, err := io.WriteString(p, rom.DownloadBanner(c.rom, c.cfg.ChipRev)); err != nil && !c.waitLine(ctx, err) {
+		return
+	}
+	for {
+		err := l.Serve(ctx, p)
+		var exit *rom.Exit
+		if errors.As(err, &exit) {
+			// Reboot or jump to the flash bootloader: a new life, started
+			// from outside this one.
+			go c.start(rom.FlashBoot)
+			<-ctx.Done()
+			return
+		}
+		if errors.Is(err, rom.ErrHung) {
+			c.mu.Lock()
+			c.state = "hung"
+			c.mu.Unlock()
+			for c.waitLine(ctx, err) {
+				_, err = io.Copy(io.Discard, p)
+			}
+			return
+		}
+		if !c.waitLine(ctx, err) {
+			return
+		}
+	}
+}
+
+// device returns the booted device, nil outside the app.
+func (c *chip) device() *device.Device {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dev
+}
+
+// State says what the chip does: "app", "download", "boot loop", "hung"
+// (an unknown program was started) or "reset" (held in reset).
+func (c *chip) State() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+func (c *chip) close() {
+	c.board.Close()
+	c.stop()
+}
+
+// espChip maps the ROM chip to the image chip id the bootloader checks.
+func espChip(c *rom.Chip) espimage.Chip {
+	return espimage.Chip(c.ChipID)
+}
