@@ -46,7 +46,7 @@ func (rf *romFlags) openROM(ctx context.Context, out *output) (port, *romloader.
 		return nil, nil, err
 	}
 	opt := romloader.Options{USBJTAG: *rf.usbJTAG, Log: func(l string) { out.deviceLine(l) }}
-	if s, ok := p.(romloader.Signals); ok {
+	if s := portSignals(p); s != nil {
 		if err := s.SetDTR(false); err == nil {
 			opt.Signals = s
 		} else {
@@ -276,10 +276,33 @@ func (o *output) endProgress() {
 	}
 }
 
+// portSignals returns the port's modem lines one at a time, as
+// esptool's reset sequences set them; nil when it has none.
+func portSignals(p port) romloader.Signals {
+	if s, ok := p.(romloader.Signals); ok {
+		return s
+	}
+	if s, ok := p.(signalPort); ok {
+		return &pairSignals{p: s}
+	}
+	return nil
+}
+
+// pairSignals sets one line of a port that sets both at once, keeping
+// the other as last set (both deasserted at first, as openSerial leaves
+// them).
+type pairSignals struct {
+	p        signalPort
+	dtr, rts bool
+}
+
+func (s *pairSignals) SetDTR(v bool) error { s.dtr = v; return s.p.SetSignals(s.dtr, s.rts) }
+func (s *pairSignals) SetRTS(v bool) error { s.rts = v; return s.p.SetSignals(s.dtr, s.rts) }
+
 // resetPort restarts the chip through the port's DTR/RTS.
 func resetPort(p port, usbJTAG bool) error {
-	s, ok := p.(romloader.Signals)
-	if !ok {
+	s := portSignals(p)
+	if s == nil {
 		return errors.New("--reset: this port carries no DTR/RTS; press EN on the board")
 	}
 	if err := romloader.HardReset(s, usbJTAG, nil); err != nil {

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// mergedImage lays out what `gota device create --app` puts in flash
+// (the virtual device's stand-in bootloader, its partition table, the
+// app) as esptool merge_bin does: from offset 0 to the end of the app.
+func mergedImage(t *testing.T) string {
+	t.Helper()
+	app := shared(t, "esp32-ledcontroller-v1.1.bin")
+	full := filepath.Join(t.TempDir(), "full.flash")
+	mustGota(t, "device", "create", full, "--app", writeFile(t, "app.bin", app))
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, "factory.bin", b[:0x10000+len(app)])
+}
+
+// TestInstallBlankToAgent: a blank virtual ESP32 (it boot-loops on the
+// erased flash) gets a merged image through its ROM bootloader with
+// `gota install` over the WebSocket line, which carries DTR/RTS to the
+// board's auto-reset circuit; after the reset the app's agent answers,
+// and OTA updates work from then on.
+func TestInstallBlankToAgent(t *testing.T) {
+	merged := mergedImage(t)
+	blank := filepath.Join(t.TempDir(), "blank.flash")
+	mustGota(t, "device", "create", "--blank", blank)
+	dev := startDevice(t, blank, "--listen", "127.0.0.1:0")
+	m := regexp.MustCompile(`WebSocket serial port (ws://\S+)`).FindStringSubmatch(dev.output())
+	if m == nil {
+		t.Fatalf("no WebSocket URL printed:\n%s", dev.output())
+	}
+	url := m[1]
+
+	r := mustGota(t, "install", "--port", url, merged)
+	for _, want := range []string{"waiting for download", "ESP32 v3.0", "MD5 matches", "resetting into the app"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("install output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stdout, "agent ready: gota-go/1 on esp32, running app0") {
+		t.Fatalf("no agent after install:\n%s", r)
+	}
+	// From here on the board is updated over the air.
+	if in := deviceInfo(t, url); in.Running != "app0" {
+		t.Errorf("gota info after install: running %q", in.Running)
+	}
+	dev.stop()
+	fb, err := os.ReadFile(blank)
+	mb, _ := os.ReadFile(merged)
+	// Everything but otadata (0xe000, which the bootloader sets at the
+	// first boot) is as installed.
+	if err != nil || !bytes.Equal(fb[:0xe000], mb[:0xe000]) || !bytes.Equal(fb[0x10000:len(mb)], mb[0x10000:]) {
+		t.Errorf("flash file does not hold the merged image (%v)", err)
+	}
+}
+
+// TestInstallRefusedLeavesDownloadMode: an image for another chip is
+// refused before anything is written, and the chip stays in the ROM
+// loader: a second install with the right image works without a reset.
+func TestInstallRefusedLeavesDownloadMode(t *testing.T) {
+	merged := mergedImage(t)
+	blank := filepath.Join(t.TempDir(), "blank.flash")
+	mustGota(t, "device", "create", "--blank", blank)
+	dev := startDevice(t, blank, "--boot", "download", "--chip", "esp32c3")
+	r := gota(t, "install", "--port", dev.port, "--wait-agent", "0", merged)
+	if r.code == 0 || !strings.Contains(r.stderr, "for esp32, the device is esp32c3") || !strings.Contains(r.stderr, "stays in download mode") {
+		t.Fatalf("install of an ESP32 image on a C3: %s", r)
+	}
+	if !strings.Contains(r.stderr, "has no DTR/RTS") {
+		t.Errorf("no note about the pseudo-terminal's missing modem lines:\n%s", r.stderr)
+	}
+	r = mustGota(t, "chip", "--port", dev.port)
+	if !strings.Contains(r.stdout, "ESP32-C3") || !strings.Contains(r.stdout, "bootloader  at 0x0") {
+		t.Errorf("gota chip after the refusal:\n%s", r)
+	}
+	dev.stop()
+	fb, _ := os.ReadFile(blank)
+	if bytes.Count(fb, []byte{0xFF}) != len(fb) {
+		t.Error("the refused install wrote to flash")
+	}
+}
