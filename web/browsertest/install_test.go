@@ -1,0 +1,112 @@
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/virtual"
+	"github.com/gota-dev/gota/web/server"
+)
+
+// startBlankSite serves the page with a virtual ESP32 whose flash is
+// erased: it boot-loops until something is installed through its ROM.
+func startBlankSite(tb testing.TB) *site {
+	tb.Helper()
+	dist := buildDist(tb)
+	flashPath := filepath.Join(tb.TempDir(), "blank.bin")
+	if err := os.WriteFile(flashPath, bytes.Repeat([]byte{0xFF}, 4<<20), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	log := &syncLog{}
+	dev, err := virtual.Open(flashPath, virtual.Config{Log: virtual.LineLog(log.add)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := server.New(server.Config{Dir: dist, Device: dev})
+	if err != nil {
+		dev.Close()
+		tb.Fatal(err)
+	}
+	ts := httptest.NewServer(h)
+	tb.Cleanup(func() {
+		ts.CloseClientConnections()
+		ts.Close()
+		dev.Close()
+	})
+	return &site{URL: ts.URL, Device: dev, Server: h, Log: log}
+}
+
+// mergedFile writes a merged image (the virtual device's stand-in
+// bootloader, partition table and the demo app with its agent) as
+// esptool merge_bin lays it out.
+func mergedFile(tb testing.TB) (string, []byte) {
+	tb.Helper()
+	app, err := server.DemoApp("1.0.0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	content, err := device.Build(device.CreateOptions{App: app})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	merged := content[:0x10000+len(app)]
+	path := filepath.Join(tb.TempDir(), "demo.factory.bin")
+	if err := os.WriteFile(path, merged, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return path, merged
+}
+
+// TestInstallPanel: a blank virtual ESP32 goes from erased to "agent
+// ready" from the page: the Install panel shows the plan of a merged
+// image, resets the board into download mode through the SerialPort
+// shim's setSignals, writes with progress, resets it into the app and
+// hands over to the OTA panel once the agent answers.
+func TestInstallPanel(t *testing.T) {
+	ctx := newBrowser(t)
+	s := startBlankSite(t)
+	path, _ := mergedFile(t)
+	sh := newShots(t)
+	load(t, ctx, s.URL)
+	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("install-file")`, 10*time.Second)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := chromedp.Do(tctx, chromedp.SetUploadFiles(chromedp.CSS("#install-file"), []string{path}, chromedp.NodeReady)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	waitJS(t, ctx, "the plan", `(document.getElementById("install-plan")||{innerText:""}).innerText.includes("app gota-demo")`, 10*time.Second)
+	plan := text(t, ctx, `document.getElementById("install-plan").innerText`)
+	for _, want := range []string{"merged image", "write 0x000000-0x010650", "0x001000 bootloader (esp32", "0x008000 partition table (5 entries)", "0x010000 app gota-demo 1.0.0"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan)
+		}
+	}
+	sh.take(ctx, "plan")
+	start := time.Now()
+	click(t, ctx, "#install-virtual")
+	waitJS(t, ctx, "the agent after the install", `!!document.getElementById("running") && document.getElementById("running").innerText === "app0"`, 90*time.Second)
+	t.Logf("install to agent ready: %.1f s", time.Since(start).Seconds())
+	sh.take(ctx, "installed")
+	steps := text(t, ctx, `document.getElementById("install-steps").innerText`)
+	for _, want := range []string{"ESP32 v3.0", "MD5 matches", "resetting into the app"} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("steps lack %q:\n%s", want, steps)
+		}
+	}
+	if res := text(t, ctx, `document.getElementById("install-result").innerText`); !strings.Contains(res, "agent answers") {
+		t.Errorf("result %q", res)
+	}
+	console := text(t, ctx, `document.getElementById("console").innerText`)
+	if !strings.Contains(console, "waiting for download") {
+		t.Errorf("console lacks the ROM banner:\n%s", console)
+	}
+}
