@@ -54,6 +54,12 @@ func mergedFile(tb testing.TB) (string, []byte) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return mergedFileWith(tb, app)
+}
+
+// mergedFileWith is mergedFile with app in place of the demo app.
+func mergedFileWith(tb testing.TB, app []byte) (string, []byte) {
+	tb.Helper()
 	content, err := device.Build(device.CreateOptions{App: app})
 	if err != nil {
 		tb.Fatal(err)
