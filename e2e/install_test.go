@@ -53,6 +53,13 @@ func TestInstallBlankToAgent(t *testing.T) {
 	if in := deviceInfo(t, url); in.Running != "app0" {
 		t.Errorf("gota info after install: running %q", in.Running)
 	}
+	// gota monitor --reset pulses EN through RTS: the whole boot shows.
+	r = mustGota(t, "monitor", "--reset", "--port", url, "--timeout", "4s")
+	for _, want := range []string{"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)", "Loaded app from partition at offset 0x10000", "gota-agent: ready"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("monitor --reset output lacks %q:\n%s", want, r)
+		}
+	}
 	dev.stop()
 	fb, err := os.ReadFile(blank)
 	mb, _ := os.ReadFile(merged)
