@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gota-dev/gota/core/install"
@@ -136,7 +137,10 @@ func (c *Root) startInstall(choose func() (any, error)) {
 
 // runInstall drives the ROM loader through install.Run.
 func (c *Root) runInstall(port Port, plan *install.Plan, erase bool, baud int) error {
-	opt := romloader.Options{Log: c.logLine}
+	// Espressif's USB-Serial-JTAG (S3, C3 native USB) enumerates as
+	// 303a:1001 and needs its own reset sequence (esptool picks it by
+	// that PID, loader.py USB_JTAG_SERIAL_PID).
+	opt := romloader.Options{Log: c.logLine, USBJTAG: strings.Contains(port.Describe(), "USB 303a:1001")}
 	if s, ok := port.(romloader.Signals); ok {
 		opt.Signals = s
 	}
