@@ -95,3 +95,25 @@ func TestInstallRefusedLeavesDownloadMode(t *testing.T) {
 		t.Error("the refused install wrote to flash")
 	}
 }
+
+// TestChipUSBJTAG: an ESP32-S3 on its USB-Serial-JTAG port enters
+// download mode at the first attempt with esptool's USB-JTAG sequence
+// (--usb-jtag).
+func TestChipUSBJTAG(t *testing.T) {
+	blank := filepath.Join(t.TempDir(), "blank.flash")
+	mustGota(t, "device", "create", "--blank", blank)
+	dev := startDevice(t, blank, "--listen", "127.0.0.1:0", "--chip", "esp32s3", "--reset", "usb-jtag")
+	m := regexp.MustCompile(`WebSocket serial port (ws://\S+)`).FindStringSubmatch(dev.output())
+	if m == nil {
+		t.Fatalf("no WebSocket URL printed:\n%s", dev.output())
+	}
+	r := mustGota(t, "chip", "--usb-jtag", "--port", m[1])
+	for _, want := range []string{"ESP32-S3", "bootloader  at 0x0", "4 MB"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("gota chip --usb-jtag lacks %q:\n%s", want, r)
+		}
+	}
+	if n := strings.Count(r.stderr, "waiting for download"); n != 1 || strings.Contains(r.stderr, "SPI_FAST_FLASH_BOOT") {
+		t.Errorf("the USB-JTAG sequence took %d download boots (and flash boots in between):\n%s", n, r.stderr)
+	}
+}
