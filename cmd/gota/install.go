@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +23,7 @@ import (
 
 // The commands that talk to the chip's ROM serial bootloader.
 func init() {
-	register(&command{name: "install", usage: "[--erase] [--stub DIR] --port PORT FILE|manifest.json|FILE@OFFSET...\n                       first install or recovery through the ROM bootloader", run: runInstall})
+	register(&command{name: "install", usage: "[--erase] [--stub DIR] --port PORT FILE|manifest.json|URL|FILE@OFFSET...\n                       first install or recovery through the ROM bootloader", run: runInstall})
 	register(&command{name: "chip", usage: "--port PORT\n                       identify the chip in download mode (chip, revision, MAC, flash size)", run: runChip})
 }
 
@@ -190,6 +192,9 @@ func waitAgent(ctx context.Context, rf *remoteFlags, out *output, stdout io.Writ
 // resolver makes the plan from the command line: one merged image or
 // app, one manifest.json, or FILE@OFFSET parts.
 func resolver(args []string) (install.Resolver, error) {
+	if len(args) == 1 && isURL(args[0]) {
+		return urlManifestResolver(args[0])
+	}
 	if len(args) == 1 && !strings.Contains(args[0], "@") {
 		b, err := os.ReadFile(args[0])
 		if err != nil {
@@ -222,18 +227,68 @@ func manifestResolver(name string, b []byte) (install.Resolver, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	dir := filepath.Dir(name)
+	return buildResolver(name, m, func(path string) ([]byte, error) {
+		if isURL(path) {
+			return fetch(path)
+		}
+		return os.ReadFile(filepath.Join(dir, filepath.FromSlash(path)))
+	}), nil
+}
+
+// buildResolver picks the manifest's build for the chip found and reads
+// its parts with load.
+func buildResolver(name string, m *install.Manifest, load func(string) ([]byte, error)) install.Resolver {
 	return func(info *romloader.ChipInfo) (*install.Plan, error) {
 		bd, err := m.Build(info.Chip)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w; nothing written, the chip stays in download mode", name, err)
 		}
-		return bd.Plan(func(path string) ([]byte, error) {
-			if strings.Contains(path, "://") {
-				return nil, fmt.Errorf("fetching %s: the CLI reads parts from files next to the manifest only", path)
-			}
-			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(path)))
-		})
-	}, nil
+		return bd.Plan(load)
+	}
+}
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// urlManifestResolver fetches a manifest published on the web, as ESP
+// Web Tools does; part paths are relative to it.
+func urlManifestResolver(u string) (install.Resolver, error) {
+	base, err := url.Parse(u)
+	if err != nil {
+		return nil, err
+	}
+	b, err := fetch(u)
+	if err != nil {
+		return nil, err
+	}
+	m, err := install.ParseManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u, err)
+	}
+	return buildResolver(u, m, func(path string) ([]byte, error) {
+		ref, err := url.Parse(path)
+		if err != nil {
+			return nil, err
+		}
+		return fetch(base.ResolveReference(ref).String())
+	}), nil
+}
+
+// fetch GETs a URL (a manifest or one of its parts).
+func fetch(u string) ([]byte, error) {
+	c := &http.Client{Timeout: 60 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	return b, nil
 }
 
 // fileResolver takes a merged image as it is, and a lone app or

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/rom"
+	"github.com/gota-dev/gota/internal/shareddata"
 )
 
 // ptyChip is a virtual chip in download mode behind a pseudo-terminal:
@@ -173,5 +176,56 @@ func TestReadFlashNeedsStubFlag(t *testing.T) {
 	err := romReadFlash(&out, &errOut, []string{"--port", "/dev/null", filepath.Join(t.TempDir(), "x.bin")})
 	if err == nil || !strings.Contains(err.Error(), "needs a flasher stub") {
 		t.Errorf("%v", err)
+	}
+}
+
+// TestInstallManifestURL: an ESP Web Tools manifest on a web server,
+// parts relative to it; the build for the chip found is picked.
+func TestInstallManifestURL(t *testing.T) {
+	dir := shareddata.Dir(t)
+	read := func(n string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	files := map[string][]byte{
+		"/fw/manifest.json": []byte(`{"name":"LED","version":"1.0","builds":[
+			{"chipFamily":"ESP32-C3","parts":[{"path":"c3/boot.bin","offset":0}]},
+			{"chipFamily":"ESP32","parts":[
+				{"path":"boot.bin","offset":4096},{"path":"/fw/table.bin","offset":32768},{"path":"app.bin","offset":65536}]}]}`),
+		"/fw/boot.bin":  read("bootloader-esp32-arduino.bin"),
+		"/fw/table.bin": read("partitions-arduino-ota.bin"),
+		"/fw/app.bin":   read("esp32-ledcontroller-v1.0.bin"),
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	defer srv.Close()
+	pc := newPTYChip(t, rom.ESP32)
+	var out, errOut bytes.Buffer
+	if err := romInstall(&out, &errOut, []string{"--port", pc.name, "--wait-agent", "0", "--timeout", "60s", srv.URL + "/fw/manifest.json"}); err != nil {
+		t.Fatalf("install: %v\n%s", err, errOut.String())
+	}
+	fb := pc.fl.Bytes()
+	for name, off := range map[string]int{"/fw/boot.bin": 0x1000, "/fw/table.bin": 0x8000, "/fw/app.bin": 0x10000} {
+		if !bytes.Equal(fb[off:off+len(files[name])], files[name]) {
+			t.Errorf("%s not at 0x%x", name, off)
+		}
+	}
+	if strings.Count(errOut.String(), "MD5 matches") != 3 {
+		t.Errorf("want three verified parts:\n%s", errOut.String())
+	}
+	// No build for an ESP32-S3: refused, nothing written.
+	s3 := newPTYChip(t, rom.ESP32S3)
+	err := romInstall(&out, &errOut, []string{"--port", s3.name, "--wait-agent", "0", "--timeout", "60s", srv.URL + "/fw/manifest.json"})
+	if err == nil || !strings.Contains(err.Error(), "has builds for ESP32-C3, ESP32, none for the ESP32-S3") {
+		t.Errorf("S3: %v", err)
 	}
 }
