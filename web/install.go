@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -28,20 +29,90 @@ type InstallPanel struct {
 	Result  string // last outcome
 }
 
-// InstallFile is the image chosen for installing.
+// InstallFile is the image chosen for installing: a merged image, or an
+// ESP Web Tools manifest whose build is picked once the chip is known.
 type InstallFile struct {
-	Name string
-	Size int
-	Plan *install.Plan
-	Err  error
+	Name     string
+	Size     int
+	Plan     *install.Plan
+	Manifest *install.Manifest
+	URL      string // the manifest's address; parts are relative to it
+	Err      error
+}
+
+// What names the kind of input for the plan heading.
+func (f *InstallFile) What() string {
+	if f.Manifest != nil {
+		return "an ESP Web Tools manifest"
+	}
+	return "a " + f.Plan.Source
 }
 
 // PlanLines says what goes where, and what gets erased.
 func (f *InstallFile) PlanLines(erase bool) []string {
+	if f.Manifest != nil {
+		var out []string
+		if erase {
+			out = append(out, "erase the whole flash first (NVS, otadata and all data are lost)")
+		}
+		for _, b := range f.Manifest.Builds {
+			for _, p := range b.Parts {
+				out = append(out, fmt.Sprintf("%s: write %s at 0x%06x", b.ChipFamily, p.Path, uint32(p.Offset)))
+			}
+		}
+		return append(out, "the build for the chip found is installed; its parts are checked before anything is written")
+	}
 	if f.Plan == nil {
 		return nil
 	}
 	return f.Plan.Describe(erase, 0)
+}
+
+// LoadManifest reads the manifest at the address typed in the panel.
+func (c *Root) LoadManifest(e vugu.DOMEvent) {
+	u := strings.TrimSpace(inputValue("install-url"))
+	if u == "" {
+		return
+	}
+	go func() {
+		f := &InstallFile{Name: u, URL: u}
+		b, err := fetchURL(u)
+		if err == nil {
+			f.Size = len(b)
+			f.Manifest, err = install.ParseManifest(b)
+		}
+		f.Err = err
+		c.update(func() { c.Inst.File = f; c.Inst.Result = "" })
+	}()
+}
+
+// resolver returns the plan of f for the chip found.
+func (f *InstallFile) resolver() install.Resolver {
+	if f.Manifest == nil {
+		plan := f.Plan
+		return func(*romloader.ChipInfo) (*install.Plan, error) { return plan, nil }
+	}
+	m, base := f.Manifest, f.URL
+	return func(info *romloader.ChipInfo) (*install.Plan, error) {
+		b, err := m.Build(info.Chip)
+		if err != nil {
+			return nil, err
+		}
+		return b.Plan(func(path string) ([]byte, error) { return fetchURL(resolveURL(base, path)) })
+	}
+}
+
+// resolveURL resolves a part's path against the manifest's address.
+func resolveURL(base, path string) string {
+	b, err := url.Parse(base)
+	if err != nil {
+		return path
+	}
+	r, err := url.Parse(path)
+	if err != nil {
+		return path
+	}
+	return b.ResolveReference(r).String()
 }
 
 // InstallFileChosen reads the image picked in the install panel.
@@ -63,7 +134,7 @@ func (c *Root) InstallFileChosen(e vugu.DOMEvent) {
 // planFor makes the install plan of a file: a merged image as it is.
 func planFor(name string, data []byte) (*install.Plan, error) {
 	if install.LooksLikeManifest(data) {
-		return nil, errors.New("a manifest names its parts by URL; in the page, choose the merged image (e.g. ESPHome's .factory.bin) instead, or use gota install manifest.json")
+		return nil, errors.New("a manifest names its parts by address: give the manifest's URL below instead of the file")
 	}
 	p, err := install.SplitMerged(name, data)
 	if err != nil {
@@ -77,7 +148,8 @@ func (c *Root) ToggleErase(e vugu.DOMEvent) { c.Inst.Erase = !c.Inst.Erase }
 
 // CanInstall reports whether the install buttons work.
 func (c *Root) CanInstall() bool {
-	return c.Busy == "" && !c.Inst.Running && c.Inst.File != nil && c.Inst.File.Plan != nil
+	f := c.Inst.File
+	return c.Busy == "" && !c.Inst.Running && f != nil && f.Err == nil && (f.Plan != nil || f.Manifest != nil)
 }
 
 // InstallPercent is the progress of the region being written.
@@ -108,7 +180,7 @@ func (c *Root) startInstall(choose func() (any, error)) {
 	c.Problem, c.Notice = nil, ""
 	c.Inst.Running, c.Inst.Steps, c.Inst.Chip, c.Inst.Result = true, nil, "", ""
 	c.Inst.Done, c.Inst.Total = 0, 0
-	plan, erase, baud := c.Inst.File.Plan, c.Inst.Erase, c.Baud
+	resolve, erase, baud := c.Inst.File.resolver(), c.Inst.Erase, c.Baud
 	c.Busy = "Installing…"
 	go func() {
 		handle, err := choose()
@@ -121,7 +193,7 @@ func (c *Root) startInstall(choose func() (any, error)) {
 			c.installFailed("Could not open the port", err)
 			return
 		}
-		err = c.runInstall(port, plan, erase, baud)
+		err = c.runInstall(port, resolve, erase, baud)
 		port.Close()
 		if err != nil {
 			c.installFailed("Install failed", err)
@@ -136,7 +208,7 @@ func (c *Root) startInstall(choose func() (any, error)) {
 }
 
 // runInstall drives the ROM loader through install.Run.
-func (c *Root) runInstall(port Port, plan *install.Plan, erase bool, baud int) error {
+func (c *Root) runInstall(port Port, resolve install.Resolver, erase bool, baud int) error {
 	// Espressif's USB-Serial-JTAG (S3, C3 native USB) enumerates as
 	// 303a:1001 and needs its own reset sequence (esptool picks it by
 	// that PID, loader.py USB_JTAG_SERIAL_PID).
@@ -152,7 +224,7 @@ func (c *Root) runInstall(port Port, plan *install.Plan, erase bool, baud int) e
 		c.update(func() {
 			c.Inst.Chip = fmt.Sprintf("%s %s, MAC %s, flash %d MB", info.Name, info.RevString(), info.MACString(), info.FlashSize>>20)
 		})
-		return plan, nil
+		return resolve(info)
 	}, install.RunOptions{Baud: baud, Erase: erase, Event: c.installEvent})
 	return err
 }

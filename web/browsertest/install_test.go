@@ -116,3 +116,60 @@ func TestInstallPanel(t *testing.T) {
 		t.Errorf("console lacks the ROM banner:\n%s", console)
 	}
 }
+
+// TestInstallManifest: the panel takes an ESP Web Tools manifest by URL,
+// picks the build for the chip it finds and fetches its parts relative
+// to the manifest.
+func TestInstallManifest(t *testing.T) {
+	ctx := newBrowser(t)
+	s := startBlankSite(t)
+	app, err := server.DemoApp("1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := device.Build(device.CreateOptions{App: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := strings.NewReplacer("/", "_").Replace(t.Name())
+	root := filepath.Join(buildDist(t), dir)
+	os.MkdirAll(filepath.Join(root, "parts"), 0o755)
+	t.Cleanup(func() { os.RemoveAll(root) })
+	files := map[string][]byte{
+		"manifest.json": []byte(`{"name": "demo", "version": "1.0.0", "builds": [
+			{"chipFamily": "ESP32-S3", "parts": [{"path": "parts/s3.bin", "offset": 0}]},
+			{"chipFamily": "ESP32", "parts": [
+				{"path": "parts/bootloader.bin", "offset": 4096},
+				{"path": "parts/partitions.bin", "offset": 32768},
+				{"path": "parts/app.bin", "offset": 65536}]}]}`),
+		"parts/bootloader.bin": content[0x1000:0x8000],
+		"parts/partitions.bin": content[0x8000:0x9000],
+		"parts/app.bin":        app,
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(root, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(t, ctx, s.URL)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = chromedp.Do(tctx, chromedp.SendKeys("#install-url", s.URL+"/"+dir+"/manifest.json", chromedp.NodeVisible))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	click(t, ctx, "#install-load")
+	waitJS(t, ctx, "the manifest's plan", `(document.getElementById("install-plan")||{innerText:""}).innerText.includes("ESP Web Tools manifest")`, 10*time.Second)
+	plan := text(t, ctx, `document.getElementById("install-plan").innerText`)
+	for _, want := range []string{"ESP32: write parts/app.bin at 0x010000", "ESP32-S3: write parts/s3.bin at 0x000000"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan)
+		}
+	}
+	click(t, ctx, "#install-virtual")
+	waitJS(t, ctx, "the agent after the install", `!!document.getElementById("running") && document.getElementById("running").innerText === "app0"`, 90*time.Second)
+	steps := text(t, ctx, `document.getElementById("install-steps").innerText`)
+	if n := strings.Count(steps, "MD5 matches"); n != 3 {
+		t.Errorf("%d parts verified, want 3:\n%s", n, steps)
+	}
+}
