@@ -30,4 +30,4 @@ func cachedImage(digestHex string) []byte                        { return nil }
 func storeImage(digestHex string, image []byte)                  {}
 
 func fetchURL(u string) ([]byte, error) { return nil, errNoBrowser }
-func inputValue(id string) string      { return "" }
+func inputValue(id string) string       { return "" }
