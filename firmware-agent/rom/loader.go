@@ -48,8 +48,8 @@ func (e *Exit) Error() string { return "rom: leaves download mode: " + e.Reason 
 
 // ErrHung is returned by Serve when the host started an uploaded program
 // that is not a recognised flasher stub: the emulator cannot run it, so
-// the chip stops answering until it is reset (Serve returns when the
-// port fails or ctx ends).
+// the chip stops answering until it is reset. Serve returns it at once;
+// later calls read and drop everything until the port fails.
 var ErrHung = errors.New("rom: running an unknown uploaded program; the chip stops answering until reset")
 
 // Loader is the ROM serial loader of one chip, and the flasher stub once
@@ -62,6 +62,7 @@ type Loader struct {
 	val  uint32 // the value field of the next reply (the ROM leaves the last one)
 
 	stub     *Stub // non-nil once a recognised stub runs
+	hung     bool  // an unknown program runs: deaf until reset
 	mem      memUpload
 	fw       *flashWrite
 	stubErr  byte // a stub write error not reported yet
@@ -97,6 +98,9 @@ func New(cfg Config) *Loader {
 	return l
 }
 
+// Hung reports whether an unknown program was started (ErrHung).
+func (l *Loader) Hung() bool { return l.hung }
+
 // Stub returns the flasher stub running, or nil in the ROM loader.
 func (l *Loader) Stub() *Stub { return l.stub }
 
@@ -107,6 +111,13 @@ func (l *Loader) Stub() *Stub { return l.stub }
 // the line is unplugged.
 func (l *Loader) Serve(ctx context.Context, port Port) error {
 	l.port = port
+	if l.hung {
+		_, err := io.Copy(io.Discard, port)
+		if err == nil {
+			err = io.EOF
+		}
+		return err
+	}
 	sr := NewSLIPReader(port)
 	for ctx.Err() == nil {
 		frame, err := sr.ReadFrame()
@@ -122,7 +133,7 @@ func (l *Loader) Serve(ctx context.Context, port Port) error {
 		}
 		if err := l.handle(ctx, cmd, sr); err != nil {
 			if errors.Is(err, ErrHung) {
-				io.Copy(io.Discard, port) // deaf until the port fails (reset, unplug)
+				l.hung = true
 			}
 			return err
 		}

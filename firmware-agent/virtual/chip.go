@@ -112,7 +112,7 @@ func (c *chip) start(mode rom.BootMode) {
 		c.line.Device().SetBaudNow(romBaud)
 		c.run("boot loop", func(ctx context.Context, p *uartPort) {
 			for ctx.Err() == nil {
-				err := rom.BootLoop(ctx, p, c.rom, c.cfg.ChipRev, word)
+				err := rom.BootLoop(ctx, c.console(p), c.rom, c.cfg.ChipRev, word)
 				if !c.waitLine(ctx, err) {
 					return
 				}
@@ -166,6 +166,9 @@ func (c *chip) waitLine(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, errReset) || errors.Is(err, link.ErrClosed) {
 		return false
 	}
+	if errors.Is(err, rom.ErrHung) {
+		return true // the loader stays deaf in its next Serve
+	}
 	if errors.Is(err, link.ErrDisconnected) {
 		return c.line.WaitUp(ctx) == nil
 	}
@@ -184,7 +187,7 @@ func (c *chip) download(ctx context.Context, p *uartPort) {
 	c.mu.Lock()
 	c.loader = l
 	c.mu.Unlock()
-	if _, err := io.WriteString(p, rom.DownloadBanner(c.rom, c.cfg.ChipRev)); err != nil && !c.waitLine(ctx, err) {
+	if _, err := io.WriteString(c.console(p), rom.DownloadBanner(c.rom, c.cfg.ChipRev)); err != nil && !c.waitLine(ctx, err) {
 		return
 	}
 	for {
@@ -197,19 +200,32 @@ func (c *chip) download(ctx context.Context, p *uartPort) {
 			<-ctx.Done()
 			return
 		}
-		if errors.Is(err, rom.ErrHung) {
+		if l.Hung() {
 			c.mu.Lock()
 			c.state = "hung"
 			c.mu.Unlock()
-			for c.waitLine(ctx, err) {
-				_, err = io.Copy(io.Discard, p)
-			}
-			return
 		}
 		if !c.waitLine(ctx, err) {
 			return
 		}
 	}
+}
+
+// console is where the ROM prints: the UART, and a copy to Config.Log.
+func (c *chip) console(p *uartPort) io.Writer {
+	if c.cfg.Log == nil {
+		return p
+	}
+	return &teeWriter{p, c.cfg.Log}
+}
+
+// teeWriter writes to w and copies what it wrote to log.
+type teeWriter struct{ w, log io.Writer }
+
+func (t *teeWriter) Write(b []byte) (int, error) {
+	n, err := t.w.Write(b)
+	t.log.Write(b[:n])
+	return n, err
 }
 
 // device returns the booted device, nil outside the app.

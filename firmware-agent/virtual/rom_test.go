@@ -301,3 +301,58 @@ func TestWebSocketSignals(t *testing.T) {
 		t.Errorf("EncodeSignals round trip: %+v %v", s, err)
 	}
 }
+
+// TestUnknownProgramHangs: code that is not a published flasher stub,
+// uploaded and started, leaves the chip deaf until a reset, after which
+// the ROM answers again.
+func TestUnknownProgramHangs(t *testing.T) {
+	var log bytes.Buffer
+	var logMu = make(chan struct{}, 1)
+	logMu <- struct{}{}
+	d, err := New(flash.NewMemory(4<<20), Config{BootButton: true, Log: LineLog(func(l string) {
+		<-logMu
+		log.WriteString(l + "\n")
+		logMu <- struct{}{}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	host := d.Host()
+	h := newROMHost(t, host, func(b []byte) error { _, err := host.Write(b); return err })
+	h.waitText("waiting for download", 2*time.Second)
+	if !h.sync() {
+		t.Fatal("no SYNC reply")
+	}
+	code := bytes.Repeat([]byte{0x36, 0x41, 0x00, 0x1D}, 256)
+	h.cmd(rom.OpMemBegin, le(uint32(len(code)), 1, 0x1800, 0x40090000), 0, time.Second)
+	h.cmd(rom.OpMemData, append(le(uint32(len(code)), 0, 0, 0), code...), rom.Checksum(code), time.Second)
+	if _, _, ok := h.cmd(rom.OpMemEnd, le(0, 0x40090000), 0, time.Second); !ok {
+		t.Fatal("MEM_END not answered")
+	}
+	waitFor(t, d, "hung")
+	if h.sync() {
+		t.Fatal("a chip running unknown code answered SYNC")
+	}
+	// EN pressed (the reset button); BOOT is still held.
+	d.Board().Reset()
+	waitFor(t, d, "download")
+	if !h.sync() {
+		t.Fatal("no SYNC reply after the reset")
+	}
+	<-logMu
+	defer func() { logMu <- struct{}{} }()
+	if n := strings.Count(log.String(), "waiting for download"); n != 2 {
+		t.Errorf("Config.Log has %d download banners, want 2:\n%s", n, log.String())
+	}
+}
+
+func waitFor(t *testing.T, d *Device, state string) {
+	t.Helper()
+	for end := time.Now().Add(3 * time.Second); d.State() != state; {
+		if time.Now().After(end) {
+			t.Fatalf("state %q, want %q", d.State(), state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

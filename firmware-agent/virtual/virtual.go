@@ -8,6 +8,29 @@
 // page reaches it) and/or through a pseudo-terminal (AttachPTY, which any
 // serial program can open). `gota device run`, `gota serve` and the web
 // server's tests all run their virtual device through this package.
+//
+// # Resets and the ROM
+//
+// The chip lives from reset to reset (chip.go). The host's DTR/RTS travel
+// with the line (link.Line.SetSignals; over the WebSocket as text
+// messages, signals.go) to the board's reset circuit (rom.Board: the
+// auto-reset circuit of dev boards, or the USB-Serial-JTAG of S3/C3), and
+// Config.BootButton holds GPIO0 low as the BOOT button does. When the
+// chip leaves reset, the ROM either
+//
+//   - enters download mode (GPIO0 low): it prints its banner ("...
+//     waiting for download") and serves the serial loader (package rom),
+//     flasher stubs included, until the host ends it with FLASH_END or
+//     RUN_USER_CODE, which boots the flash;
+//   - finds no bootloader image at the chip's bootloader offset (a blank
+//     or broken flash) and prints "invalid header: 0x..." in a watchdog
+//     reset loop, as a real chip does;
+//   - or boots the flash: package device's bootloader and the app with
+//     its agent, as before.
+//
+// State reports which. Each life gets its own view of the UART (uart.go),
+// so a reset ends whatever ran without touching the host's side of the
+// line, and bytes sent while the chip resets are lost.
 package virtual
 
 import (
