@@ -30,6 +30,9 @@ type Config struct {
 	MAC   [6]byte      // factory MAC; zero = DefaultMAC
 	// Stubs are the flasher stubs the chip recognises; nil = KnownStubs.
 	Stubs []Stub
+	// OnStub, when set, is called when a recognised stub starts, before
+	// it greets the host (e.g. to give the UART the stub's buffers).
+	OnStub func(*Stub)
 }
 
 // DefaultMAC is the MAC a Config without one gets (Espressif's OUI).

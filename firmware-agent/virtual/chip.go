@@ -20,7 +20,20 @@ type chipPort interface {
 	io.ReadWriter
 	SetBaud(baud int) error
 	Baud() int
+	// InstallDriver sets the UART receive path (uart_driver_install).
+	InstallDriver(r link.Receiver)
 }
+
+// The ROM's and the flasher stub's UART receive paths. Both run from
+// ROM/IRAM, so flash operations do not stop their interrupt. The ROM's
+// buffer holds a whole command (MEM_DATA blocks are 0x1800 bytes, esptool
+// ESP_RAM_BLOCK); the stub double-buffers 16 KiB write blocks so that the
+// next one arrives while it writes (esptool FLASH_WRITE_SIZE 0x4000). The
+// exact sizes in the ROM and stub have not been checked.
+var (
+	romReceiver  = link.Receiver{RingBuffer: 8 << 10, ISRInIRAM: true}
+	stubReceiver = link.Receiver{RingBuffer: 2 * (16<<10 + 64), ISRInIRAM: true}
+)
 
 // romBaud is the rate the ROM prints and listens at (40 MHz crystal;
 // serial-protocol.rst: the chip "always initialises at 115200bps").
@@ -102,14 +115,17 @@ func (c *chip) start(mode rom.BootMode) {
 	if c.life.Err() != nil {
 		return
 	}
+	dev := c.line.Device()
 	if mode == rom.DownloadBoot {
-		c.line.Device().SetBaudNow(romBaud)
+		dev.SetBaudNow(romBaud)
+		dev.InstallDriver(romReceiver)
 		c.run("download", c.download)
 		return
 	}
 	word, ok := rom.FlashBootHeader(c.rom, c.fl)
 	if !ok {
-		c.line.Device().SetBaudNow(romBaud)
+		dev.SetBaudNow(romBaud)
+		dev.InstallDriver(romReceiver)
 		c.run("boot loop", func(ctx context.Context, p *uartPort) {
 			for ctx.Err() == nil {
 				err := rom.BootLoop(ctx, c.console(p), c.rom, c.cfg.ChipRev, word)
@@ -120,12 +136,14 @@ func (c *chip) start(mode rom.BootMode) {
 		})
 		return
 	}
-	c.line.Device().SetBaudNow(c.line.InitialBaud())
+	dev.SetBaudNow(c.line.InitialBaud())
+	// Until the app installs its own driver, the line's configured one.
+	dev.InstallDriver(c.cfg.Line.Receiver)
 	// Boot before returning, so that Device() is set when New returns.
 	p := c.uart.port()
-	dev, serve, release, err := c.boot(c.fl, c.cfg, p)
+	booted, serve, release, err := c.boot(c.fl, c.cfg, p)
 	c.mu.Lock()
-	c.dev = dev
+	c.dev = booted
 	c.mu.Unlock()
 	c.runOn("app", p, func(ctx context.Context, p *uartPort) {
 		if err != nil {
@@ -183,7 +201,9 @@ func (c *chip) waitLine(ctx context.Context, err error) bool {
 // download is the ROM's download mode: banner, then the serial loader
 // until the host makes the chip leave it.
 func (c *chip) download(ctx context.Context, p *uartPort) {
-	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev})
+	// The stub sets up its own receive path when it starts.
+	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev,
+		OnStub: func(*rom.Stub) { p.InstallDriver(stubReceiver) }})
 	c.mu.Lock()
 	c.loader = l
 	c.mu.Unlock()

@@ -109,6 +109,7 @@ func bootGo(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(co
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	uart.InstallDriver(agent.UART)
 	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
 	return dev, func(ctx context.Context) error { boot.wait(ctx); return a.Serve(ctx, uart) }, func() {}, nil
 }
@@ -197,10 +198,12 @@ func New(fl *flash.Flash, cfg Config) (*Device, error) {
 		d.disconnected()
 	}
 	d.line = link.New(cfg.Line)
+	fl.SetGuard(d.line.FlashGuard())
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := newChip(ctx, fl, cfg, d.line, boot)
 	if err != nil {
 		cancel()
+		fl.SetGuard(nil)
 		d.line.Close()
 		return nil, fmt.Errorf("virtual device: %w", err)
 	}
@@ -260,6 +263,7 @@ func (d *Device) Close() error {
 		d.line.Close() // unblocks the agent's pending read
 		d.chip.close()
 		d.ports.close()
+		d.flash.SetGuard(nil)
 		if d.ownsFlash {
 			err = d.flash.Close()
 		}
