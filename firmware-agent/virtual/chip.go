@@ -70,6 +70,9 @@ func newChip(ctx context.Context, fl *flash.Flash, cfg Config, line *link.Line, 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ChipRev == 0 {
+		cfg.ChipRev = device.DefaultChipRev
+	}
 	c := &chip{cfg: cfg, rom: rc, fl: fl, line: line, uart: newUART(line.Device()), boot: boot, life: ctx}
 	c.board = rom.NewBoard(cfg.Reset, c.hold, c.start)
 	c.board.HoldBoot(cfg.BootButton)
