@@ -224,17 +224,24 @@ func TestResetSequences(t *testing.T) {
 	}
 	classic := []sig{{false, true, 100 * time.Millisecond}, {true, false, 50 * time.Millisecond}, {false, false, 0}}
 	hard := []sig{{false, true, 100 * time.Millisecond}, {false, false, 0}}
+	// esptool's USBJTAGSerialReset, one line at a time.
+	usbJTAG := []sig{{false, false, 100 * time.Millisecond}, {true, false, 100 * time.Millisecond},
+		{true, true, 0}, {false, true, 100 * time.Millisecond}, {false, false, 0}}
 	cases := []struct {
 		name  string
+		chip  string
+		reset rom.Circuit
 		flash []byte // nil: blank
 		seq   []sig
 		state string
 		text  string
 	}{
-		{"classic reset into download", content, classic, "download", "waiting for download"},
-		{"hard reset into the app", content, hard, "app", "boot:0x13 (SPI_FAST_FLASH_BOOT)"},
-		{"blank flash boot loop", nil, hard, "boot loop", "invalid header: 0xffffffff"},
-		{"blank flash, classic reset", nil, classic, "download", "waiting for download"},
+		{"classic reset into download", "", rom.AutoReset, content, classic, "download", "waiting for download"},
+		{"hard reset into the app", "", rom.AutoReset, content, hard, "app", "boot:0x13 (SPI_FAST_FLASH_BOOT)"},
+		{"blank flash boot loop", "", rom.AutoReset, nil, hard, "boot loop", "invalid header: 0xffffffff"},
+		{"blank flash, classic reset", "", rom.AutoReset, nil, classic, "download", "waiting for download"},
+		{"ESP32-S3 USB-JTAG reset", "esp32s3", rom.USBSerialJTAG, nil, usbJTAG, "download", "ESP-ROM:esp32s3-20210327"},
+		{"ESP32-C3 USB-JTAG hard reset", "esp32c3", rom.USBSerialJTAG, nil, hard, "boot loop", "invalid header: 0xffffffff"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -242,7 +249,7 @@ func TestResetSequences(t *testing.T) {
 			if c.flash != nil {
 				fl = flash.FromBytes(c.flash)
 			}
-			d, err := New(fl, Config{Line: link.Config{Baud: 115200}})
+			d, err := New(fl, Config{Chip: c.chip, Reset: c.reset, Line: link.Config{Baud: 115200}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,16 +260,29 @@ func TestResetSequences(t *testing.T) {
 			for len(h.text.ch) > 0 {
 				<-h.text.ch
 			}
+			before := d.Device()
 			for _, s := range c.seq {
 				d.Line().SetSignals(link.Signals{DTR: s.dtr, RTS: s.rts})
 				time.Sleep(s.wait)
 			}
-			h.waitText(c.text, 3*time.Second)
-			if d.State() != c.state {
-				t.Fatalf("state %q, want %q", d.State(), c.state)
+			waitFor(t, d, c.state)
+			if c.state == "app" {
+				// A new life: the device booted again.
+				for end := time.Now().Add(3 * time.Second); d.Device() == before || d.Device() == nil; time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(end) {
+						t.Fatal("the app did not boot again")
+					}
+				}
 			}
+			h.waitText(c.text, 3*time.Second)
 			if c.state == "download" && !h.sync() {
 				t.Fatal("no SYNC reply in download mode")
+			}
+			if c.chip == "esp32s3" {
+				_, info, ok := h.cmd(rom.OpGetSecInfo, nil, 0, time.Second)
+				if !ok || len(info) != 24 || binary.LittleEndian.Uint32(info[12:]) != 9 {
+					t.Fatalf("GET_SECURITY_INFO: %v % x, want chip id 9", ok, info)
+				}
 			}
 		})
 	}
