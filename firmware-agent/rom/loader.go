@@ -101,6 +101,10 @@ func New(cfg Config) *Loader {
 	return l
 }
 
+// Close releases what a write in progress holds (its decompressor). The
+// chip's reset ends a Loader this way.
+func (l *Loader) Close() { l.abandonWrite() }
+
 // Hung reports whether an unknown program was started (ErrHung).
 func (l *Loader) Hung() bool { return l.hung }
 

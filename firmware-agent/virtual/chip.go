@@ -207,6 +207,7 @@ func (c *chip) download(ctx context.Context, p *uartPort) {
 	// The stub sets up its own receive path when it starts.
 	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev,
 		OnStub: func(*rom.Stub) { p.InstallDriver(stubReceiver) }})
+	defer l.Close()
 	c.mu.Lock()
 	c.loader = l
 	c.mu.Unlock()
