@@ -55,7 +55,6 @@ type chip struct {
 
 	mu     sync.Mutex
 	dev    *device.Device
-	loader *rom.Loader
 	state  string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -208,9 +207,6 @@ func (c *chip) download(ctx context.Context, p *uartPort) {
 	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev,
 		OnStub: func(*rom.Stub) { p.InstallDriver(stubReceiver) }})
 	defer l.Close()
-	c.mu.Lock()
-	c.loader = l
-	c.mu.Unlock()
 	if _, err := io.WriteString(c.console(p), rom.DownloadBanner(c.rom, c.cfg.ChipRev)); err != nil && !c.waitLine(ctx, err) {
 		return
 	}

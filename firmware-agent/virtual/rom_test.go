@@ -376,3 +376,39 @@ func waitFor(t *testing.T, d *Device, state string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestROMWriteSurvivesCut: the line is cut in the middle of a ROM write
+// (the USB adapter unplugged and plugged in again, the chip powered on
+// its own); the loader keeps its place and the host carries on.
+func TestROMWriteSurvivesCut(t *testing.T) {
+	d, err := New(flash.NewMemory(4<<20), Config{BootButton: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	host := d.Host()
+	h := newROMHost(t, host, func(b []byte) error { _, err := host.Write(b); return err })
+	h.waitText("waiting for download", 2*time.Second)
+	if !h.sync() {
+		t.Fatal("no SYNC reply")
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 0x100) // 4 KiB
+	const bs = 0x400
+	h.cmd(rom.OpFlashBegin, le(uint32(len(data)), 4, bs, 0x20000), 0, 5*time.Second)
+	for i := 0; i < 4; i++ {
+		if i == 2 {
+			d.Line().Disconnect()
+			time.Sleep(20 * time.Millisecond)
+			d.Line().Reconnect()
+		}
+		blk := data[i*bs : (i+1)*bs]
+		if _, r, ok := h.cmd(rom.OpFlashData, append(le(bs, uint32(i), 0, 0), blk...), rom.Checksum(blk), 2*time.Second); !ok || r[0] != 0 {
+			t.Fatalf("block %d after the cut: %v % x", i, ok, r)
+		}
+	}
+	got := make([]byte, len(data))
+	d.Flash().ReadAt(got, 0x20000)
+	if !bytes.Equal(got, data) || d.State() != "download" {
+		t.Fatalf("after the cut: state %s, flash equal %v", d.State(), bytes.Equal(got, data))
+	}
+}
