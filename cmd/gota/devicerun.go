@@ -125,6 +125,11 @@ flags:
 	if o.reset != "auto" && o.reset != "usb-jtag" {
 		return nil, fmt.Errorf("--reset %q: want auto or usb-jtag", o.reset)
 	}
+	uartSet := false
+	fs.Visit(func(f *flag.Flag) { uartSet = uartSet || f.Name == "uart" })
+	if o.reset == "usb-jtag" && !uartSet {
+		o.line.UART = link.USB // the USB-Serial-JTAG is a USB device: flow-controlled
+	}
 	if _, err := rom.ChipByName(o.chip); err != nil {
 		return nil, fmt.Errorf("--chip: %w", err)
 	}

@@ -26,7 +26,7 @@ type Port interface {
 type Config struct {
 	Chip  *Chip        // default ESP32
 	Flash *flash.Flash // the SPI flash; nil = no flash attached
-	Rev   uint16       // major*100+minor; default 300 (v3.0)
+	Rev   uint16       // major*100+minor; default Chip.DefaultRev
 	MAC   [6]byte      // factory MAC; zero = DefaultMAC
 	// Stubs are the flasher stubs the chip recognises; nil = KnownStubs.
 	Stubs []Stub
@@ -79,7 +79,7 @@ func New(cfg Config) *Loader {
 		cfg.Chip = ESP32
 	}
 	if cfg.Rev == 0 {
-		cfg.Rev = 300
+		cfg.Rev = cfg.Chip.DefaultRev
 	}
 	if cfg.MAC == ([6]byte{}) {
 		cfg.MAC = DefaultMAC

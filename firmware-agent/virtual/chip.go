@@ -70,7 +70,7 @@ func newChip(ctx context.Context, fl *flash.Flash, cfg Config, line *link.Line, 
 		return nil, err
 	}
 	if cfg.ChipRev == 0 {
-		cfg.ChipRev = device.DefaultChipRev
+		cfg.ChipRev = rc.DefaultRev
 	}
 	c := &chip{cfg: cfg, rom: rc, fl: fl, line: line, uart: newUART(line.Device()), boot: boot, life: ctx}
 	c.board = rom.NewBoard(cfg.Reset, c.hold, c.start)

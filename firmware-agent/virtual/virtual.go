@@ -67,7 +67,8 @@ type Config struct {
 	Log io.Writer
 	// Chip is what the ROM loader identifies as: esp32 (default),
 	// esp32s2, esp32s3 or esp32c3 (rom.ChipByName); ChipRev its revision
-	// (major*100+minor, default 300).
+	// (major*100+minor, default the chip's rom.Chip.DefaultRev: v3.0 for
+	// ESP32).
 	Chip    string
 	ChipRev uint16
 	// Reset is how the host's DTR/RTS reach EN and GPIO0: the dev
