@@ -301,7 +301,7 @@ func TestChecksumNoise(t *testing.T) {
 				t.Fatalf("block %d: 10 tries failed", i)
 			}
 			b.send(OpFlashData, dataPacket(i, blk), Checksum(blk))
-			r, err := b.reply(time.Second)
+			r, err := b.reply(400 * time.Millisecond)
 			if err == nil && r.op == OpFlashData {
 				if _, failed, _ := status(r, 4); failed == 0 {
 					break
