@@ -168,6 +168,7 @@ func TestROMErrors(t *testing.T) {
 			binary.LittleEndian.PutUint32(p, 1000)
 			return b.cmd(OpFlashData, p, Checksum(block))
 		}, ErrROMInvalidMsg},
+		{"ESP32 ROM FLASH_BEGIN with a fifth word", func(b *bench) reply { return b.cmd(OpFlashBegin, words(1024, 1, 1024, 0x10000, 0), 0) }, ErrROMInvalidMsg},
 		{"FLASH_BEGIN unaligned", func(b *bench) reply { return b.cmd(OpFlashBegin, words(1024, 1, 1024, 0x10010), 0) }, ErrROMInvalidParam},
 		{"FLASH_BEGIN past the chip", func(b *bench) reply { return b.cmd(OpFlashBegin, words(0x2000, 2, 0x1000, 0x3FF000), 0) }, ErrROMInvalidParam},
 		{"write over unerased data", func(b *bench) reply {
@@ -268,6 +269,11 @@ func TestROMTiming(t *testing.T) {
 }
 
 func TestChangeBaud(t *testing.T) {
+	// ESP32-S2 and later ROMs take the fifth FLASH_BEGIN word.
+	s3 := newBench(t, Config{Chip: ESP32S3}, link.Config{})
+	if _, failed, code := status(s3.cmd(OpFlashBegin, words(1024, 1, 1024, 0x10000, 0), 0), 4); failed != 0 {
+		t.Errorf("ESP32-S3 FLASH_BEGIN with 5 words: error 0x%02x", code)
+	}
 	b := newBench(t, Config{}, link.Config{})
 	b.cmd(OpChangeBaudrate, words(921600, 0), 0)
 	// The chip switches once its reply has left the wire.
