@@ -232,11 +232,25 @@ func (c *chip) download(ctx context.Context, p *uartPort) {
 }
 
 // console is where the ROM prints: the UART, and a copy to Config.Log.
+// What it prints while the line is down is lost, as a UART nobody listens
+// to loses it; only a reset or the end of the line stops it.
 func (c *chip) console(p *uartPort) io.Writer {
-	if c.cfg.Log == nil {
-		return p
+	var w io.Writer = lossyWriter{p}
+	if c.cfg.Log != nil {
+		w = &teeWriter{w, c.cfg.Log}
 	}
-	return &teeWriter{p, c.cfg.Log}
+	return w
+}
+
+// lossyWriter drops what cannot be sent because the line is cut.
+type lossyWriter struct{ w io.Writer }
+
+func (l lossyWriter) Write(b []byte) (int, error) {
+	n, err := l.w.Write(b)
+	if errors.Is(err, link.ErrDisconnected) {
+		return len(b), nil
+	}
+	return n, err
 }
 
 // teeWriter writes to w and copies what it wrote to log.
