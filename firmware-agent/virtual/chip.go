@@ -35,6 +35,11 @@ var (
 	stubReceiver = link.Receiver{RingBuffer: 2 * (16<<10 + 64), ISRInIRAM: true}
 )
 
+// bootRetry is how long a failing second-stage bootloader takes from
+// reset to its next reset (reading the partition table and the apps; not
+// measured).
+const bootRetry = 500 * time.Millisecond
+
 // romBaud is the rate the ROM prints and listens at (40 MHz crystal;
 // serial-protocol.rst: the chip "always initialises at 115200bps").
 const romBaud = 115200
@@ -147,11 +152,22 @@ func (c *chip) start(mode rom.BootMode) {
 	c.mu.Lock()
 	c.dev = booted
 	c.mu.Unlock()
-	c.runOn("app", p, func(ctx context.Context, p *uartPort) {
+	state := "app"
+	if err != nil {
+		state = "boot loop"
+	}
+	c.runOn(state, p, func(ctx context.Context, p *uartPort) {
 		if err != nil {
-			// The bootloader printed why; a real chip would reset and
-			// fail again. This one waits for the host to reset it.
-			io.Copy(io.Discard, p)
+			// The bootloader printed why (no valid partition table, no
+			// bootable app) and resets the chip, which fails again
+			// (bootloader_utility.c: bootloader_reset after "No bootable
+			// app partitions"), until the host installs something.
+			select {
+			case <-ctx.Done():
+			case <-time.After(bootRetry):
+				go c.start(rom.FlashBoot)
+				<-ctx.Done()
+			}
 			return
 		}
 		defer release()

@@ -412,3 +412,32 @@ func TestROMWriteSurvivesCut(t *testing.T) {
 		t.Fatalf("after the cut: state %s, flash equal %v", d.State(), bytes.Equal(got, data))
 	}
 }
+
+// TestNoTableBootLoop: a bootloader but an erased partition table: the
+// second-stage bootloader fails and resets, again and again, until the
+// host takes the chip into download mode.
+func TestNoTableBootLoop(t *testing.T) {
+	boot, err := device.StandInBootloader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := flash.NewMemory(4 << 20)
+	fl.Program(0x1000, boot)
+	d, err := New(fl, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	host := d.Host()
+	h := newROMHost(t, host, func(b []byte) error { _, err := host.Write(b); return err })
+	out := h.waitText("No bootable app partitions", 3*time.Second)
+	out += h.waitText("No bootable app partitions", 3*time.Second)
+	if d.State() != "boot loop" || strings.Count(out, "rst:0x1") < 2 {
+		t.Fatalf("state %s; output %q: want the bootloader failing twice", d.State(), out)
+	}
+	for _, s := range []link.Signals{{RTS: true}, {DTR: true}, {}} {
+		d.Line().SetSignals(s)
+		time.Sleep(60 * time.Millisecond)
+	}
+	waitFor(t, d, "download")
+}
