@@ -74,12 +74,11 @@
 //   - Secure download mode, flash encryption, and SPI_ATTACH being
 //     required before flash commands (the emulator accepts them without).
 //   - Unknown commands (GET_SECURITY_INFO on ESP32 among them): the ROM
-//     answers once, status 1, error 0x05, under the request's opcode.
-//     esptool and esptool-js expect a reply under another opcode, sent 8
-//     times (their UnsupportedCommandError path); with this one esptool-js
-//     0.7.0 takes its slower path instead ("Autodetection failed, trying
-//     again": a second reset and sync). What a real ESP32 ROM sends has
-//     not been checked.
+//     answers status 1, error 0x05, 8 times, under another opcode than the
+//     request's, as esptool, esptool-js and tinygo's espflasher expect
+//     (their UnsupportedCommandError path; esptool loader.py counts the 8
+//     replies). Which opcode a real ROM uses is not documented: the
+//     emulator uses the last command it understood.
 //   - A repeated _DATA sequence number (a host's retry after a lost reply)
 //     is written again at the same place for plain data and acknowledged
 //     without re-feeding for compressed data; what the real ROM does there

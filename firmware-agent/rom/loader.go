@@ -66,6 +66,7 @@ type Loader struct {
 
 	stub     *Stub // non-nil once a recognised stub runs
 	hung     bool  // an unknown program runs: deaf until reset
+	lastOp   byte  // the last command the ROM understood
 	mem      memUpload
 	fw       *flashWrite
 	stubErr  byte // a stub write error not reported yet
@@ -87,7 +88,7 @@ func New(cfg Config) *Loader {
 	if cfg.Stubs == nil {
 		cfg.Stubs = KnownStubs
 	}
-	l := &Loader{cfg: cfg}
+	l := &Loader{cfg: cfg, lastOp: OpSync}
 	size := 0
 	if cfg.Flash != nil {
 		size = cfg.Flash.Size()
@@ -178,6 +179,9 @@ func (l *Loader) handle(ctx context.Context, c command, sr *SLIPReader) error {
 		// The size field disagrees with the packet.
 		return l.reply(c.op, nil, l.errCode(ErrROMInvalidMsg, ErrStubBadDataLen))
 	}
+	if l.stub == nil && knownROMOp(c.op, l.cfg.Chip) {
+		l.lastOp = c.op
+	}
 	switch c.op {
 	case OpSync:
 		return l.sync(c)
@@ -207,6 +211,9 @@ func (l *Loader) handle(ctx context.Context, c command, sr *SLIPReader) error {
 	case OpChangeBaudrate:
 		return l.changeBaud(c)
 	case OpGetSecInfo:
+		if l.cfg.Chip.SecurityInfoLen == 0 && l.stub == nil {
+			return l.unsupported() // not in the ESP32 ROM
+		}
 		return l.securityInfo(c)
 	case OpMemBegin, OpMemData, OpMemEnd:
 		return l.memCommand(c)
@@ -230,7 +237,41 @@ func (l *Loader) handle(ctx context.Context, c command, sr *SLIPReader) error {
 		}
 		return l.reply(c.op, nil, ErrStubNotImplemented)
 	}
-	return l.reply(c.op, nil, ErrROMInvalidMsg)
+	return l.unsupported()
+}
+
+// unsupportedRepeat is how often the ROM sends its reply to a command it
+// does not know (esptool loader.py: "Unsupported command response is sent
+// 8 times and has 14 bytes length including delimiter 0xC0 bytes").
+const unsupportedRepeat = 8
+
+// unsupported answers a command the ROM does not know: status 1, error
+// 0x05, repeated, under an opcode other than the request's, which is how
+// esptool, esptool-js and tinygo's espflasher recognise it (they take a
+// reply with another opcode and error 0x05 as "unsupported"). Which
+// opcode a real ROM puts there is not documented; the emulator repeats
+// the last command it understood.
+func (l *Loader) unsupported() error {
+	p := response(l.lastOp, l.val, l.status(nil, ErrROMInvalidMsg))
+	for i := 0; i < unsupportedRepeat; i++ {
+		if err := l.send(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// knownROMOp reports whether the ROM loader of chip has command op.
+func knownROMOp(op byte, chip *Chip) bool {
+	switch op {
+	case OpFlashBegin, OpFlashData, OpFlashEnd, OpMemBegin, OpMemEnd, OpMemData, OpSync,
+		OpWriteReg, OpReadReg, OpSPISetParams, OpSPIAttach, OpChangeBaudrate,
+		OpFlashDeflBegin, OpFlashDeflData, OpFlashDeflEnd, OpSPIFlashMD5:
+		return true
+	case OpGetSecInfo:
+		return chip.SecurityInfoLen > 0
+	}
+	return false
 }
 
 // errCode picks the ROM's or the stub's code for the same failure.

@@ -128,15 +128,13 @@ func TestSecurityInfo(t *testing.T) {
 	}
 	for _, c := range cases {
 		b := newBench(t, Config{Chip: c.chip}, link.Config{})
-		payload, failed, code := status(b.cmd(OpGetSecInfo, nil, 0), 4)
 		if c.n == 0 {
-			if failed != 1 || code != ErrROMInvalidMsg {
-				t.Errorf("%s: GET_SECURITY_INFO status %d error 0x%02x, want 1 0x05 (unsupported)", c.chip, failed, code)
-			}
+			expectUnsupported(t, b, OpGetSecInfo)
 			continue
 		}
+		payload, failed, code := status(b.cmd(OpGetSecInfo, nil, 0), 4)
 		if failed != 0 || len(payload) != c.n {
-			t.Fatalf("%s: GET_SECURITY_INFO %d bytes status %d, want %d bytes", c.chip, len(payload), failed, c.n)
+			t.Fatalf("%s: GET_SECURITY_INFO %d bytes status %d error 0x%02x, want %d bytes", c.chip, len(payload), failed, code, c.n)
 		}
 		if c.n == 20 && binary.LittleEndian.Uint32(payload[12:]) != c.chipID {
 			t.Errorf("%s: chip id %d, want %d", c.chip, binary.LittleEndian.Uint32(payload[12:]), c.chipID)
@@ -152,8 +150,6 @@ func TestROMErrors(t *testing.T) {
 		run  func(b *bench) reply
 		code byte
 	}{
-		{"unknown command", func(b *bench) reply { return b.cmd(0x42, nil, 0) }, ErrROMInvalidMsg},
-		{"stub-only command", func(b *bench) reply { return b.cmd(OpEraseFlash, nil, 0) }, ErrROMInvalidMsg},
 		{"READ_REG without address", func(b *bench) reply { return b.cmd(OpReadReg, nil, 0) }, ErrROMInvalidMsg},
 		{"FLASH_DATA before FLASH_BEGIN", func(b *bench) reply {
 			return b.cmd(OpFlashData, dataPacket(0, block), Checksum(block))
@@ -343,6 +339,46 @@ func TestFlashEndExits(t *testing.T) {
 			b.done <- err // for the cleanup
 		case <-time.After(2 * time.Second):
 			t.Errorf("FLASH_END %d: the ROM stays in the loader", c.flag)
+		}
+	}
+}
+
+// expectUnsupported sends op and checks the ROM's "unsupported" answer:
+// 8 replies, status 1, error 0x05, under another opcode.
+func expectUnsupported(t *testing.T, b *bench, op byte) {
+	t.Helper()
+	b.send(op, nil, 0)
+	for i := 0; i < unsupportedRepeat; i++ {
+		r, err := b.reply(time.Second)
+		if err != nil {
+			t.Fatalf("op 0x%02x: reply %d: %v", op, i, err)
+		}
+		if _, failed, code := status(r, 4); r.op == op || failed != 1 || code != ErrROMInvalidMsg {
+			t.Fatalf("op 0x%02x: reply %d under op 0x%02x, status %d error 0x%02x; want another op, 1, 0x05", op, i, r.op, failed, code)
+		}
+	}
+	if _, err := b.reply(200 * time.Millisecond); err != errTimeout {
+		t.Fatalf("op 0x%02x: a ninth reply (%v)", op, err)
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	for _, c := range []struct {
+		chip *Chip
+		op   byte
+	}{
+		{ESP32, 0x42},
+		{ESP32, OpEraseFlash}, // stub only
+		{ESP32, OpReadFlash},
+		{ESP32, OpGetSecInfo},
+		{ESP32S3, OpRunUserCode},
+	} {
+		b := newBench(t, Config{Chip: c.chip}, link.Config{Baud: 921600})
+		b.cmd(OpReadReg, words(ChipDetectMagicReg), 0)
+		expectUnsupported(t, b, c.op)
+		// The ROM still answers what it knows.
+		if v := b.cmd(OpReadReg, words(ChipDetectMagicReg), 0).val; v != c.chip.Magic {
+			t.Errorf("%s after op 0x%02x: magic 0x%x", c.chip, c.op, v)
 		}
 	}
 }
