@@ -4,6 +4,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/gota-dev/gota/firmware-agent/link"
 )
 
 func TestDeviceRunFlags(t *testing.T) {
@@ -31,5 +33,18 @@ func TestDeviceRunFlags(t *testing.T) {
 	}
 	if o.flashPath != "f.bin" || len(o.line.DisconnectAfter) != 2 || o.line.Baud != 2000000 {
 		t.Fatalf("parsed %+v", o)
+	}
+	for _, c := range []struct {
+		args []string
+		want link.UART
+	}{
+		{[]string{"--pty", "x", "f.bin", "--reset", "usb-jtag"}, link.USB},
+		{[]string{"--pty", "x", "f.bin", "--reset", "usb-jtag", "--uart", "bridge"}, link.Bridge},
+		{[]string{"--pty", "x", "f.bin"}, link.Bridge},
+	} {
+		o, err := parseDeviceRun(io.Discard, c.args)
+		if err != nil || o.line.UART != c.want {
+			t.Errorf("%q: UART %v (%v), want %v", c.args, o.line.UART, err, c.want)
+		}
 	}
 }

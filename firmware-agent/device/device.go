@@ -132,7 +132,7 @@ func Open(cfg Config) (*Device, error) {
 	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log)}
 	t, err := ReadTable(cfg.Flash, cfg.TableOffset)
 	if err != nil {
-		d.log.rom(true)
+		d.log.rom(true, d.cfg.ChipRev)
 		d.log.bootHeader(d)
 		d.log.line('E', "boot", "Failed to verify partition table")
 		d.log.line('E', "boot", "load partition table error!")
@@ -177,7 +177,7 @@ func (d *Device) boot(powerOn bool) error {
 	d.ota, d.lastHandle, d.luaHandle, d.luaNext = nil, 0, 0, nil
 	d.running, d.image = nil, nil
 	d.boots++
-	d.log.rom(powerOn)
+	d.log.rom(powerOn, d.cfg.ChipRev)
 	d.log.bootHeader(d)
 	d.log.table(d.table)
 

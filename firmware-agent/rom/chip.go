@@ -26,6 +26,9 @@ type Chip struct {
 	SecurityInfoLen int
 	// BootloaderOffset is where the second-stage bootloader lives in flash.
 	BootloaderOffset uint32
+	// DefaultRev is the revision (major*100+minor) a Config without one
+	// gets: a current production revision of the chip.
+	DefaultRev uint16
 	// UART0 clock divider register: esptool derives the crystal from
 	// it and the rate (ESP32ROM.get_crystal_freq); XtalMHz is the crystal.
 	UARTClkDivReg uint32
@@ -43,7 +46,7 @@ type Chip struct {
 var (
 	ESP32 = &Chip{
 		Name: "ESP32", Magic: 0x00F01D83, ChipID: 0, SecurityInfoLen: 0,
-		BootloaderOffset: 0x1000, UARTClkDivReg: 0x3FF40014, XtalMHz: 40,
+		BootloaderOffset: 0x1000, DefaultRev: 300, UARTClkDivReg: 0x3FF40014, XtalMHz: 40,
 		SPIBase: 0x3FF42000, SPIUsr: 0x1C, SPIUsr1: 0x20, SPIUsr2: 0x24, SPIW0: 0x80,
 		SPIMOSIDLen: 0x28, SPIMISODLen: 0x2C,
 		efuse:     esp32Efuse,
@@ -51,7 +54,7 @@ var (
 	}
 	ESP32S2 = &Chip{
 		Name: "ESP32-S2", Magic: 0x000007C6, ChipID: 2, SecurityInfoLen: 12,
-		BootloaderOffset: 0x1000, UARTClkDivReg: 0x3F400014, XtalMHz: 40,
+		BootloaderOffset: 0x1000, DefaultRev: 100, UARTClkDivReg: 0x3F400014, XtalMHz: 40,
 		SPIBase: 0x3F402000, SPIUsr: 0x18, SPIUsr1: 0x1C, SPIUsr2: 0x20, SPIW0: 0x58,
 		SPIMOSIDLen: 0x24, SPIMISODLen: 0x28,
 		efuse:     s2Efuse,
@@ -59,7 +62,7 @@ var (
 	}
 	ESP32S3 = &Chip{
 		Name: "ESP32-S3", Magic: 0x00000009, ChipID: 9, SecurityInfoLen: 20,
-		BootloaderOffset: 0x0, UARTClkDivReg: 0x60000014, XtalMHz: 40,
+		BootloaderOffset: 0x0, DefaultRev: 2, UARTClkDivReg: 0x60000014, XtalMHz: 40,
 		SPIBase: 0x60002000, SPIUsr: 0x18, SPIUsr1: 0x1C, SPIUsr2: 0x20, SPIW0: 0x58,
 		SPIMOSIDLen: 0x24, SPIMISODLen: 0x28,
 		efuse:     func(rev uint16, mac [6]byte) map[uint32]uint32 { return c3s3Efuse(0x60007000, rev, mac) },
@@ -67,7 +70,7 @@ var (
 	}
 	ESP32C3 = &Chip{
 		Name: "ESP32-C3", Magic: 0x1B31506F, ChipID: 5, SecurityInfoLen: 20,
-		BootloaderOffset: 0x0, UARTClkDivReg: 0x3FF40014, XtalMHz: 40,
+		BootloaderOffset: 0x0, DefaultRev: 4, UARTClkDivReg: 0x3FF40014, XtalMHz: 40,
 		SPIBase: 0x60002000, SPIUsr: 0x18, SPIUsr1: 0x1C, SPIUsr2: 0x20, SPIW0: 0x58,
 		SPIMOSIDLen: 0x24, SPIMISODLen: 0x28,
 		efuse:     func(rev uint16, mac [6]byte) map[uint32]uint32 { return c3s3Efuse(0x60008800, rev, mac) },

@@ -7,7 +7,9 @@
 //   - New(Config) returns a Loader; Loader.Serve answers the serial
 //     protocol on a Port (a *link.End) until the host makes the chip leave
 //     download mode (*Exit), starts a program the emulator does not know
-//     (ErrHung), or the port fails.
+//     (ErrHung; the Loader stays deaf from then on), or the port fails.
+//     A Loader keeps its state across Serve calls (line cuts); Close ends
+//     it at the chip's reset. Config.OnStub reports a stub starting.
 //   - Board models EN and GPIO0 driven by DTR/RTS (auto-reset circuit or
 //     USB-Serial-JTAG) and says when the chip resets and in which boot
 //     mode; DownloadBanner and BootLoop are the text the ROM prints.
@@ -35,6 +37,9 @@
 //   - Flash id: esptool runs RDID (0x9F) through the SPI0 user-command
 //     registers; the emulated controller answers with a Winbond id whose
 //     capacity byte gives the flash size.
+//   - FLASH_BEGIN/FLASH_DEFL_BEGIN: four words to the ESP32 ROM (a fifth,
+//     the encrypted-write flag, is refused with 0x05), four or five to
+//     later ROMs and the stub (esptool loader.py flash_begin).
 //   - FLASH_BEGIN: the ROM erases the whole region before it answers;
 //     each FLASH_DATA is programmed and read back before the answer
 //     (0x08 "flash write error" on a mismatch, e.g. over unerased data).
@@ -68,9 +73,12 @@
 //   - Baud-rate autodetection on SYNC: the ROM listens at 115200 only.
 //   - Secure download mode, flash encryption, and SPI_ATTACH being
 //     required before flash commands (the emulator accepts them without).
-//   - Unknown commands: the ROM answers status 1, error 0x05 under the
-//     request's opcode; esptool's comments say a real ROM may repeat that
-//     reply, which is not reproduced.
+//   - Unknown commands (GET_SECURITY_INFO on ESP32 among them): the ROM
+//     answers status 1, error 0x05, 8 times, under another opcode than the
+//     request's, as esptool, esptool-js and tinygo's espflasher expect
+//     (their UnsupportedCommandError path; esptool loader.py counts the 8
+//     replies). Which opcode a real ROM uses is not documented: the
+//     emulator uses the last command it understood.
 //   - A repeated _DATA sequence number (a host's retry after a lost reply)
 //     is written again at the same place for plain data and acknowledged
 //     without re-feeding for compressed data; what the real ROM does there

@@ -28,7 +28,11 @@ type flashWrite struct {
 // (esptool ERASE_REGION_TIMEOUT_PER_MB); the stub erases as it writes.
 func (l *Loader) flashBegin(c command) error {
 	w, ok := c.words(4)
-	if !ok {
+	if !ok || l.stub == nil && l.cfg.Chip == ESP32 && len(c.data) != 16 {
+		// The ESP32 ROM takes exactly four words; the fifth (encrypted
+		// write) exists from the ESP32-S2 ROM on (esptool loader.py
+		// flash_begin: "ESP32 and ESP8266 ROMs do not support extended
+		// parameter format"; tinygo espflasher reports error 0x05 for it).
 		return l.reply(c.op, nil, l.errCode(ErrROMInvalidMsg, ErrStubBadDataLen))
 	}
 	l.abandonWrite()

@@ -2,7 +2,11 @@ package rom
 
 import (
 	"bytes"
+	"context"
 	"testing"
+	"time"
+
+	"github.com/gota-dev/gota/firmware-agent/flash"
 )
 
 func FuzzSLIP(f *testing.F) {
@@ -78,4 +82,44 @@ func TestSLIP(t *testing.T) {
 		}
 		break
 	}
+}
+
+// memPort is a Port over fixed input, discarding output.
+type memPort struct {
+	r    *bytes.Reader
+	baud int
+}
+
+func (p *memPort) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *memPort) Write(b []byte) (int, error) { return len(b), nil }
+func (p *memPort) SetBaud(b int) error         { p.baud = b; return nil }
+func (p *memPort) Baud() int                   { return p.baud }
+
+// FuzzLoader sends arbitrary command packets to the ROM loader (and, via
+// a registered test stub, the stub): nothing may panic, whatever the
+// sizes, sequence numbers and offsets say.
+func FuzzLoader(f *testing.F) {
+	pkt := func(op byte, data []byte, chk uint32) []byte {
+		p := []byte{0, op, byte(len(data)), byte(len(data) >> 8), byte(chk), byte(chk >> 8), byte(chk >> 16), byte(chk >> 24)}
+		return append(p, data...)
+	}
+	blk := bytes.Repeat([]byte{1}, 64)
+	f.Add(pkt(OpFlashBegin, words(64, 1, 64, 0x10000), 0), pkt(OpFlashData, dataPacket(0, blk), Checksum(blk)))
+	f.Add(pkt(OpFlashDeflBegin, words(0x1000, 1, 64, 0), 0), pkt(OpFlashDeflData, dataPacket(0, []byte{0x78, 0x9c, 1, 2}), 0))
+	f.Add(pkt(OpMemBegin, words(16, 1, 16, 0x40080000), 0), pkt(OpMemEnd, words(0, 0x40080000), 0))
+	f.Add(pkt(OpReadFlash, words(0, 16, 16, 1), 0), pkt(OpSPIFlashMD5, words(0xFFFFFFF0, 0x100, 0, 0), 0))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		ts := newTestStub(ESP32)
+		for _, chip := range []*Chip{ESP32, ESP32S3} {
+			var in []byte
+			for _, p := range [][]byte{a, b, a} {
+				in = AppendSLIP(in, p)
+			}
+			l := New(Config{Chip: chip, Flash: flash.NewMemory(1 << 20), Stubs: []Stub{ts.stub}})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			l.Serve(ctx, &memPort{r: bytes.NewReader(in), baud: 115200})
+			l.Close()
+			cancel()
+		}
+	})
 }

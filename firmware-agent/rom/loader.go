@@ -26,10 +26,13 @@ type Port interface {
 type Config struct {
 	Chip  *Chip        // default ESP32
 	Flash *flash.Flash // the SPI flash; nil = no flash attached
-	Rev   uint16       // major*100+minor; default 300 (v3.0)
+	Rev   uint16       // major*100+minor; default Chip.DefaultRev
 	MAC   [6]byte      // factory MAC; zero = DefaultMAC
 	// Stubs are the flasher stubs the chip recognises; nil = KnownStubs.
 	Stubs []Stub
+	// OnStub, when set, is called when a recognised stub starts, before
+	// it greets the host (e.g. to give the UART the stub's buffers).
+	OnStub func(*Stub)
 }
 
 // DefaultMAC is the MAC a Config without one gets (Espressif's OUI).
@@ -48,8 +51,8 @@ func (e *Exit) Error() string { return "rom: leaves download mode: " + e.Reason 
 
 // ErrHung is returned by Serve when the host started an uploaded program
 // that is not a recognised flasher stub: the emulator cannot run it, so
-// the chip stops answering until it is reset (Serve returns when the
-// port fails or ctx ends).
+// the chip stops answering until it is reset. Serve returns it at once;
+// later calls read and drop everything until the port fails.
 var ErrHung = errors.New("rom: running an unknown uploaded program; the chip stops answering until reset")
 
 // Loader is the ROM serial loader of one chip, and the flasher stub once
@@ -62,6 +65,8 @@ type Loader struct {
 	val  uint32 // the value field of the next reply (the ROM leaves the last one)
 
 	stub     *Stub // non-nil once a recognised stub runs
+	hung     bool  // an unknown program runs: deaf until reset
+	lastOp   byte  // the last command the ROM understood
 	mem      memUpload
 	fw       *flashWrite
 	stubErr  byte // a stub write error not reported yet
@@ -75,7 +80,7 @@ func New(cfg Config) *Loader {
 		cfg.Chip = ESP32
 	}
 	if cfg.Rev == 0 {
-		cfg.Rev = 300
+		cfg.Rev = cfg.Chip.DefaultRev
 	}
 	if cfg.MAC == ([6]byte{}) {
 		cfg.MAC = DefaultMAC
@@ -83,7 +88,7 @@ func New(cfg Config) *Loader {
 	if cfg.Stubs == nil {
 		cfg.Stubs = KnownStubs
 	}
-	l := &Loader{cfg: cfg}
+	l := &Loader{cfg: cfg, lastOp: OpSync}
 	size := 0
 	if cfg.Flash != nil {
 		size = cfg.Flash.Size()
@@ -97,6 +102,13 @@ func New(cfg Config) *Loader {
 	return l
 }
 
+// Close releases what a write in progress holds (its decompressor). The
+// chip's reset ends a Loader this way.
+func (l *Loader) Close() { l.abandonWrite() }
+
+// Hung reports whether an unknown program was started (ErrHung).
+func (l *Loader) Hung() bool { return l.hung }
+
 // Stub returns the flasher stub running, or nil in the ROM loader.
 func (l *Loader) Stub() *Stub { return l.stub }
 
@@ -107,6 +119,13 @@ func (l *Loader) Stub() *Stub { return l.stub }
 // the line is unplugged.
 func (l *Loader) Serve(ctx context.Context, port Port) error {
 	l.port = port
+	if l.hung {
+		_, err := io.Copy(io.Discard, port)
+		if err == nil {
+			err = io.EOF
+		}
+		return err
+	}
 	sr := NewSLIPReader(port)
 	for ctx.Err() == nil {
 		frame, err := sr.ReadFrame()
@@ -122,7 +141,7 @@ func (l *Loader) Serve(ctx context.Context, port Port) error {
 		}
 		if err := l.handle(ctx, cmd, sr); err != nil {
 			if errors.Is(err, ErrHung) {
-				io.Copy(io.Discard, port) // deaf until the port fails (reset, unplug)
+				l.hung = true
 			}
 			return err
 		}
@@ -160,6 +179,9 @@ func (l *Loader) handle(ctx context.Context, c command, sr *SLIPReader) error {
 		// The size field disagrees with the packet.
 		return l.reply(c.op, nil, l.errCode(ErrROMInvalidMsg, ErrStubBadDataLen))
 	}
+	if l.stub == nil && knownROMOp(c.op, l.cfg.Chip) {
+		l.lastOp = c.op
+	}
 	switch c.op {
 	case OpSync:
 		return l.sync(c)
@@ -189,6 +211,9 @@ func (l *Loader) handle(ctx context.Context, c command, sr *SLIPReader) error {
 	case OpChangeBaudrate:
 		return l.changeBaud(c)
 	case OpGetSecInfo:
+		if l.cfg.Chip.SecurityInfoLen == 0 && l.stub == nil {
+			return l.unsupported() // not in the ESP32 ROM
+		}
 		return l.securityInfo(c)
 	case OpMemBegin, OpMemData, OpMemEnd:
 		return l.memCommand(c)
@@ -212,7 +237,41 @@ func (l *Loader) handle(ctx context.Context, c command, sr *SLIPReader) error {
 		}
 		return l.reply(c.op, nil, ErrStubNotImplemented)
 	}
-	return l.reply(c.op, nil, ErrROMInvalidMsg)
+	return l.unsupported()
+}
+
+// unsupportedRepeat is how often the ROM sends its reply to a command it
+// does not know (esptool loader.py: "Unsupported command response is sent
+// 8 times and has 14 bytes length including delimiter 0xC0 bytes").
+const unsupportedRepeat = 8
+
+// unsupported answers a command the ROM does not know: status 1, error
+// 0x05, repeated, under an opcode other than the request's, which is how
+// esptool, esptool-js and tinygo's espflasher recognise it (they take a
+// reply with another opcode and error 0x05 as "unsupported"). Which
+// opcode a real ROM puts there is not documented; the emulator repeats
+// the last command it understood.
+func (l *Loader) unsupported() error {
+	p := response(l.lastOp, l.val, l.status(nil, ErrROMInvalidMsg))
+	for i := 0; i < unsupportedRepeat; i++ {
+		if err := l.send(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// knownROMOp reports whether the ROM loader of chip has command op.
+func knownROMOp(op byte, chip *Chip) bool {
+	switch op {
+	case OpFlashBegin, OpFlashData, OpFlashEnd, OpMemBegin, OpMemEnd, OpMemData, OpSync,
+		OpWriteReg, OpReadReg, OpSPISetParams, OpSPIAttach, OpChangeBaudrate,
+		OpFlashDeflBegin, OpFlashDeflData, OpFlashDeflEnd, OpSPIFlashMD5:
+		return true
+	case OpGetSecInfo:
+		return chip.SecurityInfoLen > 0
+	}
+	return false
 }
 
 // errCode picks the ROM's or the stub's code for the same failure.

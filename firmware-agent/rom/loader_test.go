@@ -128,15 +128,13 @@ func TestSecurityInfo(t *testing.T) {
 	}
 	for _, c := range cases {
 		b := newBench(t, Config{Chip: c.chip}, link.Config{})
-		payload, failed, code := status(b.cmd(OpGetSecInfo, nil, 0), 4)
 		if c.n == 0 {
-			if failed != 1 || code != ErrROMInvalidMsg {
-				t.Errorf("%s: GET_SECURITY_INFO status %d error 0x%02x, want 1 0x05 (unsupported)", c.chip, failed, code)
-			}
+			expectUnsupported(t, b, OpGetSecInfo)
 			continue
 		}
+		payload, failed, code := status(b.cmd(OpGetSecInfo, nil, 0), 4)
 		if failed != 0 || len(payload) != c.n {
-			t.Fatalf("%s: GET_SECURITY_INFO %d bytes status %d, want %d bytes", c.chip, len(payload), failed, c.n)
+			t.Fatalf("%s: GET_SECURITY_INFO %d bytes status %d error 0x%02x, want %d bytes", c.chip, len(payload), failed, code, c.n)
 		}
 		if c.n == 20 && binary.LittleEndian.Uint32(payload[12:]) != c.chipID {
 			t.Errorf("%s: chip id %d, want %d", c.chip, binary.LittleEndian.Uint32(payload[12:]), c.chipID)
@@ -152,8 +150,6 @@ func TestROMErrors(t *testing.T) {
 		run  func(b *bench) reply
 		code byte
 	}{
-		{"unknown command", func(b *bench) reply { return b.cmd(0x42, nil, 0) }, ErrROMInvalidMsg},
-		{"stub-only command", func(b *bench) reply { return b.cmd(OpEraseFlash, nil, 0) }, ErrROMInvalidMsg},
 		{"READ_REG without address", func(b *bench) reply { return b.cmd(OpReadReg, nil, 0) }, ErrROMInvalidMsg},
 		{"FLASH_DATA before FLASH_BEGIN", func(b *bench) reply {
 			return b.cmd(OpFlashData, dataPacket(0, block), Checksum(block))
@@ -168,6 +164,7 @@ func TestROMErrors(t *testing.T) {
 			binary.LittleEndian.PutUint32(p, 1000)
 			return b.cmd(OpFlashData, p, Checksum(block))
 		}, ErrROMInvalidMsg},
+		{"ESP32 ROM FLASH_BEGIN with a fifth word", func(b *bench) reply { return b.cmd(OpFlashBegin, words(1024, 1, 1024, 0x10000, 0), 0) }, ErrROMInvalidMsg},
 		{"FLASH_BEGIN unaligned", func(b *bench) reply { return b.cmd(OpFlashBegin, words(1024, 1, 1024, 0x10010), 0) }, ErrROMInvalidParam},
 		{"FLASH_BEGIN past the chip", func(b *bench) reply { return b.cmd(OpFlashBegin, words(0x2000, 2, 0x1000, 0x3FF000), 0) }, ErrROMInvalidParam},
 		{"write over unerased data", func(b *bench) reply {
@@ -268,6 +265,11 @@ func TestROMTiming(t *testing.T) {
 }
 
 func TestChangeBaud(t *testing.T) {
+	// ESP32-S2 and later ROMs take the fifth FLASH_BEGIN word.
+	s3 := newBench(t, Config{Chip: ESP32S3}, link.Config{})
+	if _, failed, code := status(s3.cmd(OpFlashBegin, words(1024, 1, 1024, 0x10000, 0), 0), 4); failed != 0 {
+		t.Errorf("ESP32-S3 FLASH_BEGIN with 5 words: error 0x%02x", code)
+	}
 	b := newBench(t, Config{}, link.Config{})
 	b.cmd(OpChangeBaudrate, words(921600, 0), 0)
 	// The chip switches once its reply has left the wire.
@@ -301,7 +303,7 @@ func TestChecksumNoise(t *testing.T) {
 				t.Fatalf("block %d: 10 tries failed", i)
 			}
 			b.send(OpFlashData, dataPacket(i, blk), Checksum(blk))
-			r, err := b.reply(time.Second)
+			r, err := b.reply(400 * time.Millisecond)
 			if err == nil && r.op == OpFlashData {
 				if _, failed, _ := status(r, 4); failed == 0 {
 					break
@@ -337,6 +339,46 @@ func TestFlashEndExits(t *testing.T) {
 			b.done <- err // for the cleanup
 		case <-time.After(2 * time.Second):
 			t.Errorf("FLASH_END %d: the ROM stays in the loader", c.flag)
+		}
+	}
+}
+
+// expectUnsupported sends op and checks the ROM's "unsupported" answer:
+// 8 replies, status 1, error 0x05, under another opcode.
+func expectUnsupported(t *testing.T, b *bench, op byte) {
+	t.Helper()
+	b.send(op, nil, 0)
+	for i := 0; i < unsupportedRepeat; i++ {
+		r, err := b.reply(time.Second)
+		if err != nil {
+			t.Fatalf("op 0x%02x: reply %d: %v", op, i, err)
+		}
+		if _, failed, code := status(r, 4); r.op == op || failed != 1 || code != ErrROMInvalidMsg {
+			t.Fatalf("op 0x%02x: reply %d under op 0x%02x, status %d error 0x%02x; want another op, 1, 0x05", op, i, r.op, failed, code)
+		}
+	}
+	if _, err := b.reply(200 * time.Millisecond); err != errTimeout {
+		t.Fatalf("op 0x%02x: a ninth reply (%v)", op, err)
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	for _, c := range []struct {
+		chip *Chip
+		op   byte
+	}{
+		{ESP32, 0x42},
+		{ESP32, OpEraseFlash}, // stub only
+		{ESP32, OpReadFlash},
+		{ESP32, OpGetSecInfo},
+		{ESP32S3, OpRunUserCode},
+	} {
+		b := newBench(t, Config{Chip: c.chip}, link.Config{Baud: 921600})
+		b.cmd(OpReadReg, words(ChipDetectMagicReg), 0)
+		expectUnsupported(t, b, c.op)
+		// The ROM still answers what it knows.
+		if v := b.cmd(OpReadReg, words(ChipDetectMagicReg), 0).val; v != c.chip.Magic {
+			t.Errorf("%s after op 0x%02x: magic 0x%x", c.chip, c.op, v)
 		}
 	}
 }

@@ -126,6 +126,9 @@ func (l *Loader) memCommand(c command) error {
 	}
 	l.stub = st
 	l.val = 0
+	if l.cfg.OnStub != nil {
+		l.cfg.OnStub(st)
+	}
 	return l.send([]byte("OHAI"))
 }
 

@@ -72,10 +72,10 @@ func TestStubRecognition(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b := newBench(t, Config{Chip: c.chip, Stubs: []Stub{ts.stub}}, link.Config{})
+			b := newBench(t, Config{Chip: c.chip, Stubs: []Stub{ts.stub}}, link.Config{Baud: 921600})
 			b.upload(map[uint32][]byte{ts.stub.Text.Addr: c.text, ts.stub.Data.Addr: ts.data},
 				[]uint32{ts.stub.Text.Addr, ts.stub.Data.Addr}, c.entry)
-			p, err := b.frame(time.Second)
+			p, err := b.frame(300 * time.Millisecond)
 			if c.known {
 				if err != nil || string(p) != "OHAI" {
 					t.Fatalf("after MEM_END: %q, %v; want the OHAI greeting", p, err)
@@ -88,9 +88,10 @@ func TestStubRecognition(t *testing.T) {
 			if err != errTimeout {
 				t.Fatalf("unknown program answered %q, %v", p, err)
 			}
+
 			// The chip is deaf now, even to SYNC.
 			b.send(OpSync, syncData(), 0)
-			if p, err := b.frame(500 * time.Millisecond); err != errTimeout {
+			if p, err := b.frame(300 * time.Millisecond); err != errTimeout {
 				t.Fatalf("a hung chip answered SYNC: %q %v", p, err)
 			}
 		})

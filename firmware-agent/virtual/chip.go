@@ -20,7 +20,25 @@ type chipPort interface {
 	io.ReadWriter
 	SetBaud(baud int) error
 	Baud() int
+	// InstallDriver sets the UART receive path (uart_driver_install).
+	InstallDriver(r link.Receiver)
 }
+
+// The ROM's and the flasher stub's UART receive paths. Both run from
+// ROM/IRAM, so flash operations do not stop their interrupt. The ROM's
+// buffer holds a whole command (MEM_DATA blocks are 0x1800 bytes, esptool
+// ESP_RAM_BLOCK); the stub double-buffers 16 KiB write blocks so that the
+// next one arrives while it writes (esptool FLASH_WRITE_SIZE 0x4000). The
+// exact sizes in the ROM and stub have not been checked.
+var (
+	romReceiver  = link.Receiver{RingBuffer: 8 << 10, ISRInIRAM: true}
+	stubReceiver = link.Receiver{RingBuffer: 2 * (16<<10 + 64), ISRInIRAM: true}
+)
+
+// bootRetry is how long a failing second-stage bootloader takes from
+// reset to its next reset (reading the partition table and the apps; not
+// measured).
+const bootRetry = 500 * time.Millisecond
 
 // romBaud is the rate the ROM prints and listens at (40 MHz crystal;
 // serial-protocol.rst: the chip "always initialises at 115200bps").
@@ -42,7 +60,6 @@ type chip struct {
 
 	mu     sync.Mutex
 	dev    *device.Device
-	loader *rom.Loader
 	state  string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -56,6 +73,9 @@ func newChip(ctx context.Context, fl *flash.Flash, cfg Config, line *link.Line, 
 	rc, err := rom.ChipByName(name)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ChipRev == 0 {
+		cfg.ChipRev = rc.DefaultRev
 	}
 	c := &chip{cfg: cfg, rom: rc, fl: fl, line: line, uart: newUART(line.Device()), boot: boot, life: ctx}
 	c.board = rom.NewBoard(cfg.Reset, c.hold, c.start)
@@ -102,17 +122,20 @@ func (c *chip) start(mode rom.BootMode) {
 	if c.life.Err() != nil {
 		return
 	}
+	dev := c.line.Device()
 	if mode == rom.DownloadBoot {
-		c.line.Device().SetBaudNow(romBaud)
+		dev.SetBaudNow(romBaud)
+		dev.InstallDriver(romReceiver)
 		c.run("download", c.download)
 		return
 	}
 	word, ok := rom.FlashBootHeader(c.rom, c.fl)
 	if !ok {
-		c.line.Device().SetBaudNow(romBaud)
+		dev.SetBaudNow(romBaud)
+		dev.InstallDriver(romReceiver)
 		c.run("boot loop", func(ctx context.Context, p *uartPort) {
 			for ctx.Err() == nil {
-				err := rom.BootLoop(ctx, p, c.rom, c.cfg.ChipRev, word)
+				err := rom.BootLoop(ctx, c.console(p), c.rom, c.cfg.ChipRev, word)
 				if !c.waitLine(ctx, err) {
 					return
 				}
@@ -120,18 +143,31 @@ func (c *chip) start(mode rom.BootMode) {
 		})
 		return
 	}
-	c.line.Device().SetBaudNow(c.line.InitialBaud())
+	dev.SetBaudNow(c.line.InitialBaud())
+	// Until the app installs its own driver, the line's configured one.
+	dev.InstallDriver(c.cfg.Line.Receiver)
 	// Boot before returning, so that Device() is set when New returns.
 	p := c.uart.port()
-	dev, serve, release, err := c.boot(c.fl, c.cfg, p)
+	booted, serve, release, err := c.boot(c.fl, c.cfg, p)
 	c.mu.Lock()
-	c.dev = dev
+	c.dev = booted
 	c.mu.Unlock()
-	c.runOn("app", p, func(ctx context.Context, p *uartPort) {
+	state := "app"
+	if err != nil {
+		state = "boot loop"
+	}
+	c.runOn(state, p, func(ctx context.Context, p *uartPort) {
 		if err != nil {
-			// The bootloader printed why; a real chip would reset and
-			// fail again. This one waits for the host to reset it.
-			io.Copy(io.Discard, p)
+			// The bootloader printed why (no valid partition table, no
+			// bootable app) and resets the chip, which fails again
+			// (bootloader_utility.c: bootloader_reset after "No bootable
+			// app partitions"), until the host installs something.
+			select {
+			case <-ctx.Done():
+			case <-time.After(bootRetry):
+				go c.start(rom.FlashBoot)
+				<-ctx.Done()
+			}
 			return
 		}
 		defer release()
@@ -166,6 +202,9 @@ func (c *chip) waitLine(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, errReset) || errors.Is(err, link.ErrClosed) {
 		return false
 	}
+	if errors.Is(err, rom.ErrHung) {
+		return true // the loader stays deaf in its next Serve
+	}
 	if errors.Is(err, link.ErrDisconnected) {
 		return c.line.WaitUp(ctx) == nil
 	}
@@ -180,11 +219,11 @@ func (c *chip) waitLine(ctx context.Context, err error) bool {
 // download is the ROM's download mode: banner, then the serial loader
 // until the host makes the chip leave it.
 func (c *chip) download(ctx context.Context, p *uartPort) {
-	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev})
-	c.mu.Lock()
-	c.loader = l
-	c.mu.Unlock()
-	if _, err := io.WriteString(p, rom.DownloadBanner(c.rom, c.cfg.ChipRev)); err != nil && !c.waitLine(ctx, err) {
+	// The stub sets up its own receive path when it starts.
+	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev,
+		OnStub: func(*rom.Stub) { p.InstallDriver(stubReceiver) }})
+	defer l.Close()
+	if _, err := io.WriteString(c.console(p), rom.DownloadBanner(c.rom, c.cfg.ChipRev)); err != nil && !c.waitLine(ctx, err) {
 		return
 	}
 	for {
@@ -197,19 +236,46 @@ func (c *chip) download(ctx context.Context, p *uartPort) {
 			<-ctx.Done()
 			return
 		}
-		if errors.Is(err, rom.ErrHung) {
+		if l.Hung() {
 			c.mu.Lock()
 			c.state = "hung"
 			c.mu.Unlock()
-			for c.waitLine(ctx, err) {
-				_, err = io.Copy(io.Discard, p)
-			}
-			return
 		}
 		if !c.waitLine(ctx, err) {
 			return
 		}
 	}
+}
+
+// console is where the ROM prints: the UART, and a copy to Config.Log.
+// What it prints while the line is down is lost, as a UART nobody listens
+// to loses it; only a reset or the end of the line stops it.
+func (c *chip) console(p *uartPort) io.Writer {
+	var w io.Writer = lossyWriter{p}
+	if c.cfg.Log != nil {
+		w = &teeWriter{w, c.cfg.Log}
+	}
+	return w
+}
+
+// lossyWriter drops what cannot be sent because the line is cut.
+type lossyWriter struct{ w io.Writer }
+
+func (l lossyWriter) Write(b []byte) (int, error) {
+	n, err := l.w.Write(b)
+	if errors.Is(err, link.ErrDisconnected) {
+		return len(b), nil
+	}
+	return n, err
+}
+
+// teeWriter writes to w and copies what it wrote to log.
+type teeWriter struct{ w, log io.Writer }
+
+func (t *teeWriter) Write(b []byte) (int, error) {
+	n, err := t.w.Write(b)
+	t.log.Write(b[:n])
+	return n, err
 }
 
 // device returns the booted device, nil outside the app.

@@ -224,17 +224,24 @@ func TestResetSequences(t *testing.T) {
 	}
 	classic := []sig{{false, true, 100 * time.Millisecond}, {true, false, 50 * time.Millisecond}, {false, false, 0}}
 	hard := []sig{{false, true, 100 * time.Millisecond}, {false, false, 0}}
+	// esptool's USBJTAGSerialReset, one line at a time.
+	usbJTAG := []sig{{false, false, 100 * time.Millisecond}, {true, false, 100 * time.Millisecond},
+		{true, true, 0}, {false, true, 100 * time.Millisecond}, {false, false, 0}}
 	cases := []struct {
 		name  string
+		chip  string
+		reset rom.Circuit
 		flash []byte // nil: blank
 		seq   []sig
 		state string
 		text  string
 	}{
-		{"classic reset into download", content, classic, "download", "waiting for download"},
-		{"hard reset into the app", content, hard, "app", "boot:0x13 (SPI_FAST_FLASH_BOOT)"},
-		{"blank flash boot loop", nil, hard, "boot loop", "invalid header: 0xffffffff"},
-		{"blank flash, classic reset", nil, classic, "download", "waiting for download"},
+		{"classic reset into download", "", rom.AutoReset, content, classic, "download", "waiting for download"},
+		{"hard reset into the app", "", rom.AutoReset, content, hard, "app", "boot:0x13 (SPI_FAST_FLASH_BOOT)"},
+		{"blank flash boot loop", "", rom.AutoReset, nil, hard, "boot loop", "invalid header: 0xffffffff"},
+		{"blank flash, classic reset", "", rom.AutoReset, nil, classic, "download", "waiting for download"},
+		{"ESP32-S3 USB-JTAG reset", "esp32s3", rom.USBSerialJTAG, nil, usbJTAG, "download", "ESP-ROM:esp32s3-20210327"},
+		{"ESP32-C3 USB-JTAG hard reset", "esp32c3", rom.USBSerialJTAG, nil, hard, "boot loop", "invalid header: 0xffffffff"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -242,7 +249,7 @@ func TestResetSequences(t *testing.T) {
 			if c.flash != nil {
 				fl = flash.FromBytes(c.flash)
 			}
-			d, err := New(fl, Config{Line: link.Config{Baud: 115200}})
+			d, err := New(fl, Config{Chip: c.chip, Reset: c.reset, Line: link.Config{Baud: 115200}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,16 +260,29 @@ func TestResetSequences(t *testing.T) {
 			for len(h.text.ch) > 0 {
 				<-h.text.ch
 			}
+			before := d.Device()
 			for _, s := range c.seq {
 				d.Line().SetSignals(link.Signals{DTR: s.dtr, RTS: s.rts})
 				time.Sleep(s.wait)
 			}
-			h.waitText(c.text, 3*time.Second)
-			if d.State() != c.state {
-				t.Fatalf("state %q, want %q", d.State(), c.state)
+			waitFor(t, d, c.state)
+			if c.state == "app" {
+				// A new life: the device booted again.
+				for end := time.Now().Add(3 * time.Second); d.Device() == before || d.Device() == nil; time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(end) {
+						t.Fatal("the app did not boot again")
+					}
+				}
 			}
+			h.waitText(c.text, 3*time.Second)
 			if c.state == "download" && !h.sync() {
 				t.Fatal("no SYNC reply in download mode")
+			}
+			if c.chip == "esp32s3" {
+				_, info, ok := h.cmd(rom.OpGetSecInfo, nil, 0, time.Second)
+				if !ok || len(info) != 24 || binary.LittleEndian.Uint32(info[12:]) != 9 {
+					t.Fatalf("GET_SECURITY_INFO: %v % x, want chip id 9", ok, info)
+				}
 			}
 		})
 	}
@@ -300,4 +320,124 @@ func TestWebSocketSignals(t *testing.T) {
 	if s, err := ParseSignals(EncodeSignals(link.Signals{DTR: true}), link.Signals{RTS: true}); err != nil || s != (link.Signals{DTR: true}) {
 		t.Errorf("EncodeSignals round trip: %+v %v", s, err)
 	}
+}
+
+// TestUnknownProgramHangs: code that is not a published flasher stub,
+// uploaded and started, leaves the chip deaf until a reset, after which
+// the ROM answers again.
+func TestUnknownProgramHangs(t *testing.T) {
+	var log bytes.Buffer
+	var logMu = make(chan struct{}, 1)
+	logMu <- struct{}{}
+	d, err := New(flash.NewMemory(4<<20), Config{BootButton: true, Log: LineLog(func(l string) {
+		<-logMu
+		log.WriteString(l + "\n")
+		logMu <- struct{}{}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	host := d.Host()
+	h := newROMHost(t, host, func(b []byte) error { _, err := host.Write(b); return err })
+	h.waitText("waiting for download", 2*time.Second)
+	if !h.sync() {
+		t.Fatal("no SYNC reply")
+	}
+	code := bytes.Repeat([]byte{0x36, 0x41, 0x00, 0x1D}, 256)
+	h.cmd(rom.OpMemBegin, le(uint32(len(code)), 1, 0x1800, 0x40090000), 0, time.Second)
+	h.cmd(rom.OpMemData, append(le(uint32(len(code)), 0, 0, 0), code...), rom.Checksum(code), time.Second)
+	if _, _, ok := h.cmd(rom.OpMemEnd, le(0, 0x40090000), 0, time.Second); !ok {
+		t.Fatal("MEM_END not answered")
+	}
+	waitFor(t, d, "hung")
+	if h.sync() {
+		t.Fatal("a chip running unknown code answered SYNC")
+	}
+	// EN pressed (the reset button); BOOT is still held.
+	d.Board().Reset()
+	waitFor(t, d, "download")
+	if !h.sync() {
+		t.Fatal("no SYNC reply after the reset")
+	}
+	<-logMu
+	defer func() { logMu <- struct{}{} }()
+	if n := strings.Count(log.String(), "waiting for download"); n != 2 {
+		t.Errorf("Config.Log has %d download banners, want 2:\n%s", n, log.String())
+	}
+}
+
+func waitFor(t *testing.T, d *Device, state string) {
+	t.Helper()
+	for end := time.Now().Add(3 * time.Second); d.State() != state; {
+		if time.Now().After(end) {
+			t.Fatalf("state %q, want %q", d.State(), state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestROMWriteSurvivesCut: the line is cut in the middle of a ROM write
+// (the USB adapter unplugged and plugged in again, the chip powered on
+// its own); the loader keeps its place and the host carries on.
+func TestROMWriteSurvivesCut(t *testing.T) {
+	d, err := New(flash.NewMemory(4<<20), Config{BootButton: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	host := d.Host()
+	h := newROMHost(t, host, func(b []byte) error { _, err := host.Write(b); return err })
+	h.waitText("waiting for download", 2*time.Second)
+	if !h.sync() {
+		t.Fatal("no SYNC reply")
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 0x100) // 4 KiB
+	const bs = 0x400
+	h.cmd(rom.OpFlashBegin, le(uint32(len(data)), 4, bs, 0x20000), 0, 5*time.Second)
+	for i := 0; i < 4; i++ {
+		if i == 2 {
+			d.Line().Disconnect()
+			time.Sleep(20 * time.Millisecond)
+			d.Line().Reconnect()
+		}
+		blk := data[i*bs : (i+1)*bs]
+		if _, r, ok := h.cmd(rom.OpFlashData, append(le(bs, uint32(i), 0, 0), blk...), rom.Checksum(blk), 2*time.Second); !ok || r[0] != 0 {
+			t.Fatalf("block %d after the cut: %v % x", i, ok, r)
+		}
+	}
+	got := make([]byte, len(data))
+	d.Flash().ReadAt(got, 0x20000)
+	if !bytes.Equal(got, data) || d.State() != "download" {
+		t.Fatalf("after the cut: state %s, flash equal %v", d.State(), bytes.Equal(got, data))
+	}
+}
+
+// TestNoTableBootLoop: a bootloader but an erased partition table: the
+// second-stage bootloader fails and resets, again and again, until the
+// host takes the chip into download mode.
+func TestNoTableBootLoop(t *testing.T) {
+	boot, err := device.StandInBootloader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := flash.NewMemory(4 << 20)
+	fl.Program(0x1000, boot)
+	d, err := New(fl, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	host := d.Host()
+	h := newROMHost(t, host, func(b []byte) error { _, err := host.Write(b); return err })
+	out := h.waitText("No bootable app partitions", 3*time.Second)
+	out += h.waitText("No bootable app partitions", 3*time.Second)
+	if d.State() != "boot loop" || strings.Count(out, "rst:0x1") < 2 {
+		t.Fatalf("state %s; output %q: want the bootloader failing twice", d.State(), out)
+	}
+	for _, s := range []link.Signals{{RTS: true}, {DTR: true}, {}} {
+		d.Line().SetSignals(s)
+		time.Sleep(60 * time.Millisecond)
+	}
+	waitFor(t, d, "download")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/rom"
 )
 
 // The WebSocket port carries the host's modem lines out of band: binary
@@ -51,4 +52,16 @@ func ParseSignals(msg []byte, cur link.Signals) (link.Signals, error) {
 func EncodeSignals(s link.Signals) []byte {
 	b, _ := json.Marshal(SignalsMessage{DTR: &s.DTR, RTS: &s.RTS})
 	return b
+}
+
+// USB ids the virtual port reports as SerialPort.getInfo() would: a
+// CP210x bridge (Silicon Labs 10C4:EA60, as on ESP32-DevKitC) for the
+// auto-reset circuit, Espressif's USB-Serial-JTAG (303A:1001, esptool-js
+// USB_JTAG_SERIAL_PID) for the built-in one. esptool-js chooses its reset
+// sequence by them.
+func (d *Device) USBIDs() (vid, pid uint16) {
+	if d.chip.cfg.Reset == rom.USBSerialJTAG {
+		return 0x303A, 0x1001
+	}
+	return 0x10C4, 0xEA60
 }

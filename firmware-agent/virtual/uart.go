@@ -115,6 +115,13 @@ func (p *uartPort) SetBaud(baud int) error {
 	return p.u.end.SetBaud(baud)
 }
 
+// InstallDriver sets the receive path, unless the chip was reset since.
+func (p *uartPort) InstallDriver(r link.Receiver) {
+	if !p.stale() {
+		p.u.end.InstallDriver(r)
+	}
+}
+
 // Baud returns the chip's UART rate.
 func (p *uartPort) Baud() int { return p.u.end.Baud() }
 

@@ -8,6 +8,29 @@
 // page reaches it) and/or through a pseudo-terminal (AttachPTY, which any
 // serial program can open). `gota device run`, `gota serve` and the web
 // server's tests all run their virtual device through this package.
+//
+// # Resets and the ROM
+//
+// The chip lives from reset to reset (chip.go). The host's DTR/RTS travel
+// with the line (link.Line.SetSignals; over the WebSocket as text
+// messages, signals.go) to the board's reset circuit (rom.Board: the
+// auto-reset circuit of dev boards, or the USB-Serial-JTAG of S3/C3), and
+// Config.BootButton holds GPIO0 low as the BOOT button does. When the
+// chip leaves reset, the ROM either
+//
+//   - enters download mode (GPIO0 low): it prints its banner ("...
+//     waiting for download") and serves the serial loader (package rom),
+//     flasher stubs included, until the host ends it with FLASH_END or
+//     RUN_USER_CODE, which boots the flash;
+//   - finds no bootloader image at the chip's bootloader offset (a blank
+//     or broken flash) and prints "invalid header: 0x..." in a watchdog
+//     reset loop, as a real chip does;
+//   - or boots the flash: package device's bootloader and the app with
+//     its agent, as before.
+//
+// State reports which. Each life gets its own view of the UART (uart.go),
+// so a reset ends whatever ran without touching the host's side of the
+// line, and bytes sent while the chip resets are lost.
 package virtual
 
 import (
@@ -44,7 +67,8 @@ type Config struct {
 	Log io.Writer
 	// Chip is what the ROM loader identifies as: esp32 (default),
 	// esp32s2, esp32s3 or esp32c3 (rom.ChipByName); ChipRev its revision
-	// (major*100+minor, default 300).
+	// (major*100+minor, default the chip's rom.Chip.DefaultRev: v3.0 for
+	// ESP32).
 	Chip    string
 	ChipRev uint16
 	// Reset is how the host's DTR/RTS reach EN and GPIO0: the dev
@@ -86,6 +110,7 @@ func bootGo(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(co
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	uart.InstallDriver(agent.UART)
 	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
 	return dev, func(ctx context.Context) error { boot.wait(ctx); return a.Serve(ctx, uart) }, func() {}, nil
 }
@@ -174,10 +199,12 @@ func New(fl *flash.Flash, cfg Config) (*Device, error) {
 		d.disconnected()
 	}
 	d.line = link.New(cfg.Line)
+	fl.SetGuard(d.line.FlashGuard())
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := newChip(ctx, fl, cfg, d.line, boot)
 	if err != nil {
 		cancel()
+		fl.SetGuard(nil)
 		d.line.Close()
 		return nil, fmt.Errorf("virtual device: %w", err)
 	}
@@ -237,6 +264,7 @@ func (d *Device) Close() error {
 		d.line.Close() // unblocks the agent's pending read
 		d.chip.close()
 		d.ports.close()
+		d.flash.SetGuard(nil)
 		if d.ownsFlash {
 			err = d.flash.Close()
 		}

@@ -24,6 +24,9 @@ func TestShimSignals(t *testing.T) {
 		}
 		return out
 	}
+	if id := run(`(async () => { await gotaVirtual.available(); const i = gotaVirtual.port().getInfo(); return i.usbVendorId + ":" + i.usbProductId; })()`); id != "4292:60000" {
+		t.Errorf("getInfo USB ids %s, want the CP210x bridge's 4292:60000", id)
+	}
 	got := run(`(async () => {
 		const p = gotaVirtual.port();
 		let closedErr = "";

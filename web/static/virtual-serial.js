@@ -13,9 +13,12 @@
 "use strict";
 
 class VirtualSerialPort extends EventTarget {
-  constructor(url) {
+  // info is what the server says the port is (/virtual-device): its USB
+  // ids, as a real port's getInfo() has them.
+  constructor(url, info) {
     super();
     this._url = url;
+    this._info = info || {};
     this._ws = null;
     this.readable = null;
     this.writable = null;
@@ -25,7 +28,12 @@ class VirtualSerialPort extends EventTarget {
   }
 
   getInfo() {
-    return { name: "virtual ESP32 (" + this._url + ")" };
+    const info = { name: "virtual ESP32 (" + this._url + ")" };
+    if (this._info.usbVendorId !== undefined) {
+      info.usbVendorId = this._info.usbVendorId;
+      info.usbProductId = this._info.usbProductId;
+    }
+    return info;
   }
 
   async open(options) {
@@ -149,13 +157,16 @@ globalThis.gotaVirtual = {
   async available() {
     try {
       const r = await fetch("/virtual-device", { cache: "no-store" });
+      if (r.ok) {
+        try { this._info = await r.json(); } catch (e) { this._info = {}; }
+      }
       return r.ok;
     } catch (e) {
       return false;
     }
   },
   port() {
-    return new VirtualSerialPort(this.url());
+    return new VirtualSerialPort(this.url(), this._info);
   },
 };
 globalThis.VirtualSerialPort = VirtualSerialPort;
