@@ -119,7 +119,7 @@ func TestChipCommand(t *testing.T) {
 	if err := romChip(&out, &errOut, []string{"--port", pc.name, "--timeout", "30s"}); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
-	for _, want := range []string{"ESP32-S3", "v3.0", "24:0a:c4:12:34:56", "4 MB", "bootloader  at 0x0"} {
+	for _, want := range []string{"ESP32-S3", "v0.2", "24:0a:c4:12:34:56", "4 MB", "bootloader  at 0x0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
