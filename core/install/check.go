@@ -49,10 +49,18 @@ func (p *Plan) Check(t Target) error {
 			if err := pt.Image.Verify(espimage.VerifyOptions{Chip: t.Chip, CheckChip: true, ChipRev: t.ChipRev}); err != nil {
 				add(fmt.Errorf("bootloader %s at 0x%x: %v: %w", pt.Name, pt.Offset, err, ErrBadImage))
 			}
+			// The bootloader maps and reads flash by its header's size
+			// (bootloader_flash_update_size), so a larger one would
+			// address flash the chip does not have.
+			if n := pt.Image.FlashSizeBytes(); t.FlashSize > 0 && n > t.FlashSize {
+				add(fmt.Errorf("bootloader %s is built for %s flash (header byte 3), the chip has %s: %w",
+					pt.Name, pt.Image.FlashSizeName(), partition.FormatSize(uint32(t.FlashSize)), ErrFlashSize))
+			}
 		case KindPartitionTable:
 			if err := pt.Table.Verify(pt.Offset); err != nil {
 				add(fmt.Errorf("partition table %s at 0x%x: %v: %w", pt.Name, pt.Offset, err, ErrBadTable))
 			}
+			add(tableFits(pt, t))
 		case KindApp:
 			add(checkApp(pt, table, t))
 		}
@@ -124,4 +132,18 @@ func (p *Plan) writeName(w Region) string {
 		}
 	}
 	return "part"
+}
+
+// tableFits checks that every partition of the table lies in the flash.
+func tableFits(pt *Part, t Target) error {
+	if t.FlashSize <= 0 {
+		return nil
+	}
+	for _, e := range pt.Table.Partitions {
+		if e.End() > uint64(t.FlashSize) {
+			return fmt.Errorf("partition table %s: partition %s at 0x%x ends at 0x%x, past the end of the %s flash: %w",
+				pt.Name, e.Name, e.Offset, e.End(), partition.FormatSize(uint32(t.FlashSize)), ErrFlashSize)
+		}
+	}
+	return nil
 }

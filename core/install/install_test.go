@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"strings"
@@ -171,6 +172,8 @@ func TestCheck(t *testing.T) {
 		{"overlap", parts(Region{0x8000, table}, Region{0x8000, app[:16]}), esp32, ErrOverlap, "overlaps"},
 		{"misaligned", parts(Region{0x10010, app}), esp32, ErrAlign, "0x10010"},
 		{"empty", FromParts("parts", nil), esp32, ErrEmpty, ""},
+		{"table past a 2 MB flash", parts(Region{0x8000, table}), Target{Chip: espimage.ChipESP32, FlashSize: 2 << 20}, ErrFlashSize, "partition app1 at 0x150000 ends at 0x290000, past the end of the 2M flash"},
+		{"bootloader for a larger flash", parts(Region{0x1000, boot8MB(t, boot)}), esp32, ErrFlashSize, "built for 8MB flash"},
 		{"corrupt app", parts(Region{0x10000, app[:1000]}), esp32, ErrBadImage, "app"},
 	}
 	for _, tc := range tests {
@@ -190,6 +193,25 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// boot8MB returns the bootloader with its header's flash size set to
+// 8 MB (byte 3, high nibble 3), as esptool --flash_size 8MB writes it.
+// The checksum covers segment data only; the appended SHA-256 is
+// recomputed so the image stays valid.
+func boot8MB(t *testing.T, boot []byte) []byte {
+	b := bytes.Clone(boot)
+	b[3] = b[3]&0x0F | 3<<4
+	img, err := espimage.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.HashAppended {
+		n := img.ChecksumOffset + 1
+		sum := sha256.Sum256(b[:n])
+		copy(b[n:], sum[:])
+	}
+	return b
 }
 
 func TestParsePartSpec(t *testing.T) {
