@@ -49,9 +49,10 @@ func (p *Plan) Check(t Target) error {
 			if err := pt.Image.Verify(espimage.VerifyOptions{Chip: t.Chip, CheckChip: true, ChipRev: t.ChipRev}); err != nil {
 				add(fmt.Errorf("bootloader %s at 0x%x: %v: %w", pt.Name, pt.Offset, err, ErrBadImage))
 			}
-			// The bootloader maps and reads flash by its header's size
-			// (bootloader_flash_update_size), so a larger one would
-			// address flash the chip does not have.
+			// The bootloader tells the ROM's SPI flash driver the size in
+			// its own header (update_flash_config in ESP-IDF's
+			// bootloader_<chip>.c: esp_rom_spiflash_config_param), so a
+			// larger one would address flash the chip does not have.
 			if n := pt.Image.FlashSizeBytes(); t.FlashSize > 0 && n > t.FlashSize {
 				add(fmt.Errorf("bootloader %s is built for %s flash (header byte 3), the chip has %s: %w",
 					pt.Name, pt.Image.FlashSizeName(), partition.FormatSize(uint32(t.FlashSize)), ErrFlashSize))
