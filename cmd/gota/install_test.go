@@ -229,3 +229,28 @@ func TestInstallManifestURL(t *testing.T) {
 		t.Errorf("S3: %v", err)
 	}
 }
+
+// TestInstallErase: --erase clears the whole flash first (through the ROM:
+// FLASH_BEGIN over the whole flash), so data outside the image is gone.
+func TestInstallErase(t *testing.T) {
+	pc := newPTYChip(t, rom.ESP32)
+	if err := pc.fl.Program(0x300000, []byte("old NVS data")); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := writeMerged(t, 0x1000)
+	merged, _ := os.ReadFile(name)
+	var out, errOut bytes.Buffer
+	if err := romInstall(&out, &errOut, []string{"--port", pc.name, "--erase", "--wait-agent", "0", "--timeout", "120s", name}); err != nil {
+		t.Fatalf("install --erase: %v\n%s", err, errOut.String())
+	}
+	fb := pc.fl.Bytes()
+	if !bytes.Equal(fb[:len(merged)], merged) {
+		t.Error("flash does not hold the merged image")
+	}
+	if !bytes.Equal(fb[len(merged):], bytes.Repeat([]byte{0xFF}, len(fb)-len(merged))) {
+		t.Error("--erase left data after the image")
+	}
+	if !strings.Contains(errOut.String(), "erase the whole 4 MB flash first") {
+		t.Errorf("the plan does not say it erases everything:\n%s", errOut.String())
+	}
+}
