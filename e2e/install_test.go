@@ -117,3 +117,25 @@ func TestChipUSBJTAG(t *testing.T) {
 		t.Errorf("the USB-JTAG sequence took %d download boots (and flash boots in between):\n%s", n, r.stderr)
 	}
 }
+
+// TestInstallNoisyLine: on a line that flips bits, the ROM's checksum
+// errors and the replies lost to garbled frames are retried, and the
+// install still ends with every region's MD5 matching and the agent up.
+func TestInstallNoisyLine(t *testing.T) {
+	merged := mergedImage(t)
+	blank := filepath.Join(t.TempDir(), "blank.flash")
+	mustGota(t, "device", "create", "--blank", blank)
+	dev := startDevice(t, blank, "--listen", "127.0.0.1:0", "--flip-rate", "3e-5", "--seed", "3")
+	m := regexp.MustCompile(`WebSocket serial port (ws://\S+)`).FindStringSubmatch(dev.output())
+	if m == nil {
+		t.Fatalf("no WebSocket URL printed:\n%s", dev.output())
+	}
+	r := mustGota(t, "install", "--port", m[1], merged)
+	if !strings.Contains(r.stderr, "MD5 matches") || !strings.Contains(r.stdout, "agent ready") {
+		t.Fatalf("install over a noisy line:\n%s", r)
+	}
+	dev.stop()
+	if st := dev.lineStats(t); st["flipped"] == 0 {
+		t.Errorf("the line flipped nothing (%v): the test proves nothing", st)
+	}
+}

@@ -72,7 +72,7 @@ func (i *ChipInfo) RevString() string { return espimage.RevString(i.Rev) }
 func (c *Client) ReadReg(ctx context.Context, addr uint32) (uint32, error) {
 	var b [4]byte
 	le.PutUint32(b[:], addr)
-	r, err := c.command(ctx, opReadReg, b[:], 0, defaultTimeout)
+	r, err := c.commandRetry(ctx, opReadReg, b[:], 0, defaultTimeout)
 	if err != nil {
 		return 0, fmt.Errorf("read register 0x%08x: %w", addr, err)
 	}
@@ -85,7 +85,7 @@ func (c *Client) WriteReg(ctx context.Context, addr, value uint32) error {
 	le.PutUint32(b[0:], addr)
 	le.PutUint32(b[4:], value)
 	le.PutUint32(b[8:], 0xFFFFFFFF)
-	if _, err := c.command(ctx, opWriteReg, b, 0, defaultTimeout); err != nil {
+	if _, err := c.commandRetry(ctx, opWriteReg, b, 0, defaultTimeout); err != nil {
 		return fmt.Errorf("write register 0x%08x: %w", addr, err)
 	}
 	return nil
@@ -217,7 +217,7 @@ func (c *Client) attach(ctx context.Context) error {
 	if !c.stub {
 		arg = append(arg, 0, 0, 0, 0)
 	}
-	if _, err := c.command(ctx, opSPIAttach, arg, 0, defaultTimeout); err != nil {
+	if _, err := c.commandRetry(ctx, opSPIAttach, arg, 0, defaultTimeout); err != nil {
 		return fmt.Errorf("attach SPI flash: %w", err)
 	}
 	return nil
@@ -301,7 +301,7 @@ func (c *Client) SetFlashParams(ctx context.Context, size int) error {
 	for i, v := range []uint32{0, uint32(size), 64 << 10, 4 << 10, 256, 0xFFFF} {
 		le.PutUint32(b[4*i:], v)
 	}
-	if _, err := c.command(ctx, opSPISetParams, b, 0, defaultTimeout); err != nil {
+	if _, err := c.commandRetry(ctx, opSPISetParams, b, 0, defaultTimeout); err != nil {
 		return fmt.Errorf("set flash parameters: %w", err)
 	}
 	return nil

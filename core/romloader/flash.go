@@ -77,12 +77,16 @@ func (c *Client) WriteFlash(ctx context.Context, offset uint32, data []byte, pro
 	if !c.stub && c.info != nil && c.info.def.encryptedBegin {
 		params = le.AppendUint32(params, 0) // not encrypted
 	}
-	if _, err := c.command(ctx, opFlashDeflBegin, params, 0, timeout); err != nil {
+	if _, err := c.commandRetry(ctx, opFlashDeflBegin, params, 0, timeout); err != nil {
 		return fmt.Errorf("begin write at 0x%x (%d bytes): %w", offset, len(data), err)
 	}
+	inflated := blockOutputs(comp, bs)
 	for seq := 0; seq < blocks; seq++ {
 		blk := comp[seq*bs : min((seq+1)*bs, len(comp))]
-		if err := c.writeBlock(ctx, seq, blk); err != nil {
+		// The ROM inflates and writes each block before it answers
+		// (esptool: ERASE_WRITE_TIMEOUT_PER_MB of what it inflates to).
+		to := timeoutPerMB(eraseWritePerMB, inflated[seq])
+		if err := c.writeBlock(ctx, seq, blk, to); err != nil {
 			return fmt.Errorf("write at 0x%x, block %d of %d: %w", offset, seq+1, blocks, err)
 		}
 		if progress != nil {
@@ -100,7 +104,7 @@ func (c *Client) WriteFlash(ctx context.Context, offset uint32, data []byte, pro
 }
 
 // writeBlock sends one compressed block, retrying line errors.
-func (c *Client) writeBlock(ctx context.Context, seq int, blk []byte) error {
+func (c *Client) writeBlock(ctx context.Context, seq int, blk []byte, timeout time.Duration) error {
 	payload := le.AppendUint32(nil, uint32(len(blk)))
 	payload = le.AppendUint32(payload, uint32(seq))
 	payload = le.AppendUint32(payload, 0)
@@ -108,9 +112,7 @@ func (c *Client) writeBlock(ctx context.Context, seq int, blk []byte) error {
 	payload = append(payload, blk...)
 	var err error
 	for attempt := 0; attempt < writeAttempts; attempt++ {
-		// The ROM inflates and writes each block before it answers; a
-		// 1 KiB block of zeros inflates to far more, so allow for it.
-		_, err = c.command(ctx, opFlashDeflData, payload, checksum(blk), 10*time.Second)
+		_, err = c.command(ctx, opFlashDeflData, payload, checksum(blk), timeout)
 		if err == nil {
 			return nil
 		}
@@ -123,6 +125,48 @@ func (c *Client) writeBlock(ctx context.Context, seq int, blk []byte) error {
 		}
 	}
 	return err
+}
+
+// blockOutputs returns, for each block of bs bytes of the zlib stream
+// comp, how many bytes inflate from it (esptool-js tracks the same with
+// pako's Inflate). flate reads a flate.Reader byte by byte, so the
+// count of compressed bytes consumed is exact to a few bytes of lookahead.
+func blockOutputs(comp []byte, bs int) []int {
+	out := make([]int, (len(comp)+bs-1)/bs)
+	cr := &countingReader{r: bytes.NewReader(comp)}
+	zr, err := zlib.NewReader(cr)
+	if err != nil || len(out) == 0 {
+		return out
+	}
+	buf := make([]byte, 512)
+	for {
+		n, err := zr.Read(buf)
+		k := min(max(cr.n-1, 0)/bs, len(out)-1)
+		out[k] += n
+		if err != nil {
+			return out
+		}
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
 }
 
 func (c *Client) finishStubWrite(ctx context.Context) error {
@@ -155,7 +199,7 @@ func (c *Client) FlashMD5(ctx context.Context, offset uint32, size int) (string,
 	b = le.AppendUint32(b, uint32(size))
 	b = le.AppendUint32(b, 0)
 	b = le.AppendUint32(b, 0)
-	r, err := c.command(ctx, opSPIFlashMD5, b, 0, timeoutPerMB(md5PerMB, size))
+	r, err := c.commandRetry(ctx, opSPIFlashMD5, b, 0, timeoutPerMB(md5PerMB, size))
 	if err != nil {
 		return "", fmt.Errorf("MD5 of 0x%x..0x%x: %w", offset, offset+uint32(size), err)
 	}

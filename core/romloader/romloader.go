@@ -98,6 +98,7 @@ var (
 	syncTimeout      = 100 * time.Millisecond
 	md5PerMB         = 8 * time.Second
 	eraseRegionPerMB = 30 * time.Second
+	eraseWritePerMB  = 40 * time.Second
 )
 
 // timeoutPerMB scales a per-megabyte timeout, never below the default.
@@ -362,6 +363,33 @@ func (c *Client) command(ctx context.Context, op byte, data []byte, chk uint32, 
 	}
 	r.data = r.data[:len(r.data)-n]
 	return r, nil
+}
+
+// retryAttempts is how often an idempotent command is sent before its
+// failure is final (esptool's WRITE_BLOCK_ATTEMPTS for data blocks; here
+// for every command that may safely run twice).
+const retryAttempts = 3
+
+// commandRetry is command for idempotent requests (register reads and
+// writes, SPI attach and parameters, MD5, FLASH_DEFL_BEGIN): a reply
+// lost on the line or a checksum/format error the line caused is retried.
+func (c *Client) commandRetry(ctx context.Context, op byte, data []byte, chk uint32, timeout time.Duration) (response, error) {
+	var r response
+	var err error
+	for i := 0; i < retryAttempts; i++ {
+		r, err = c.command(ctx, op, data, chk, timeout)
+		if err == nil || ctx.Err() != nil {
+			return r, err
+		}
+		var se *StatusError
+		if errors.As(err, &se) && !se.Retryable() {
+			return r, err
+		}
+		if !errors.Is(err, ErrTimeout) && !errors.As(err, &se) {
+			return r, err // the port failed
+		}
+	}
+	return r, err
 }
 
 // Close stops the client. The port is left open.

@@ -2,6 +2,7 @@ package romloader
 
 import (
 	"bytes"
+	"compress/zlib"
 	"testing"
 )
 
@@ -90,4 +91,30 @@ func FuzzSLIP(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestBlockOutputs(t *testing.T) {
+	// Half incompressible, half zeros: the blocks holding the zeros
+	// inflate to far more than the others.
+	data := make([]byte, 200_000)
+	x := uint32(1)
+	for i := 0; i < 100_000; i++ {
+		x = x*1664525 + 1013904223
+		data[i] = byte(x >> 24)
+	}
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	zw.Write(data)
+	zw.Close()
+	out := blockOutputs(z.Bytes(), romBlockSize)
+	total := 0
+	for _, n := range out {
+		total += n
+	}
+	if total != len(data) {
+		t.Fatalf("blocks inflate to %d bytes in all, want %d", total, len(data))
+	}
+	if first, last := out[0], out[len(out)-1]; first > 2*romBlockSize || last < 20*romBlockSize {
+		t.Errorf("first block inflates to %d, last to %d: want about 1 KiB and far more", first, last)
+	}
 }
