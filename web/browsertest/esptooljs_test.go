@@ -68,7 +68,8 @@ func padTo4(b []byte) []byte {
 const esptoolJSScript = `(async () => {
 	const m = await import(%q);
 	const log = [];
-	const terminal = { clean() {}, writeLine(s) { log.push(s); }, write(s) { log.push(s); } };
+	const tz = performance.now(); const stamp = (s) => log.push(((performance.now() - tz) / 1000).toFixed(2) + " " + s);
+	const terminal = { clean() {}, writeLine: stamp, write: stamp };
 	const transport = new m.Transport(gotaVirtual.port(), false);
 	const loader = new m.ESPLoader({ transport, baudrate: %d, romBaudrate: 115200, terminal });
 	const image = new Uint8Array(await (await fetch(%q)).arrayBuffer());
