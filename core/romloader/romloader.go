@@ -202,15 +202,19 @@ func (c *Client) pump() {
 	for {
 		n, err := c.port.Read(buf)
 		c.mu.Lock()
+		var lines []string
 		if n > 0 {
 			frames := c.dec.feed(buf[:n])
 			c.q = append(c.q, frames...)
-			c.noteText(c.dec.takeText())
+			lines = c.noteText(c.dec.takeText())
 		}
 		if err != nil {
 			c.err = err
 		}
 		c.mu.Unlock()
+		for _, l := range lines { // outside the lock: Log may take its own
+			c.opt.Log(l)
+		}
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -221,22 +225,23 @@ func (c *Client) pump() {
 	}
 }
 
-// noteText keeps text for boot-mode detection and logs whole lines.
-func (c *Client) noteText(t []byte) {
+// noteText keeps text for boot-mode detection and returns the lines it
+// completes, for Options.Log.
+func (c *Client) noteText(t []byte) (lines []string) {
 	if len(t) == 0 {
-		return
+		return nil
 	}
 	c.raw = append(c.raw, t...)
 	if len(c.raw) > 64<<10 {
 		c.raw = c.raw[len(c.raw)-32<<10:]
 	}
 	if c.opt.Log == nil {
-		return
+		return nil
 	}
 	for _, b := range t {
 		switch b {
 		case '\n':
-			c.opt.Log(string(c.line))
+			lines = append(lines, string(c.line))
 			c.line = c.line[:0]
 		case '\r':
 		default:
@@ -245,6 +250,7 @@ func (c *Client) noteText(t []byte) {
 			}
 		}
 	}
+	return lines
 }
 
 // takeRaw returns and clears the text seen since the last call.
