@@ -173,3 +173,39 @@ func TestInstallManifest(t *testing.T) {
 		t.Errorf("%d parts verified, want 3:\n%s", n, steps)
 	}
 }
+
+// TestInstallPanelRefuses: a merged image for another chip is refused
+// once the chip is known; the page says why and that nothing was
+// written, and the board stays in download mode for the next try.
+func TestInstallPanelRefuses(t *testing.T) {
+	ctx := newBrowser(t)
+	s := startBlankSite(t)
+	_, boot := sharedFile(t, "bootloader-esp32c3.bin")
+	_, table := sharedFile(t, "partitions-arduino-ota.bin")
+	merged := bytes.Repeat([]byte{0xFF}, 0x9000)
+	copy(merged, boot)
+	copy(merged[0x8000:], table)
+	path := filepath.Join(t.TempDir(), "c3.factory.bin")
+	if err := os.WriteFile(path, merged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load(t, ctx, s.URL)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := chromedp.Do(tctx, chromedp.SetUploadFiles(chromedp.CSS("#install-file"), []string{path}, chromedp.NodeReady))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the plan", `!!document.getElementById("install-plan")`, 10*time.Second)
+	click(t, ctx, "#install-virtual")
+	waitJS(t, ctx, "the refusal", `!!document.getElementById("problem")`, 30*time.Second)
+	p := text(t, ctx, `document.getElementById("problem").innerText`)
+	for _, want := range []string{"Install failed", "for esp32c3, the device is esp32", "nothing written", "download mode"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("problem banner lacks %q:\n%s", want, p)
+		}
+	}
+	if st := s.Device.State(); st != "download" {
+		t.Errorf("device state %q after the refusal, want download", st)
+	}
+}
