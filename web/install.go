@@ -225,8 +225,19 @@ func (c *Root) runInstall(port Port, resolve install.Resolver, erase bool, baud 
 			c.Inst.Chip = fmt.Sprintf("%s %s, MAC %s, flash %d MB", info.Name, info.RevString(), info.MACString(), info.FlashSize>>20)
 		})
 		return resolve(info)
-	}, install.RunOptions{Baud: baud, Erase: erase, Event: c.installEvent})
+	}, install.RunOptions{Baud: baud, Erase: erase, Event: c.installEvent, Stub: c.servedStub})
 	return err
+}
+
+// servedStub fetches the flasher stub for the chip from the server
+// (gota serve --stub); without one the install talks to the ROM only.
+func (c *Root) servedStub(info *romloader.ChipInfo) (*romloader.Stub, error) {
+	b, err := fetchURL("stub/" + info.Chip.String() + ".json")
+	if err != nil {
+		c.installEvent(install.Event{Step: "stub", Text: "no flasher stub served: writing through the ROM loader"})
+		return nil, nil
+	}
+	return romloader.ParseStub(b)
 }
 
 // installEvent shows Run's steps; writes update the bar.

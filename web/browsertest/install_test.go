@@ -21,6 +21,13 @@ import (
 // erased: it boot-loops until something is installed through its ROM.
 func startBlankSite(tb testing.TB) *site {
 	tb.Helper()
+	return startBlankSiteStubs(tb, "")
+}
+
+// startBlankSiteStubs is startBlankSite with flasher stubs served from
+// stubDir ("" for none) to the page's installer.
+func startBlankSiteStubs(tb testing.TB, stubDir string) *site {
+	tb.Helper()
 	dist := buildDist(tb)
 	flashPath := filepath.Join(tb.TempDir(), "blank.bin")
 	if err := os.WriteFile(flashPath, bytes.Repeat([]byte{0xFF}, 4<<20), 0o644); err != nil {
@@ -31,7 +38,7 @@ func startBlankSite(tb testing.TB) *site {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := server.New(server.Config{Dir: dist, Device: dev})
+	h, err := server.New(server.Config{Dir: dist, Device: dev, StubDir: stubDir})
 	if err != nil {
 		dev.Close()
 		tb.Fatal(err)
@@ -43,6 +50,31 @@ func startBlankSite(tb testing.TB) *site {
 		dev.Close()
 	})
 	return &site{URL: ts.URL, Device: dev, Server: h, Log: log}
+}
+
+// esptoolJSStubs is the directory of esptool-js 0.7.0's stub JSON files
+// (esp-flasher-stub v1.2.2, Apache-2.0 OR MIT), or a skip.
+func esptoolJSStubs(tb testing.TB) string {
+	tb.Helper()
+	esptoolJSBundle(tb) // skips when esptool-js is not installed
+	return filepath.Join(moduleRoot(tb), ".deps", "node_modules", "esptool-js", "lib", "targets", "stub_flasher")
+}
+
+// TestInstallPanelStub: with stubs served (gota serve --stub), the page
+// uploads the published flasher stub and writes through it.
+func TestInstallPanelStub(t *testing.T) {
+	ctx := newBrowser(t)
+	s := startBlankSiteStubs(t, esptoolJSStubs(t))
+	path, _ := mergedFile(t)
+	load(t, ctx, s.URL)
+	pageInstall(t, ctx, path)
+	steps := text(t, ctx, `document.getElementById("install-steps").innerText`)
+	for _, want := range []string{"flasher stub running", "MD5 matches"} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("steps lack %q:\n%s", want, steps)
+		}
+	}
+	waitJS(t, ctx, "the agent after the install", `!!document.getElementById("running") && document.getElementById("running").innerText === "app0"`, 60*time.Second)
 }
 
 // mergedFile writes a merged image (the virtual device's stand-in
@@ -103,7 +135,7 @@ func TestInstallPanel(t *testing.T) {
 	t.Logf("install to agent ready: %.1f s", time.Since(start).Seconds())
 	sh.take(ctx, "installed")
 	steps := text(t, ctx, `document.getElementById("install-steps").innerText`)
-	for _, want := range []string{"ESP32 v3.0", "MD5 matches", "resetting into the app"} {
+	for _, want := range []string{"ESP32 v3.0", "no flasher stub served", "MD5 matches", "resetting into the app"} {
 		if !strings.Contains(steps, want) {
 			t.Errorf("steps lack %q:\n%s", want, steps)
 		}
