@@ -3,9 +3,13 @@ package install
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gota-dev/gota/core/romloader"
 )
+
+// romBaud is the rate the ROM loader and the app's console start at.
+const romBaud = 115200
 
 // RunOptions configure Run.
 type RunOptions struct {
@@ -96,12 +100,33 @@ func Run(ctx context.Context, c *romloader.Client, resolve Resolver, opt RunOpti
 	if opt.NoReset {
 		return plan, nil
 	}
+	return plan, startApp(ctx, c, ev)
+}
+
+// startApp leaves the loader into the new app: back at 115200 first, the
+// rate the ROM and the app's console start at, so the boot is readable
+// and the port needs no change (and no reopening) after the reset; then
+// an EN pulse through RTS, or FLASH_END without modem lines.
+func startApp(ctx context.Context, c *romloader.Client, ev func(Event)) error {
+	if c.Baud() != romBaud {
+		if err := c.ChangeBaud(ctx, romBaud); err != nil {
+			return err
+		}
+	}
 	if !c.CanReset() {
 		ev(Event{Step: "reset", Text: "no DTR/RTS: leaving the loader with FLASH_END (run user code)"})
-		return plan, c.RunApp(ctx)
+		return c.RunApp(ctx)
 	}
 	ev(Event{Step: "reset", Text: "resetting into the app (EN through RTS)"})
-	return plan, c.HardReset()
+	if err := c.HardReset(); err != nil {
+		return err
+	}
+	// The ROM's first line after a reset ("rst:0x1 (POWERON_RESET),boot:...")
+	// shows the reset took effect before the port is handed on.
+	if !c.WaitText(ctx, "rst:", 2*time.Second) {
+		ev(Event{Step: "reset", Text: "no boot message after the reset (press EN if the app does not start)"})
+	}
+	return nil
 }
 
 // Describe says, one line each, what goes where and what gets erased.

@@ -1,6 +1,7 @@
 package romloader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -219,3 +220,32 @@ func (c *Client) sync(ctx context.Context) error {
 
 // Stub reports whether a flasher stub answers rather than the ROM.
 func (c *Client) Stub() bool { return c.stub }
+
+// WaitText waits up to d for s in what the chip prints outside frames
+// (from now on), e.g. the ROM's "rst:" line after a reset, and reports
+// whether it came. Only text at the port's current rate is readable.
+func (c *Client) WaitText(ctx context.Context, s string, d time.Duration) bool {
+	c.takeRaw()
+	deadline := time.Now().Add(d)
+	var seen []byte
+	for {
+		seen = append(seen, c.takeRaw()...)
+		if bytes.Contains(seen, []byte(s)) {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		c.mu.Lock()
+		dead := c.err != nil
+		c.mu.Unlock()
+		if dead {
+			return false
+		}
+		select {
+		case <-c.wake:
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+}
