@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gota-dev/gota/core/espimage"
 )
 
 // mergedImage lays out what `gota device create --app` puts in flash
@@ -137,5 +139,53 @@ func TestInstallNoisyLine(t *testing.T) {
 	dev.stop()
 	if st := dev.lineStats(t); st["flipped"] == 0 {
 		t.Errorf("the line flipped nothing (%v): the test proves nothing", st)
+	}
+}
+
+// c3Merged builds a small ESP32-C3 app (DROM at 0x3C000020, IRAM at
+// 0x40380000) and lays out what `gota device create --chip esp32c3` puts
+// in flash, from 0x0 (where the C3 ROM loads its bootloader) to the end
+// of the app.
+func c3Merged(t *testing.T) (string, []byte) {
+	t.Helper()
+	drom := make([]byte, 1024)
+	iram := make([]byte, 512)
+	for i := range iram {
+		iram[i] = byte(i * 13)
+	}
+	app, err := espimage.Build(espimage.Header{SPIMode: 2, FlashSize: 2, Entry: 0x40380000, WPPin: 0xEE, Chip: espimage.ChipESP32C3, HashAppended: true},
+		[]espimage.Segment{{LoadAddr: 0x3C000020, Data: drom}, {LoadAddr: 0x40380000, Data: iram}},
+		&espimage.AppDesc{Version: "1.0.0", ProjectName: "c3-demo", Time: "00:00:00", Date: "Jan  1 2026", IDFVer: "v5.3.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := filepath.Join(t.TempDir(), "c3.flash")
+	mustGota(t, "device", "create", full, "--chip", "esp32c3", "--app", writeFile(t, "c3app.bin", app))
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, "c3.factory.bin", b[:0x10000+len(app)]), app
+}
+
+// TestInstallC3USBJTAG: a blank ESP32-C3 behind its USB-Serial-JTAG gets
+// a merged image whose bootloader sits at 0x0, through the USB-JTAG
+// reset sequence, and its agent answers.
+func TestInstallC3USBJTAG(t *testing.T) {
+	merged, _ := c3Merged(t)
+	r := mustGota(t, "image", "info", merged)
+	if !strings.Contains(r.stdout, "merged esp32c3 image") || !strings.Contains(r.stdout, "0x000000  -") {
+		t.Fatalf("image info:\n%s", r)
+	}
+	blank := filepath.Join(t.TempDir(), "blank.flash")
+	mustGota(t, "device", "create", "--blank", blank)
+	dev := startDevice(t, blank, "--listen", "127.0.0.1:0", "--chip", "esp32c3", "--reset", "usb-jtag")
+	m := regexp.MustCompile(`WebSocket serial port (ws://\S+)`).FindStringSubmatch(dev.output())
+	if m == nil {
+		t.Fatalf("no WebSocket URL printed:\n%s", dev.output())
+	}
+	r = mustGota(t, "install", "--usb-jtag", "--port", m[1], merged)
+	if !strings.Contains(r.stderr, "ESP32-C3") || !strings.Contains(r.stdout, "agent ready: gota-go/1 on esp32c3") {
+		t.Fatalf("install on a C3:\n%s", r)
 	}
 }
