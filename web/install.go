@@ -298,3 +298,18 @@ func (c *Root) connectAgent(handle any) error {
 	})
 	return nil
 }
+
+// mergedApp returns the app part of a merged image dropped on the OTA
+// panel, with a note saying so; nil when data is not a merged image.
+func mergedApp(name string, data []byte) ([]byte, string) {
+	p, err := install.SplitMerged(name, data)
+	if err != nil {
+		return nil, ""
+	}
+	a := p.App()
+	if a == nil {
+		return nil, ""
+	}
+	return a.Data, fmt.Sprintf("%s is a merged image: its app part (%s, 0x%x in the image, %d bytes) goes over the air; bootloader and partition table stay as they are. Use Install or recover to write them all.",
+		name, a.Label, a.Offset, len(a.Data))
+}

@@ -33,3 +33,18 @@ func TestPlanFor(t *testing.T) {
 		t.Errorf("manifest: %v", err)
 	}
 }
+
+func TestMergedApp(t *testing.T) {
+	app := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	merged := bytes.Repeat([]byte{0xFF}, 0x10000)
+	copy(merged[0x1000:], shareddata.File(t, "bootloader-esp32-arduino.bin"))
+	copy(merged[0x8000:], shareddata.File(t, "partitions-arduino-ota.bin"))
+	merged = append(merged, app...)
+	got, note := mergedApp("factory.bin", merged)
+	if !bytes.Equal(got, app) || !strings.Contains(note, "its app part (app0, 0x10000") {
+		t.Errorf("mergedApp: %d bytes, note %q", len(got), note)
+	}
+	if got, _ := mergedApp("app.bin", app); got != nil {
+		t.Error("a plain app taken for a merged image")
+	}
+}

@@ -241,3 +241,29 @@ func TestInstallPanelRefuses(t *testing.T) {
 		t.Errorf("device state %q after the refusal, want download", st)
 	}
 }
+
+// TestOTAMergedImage: a merged image dropped on the OTA panel of a device
+// that runs an agent is not "bad magic byte": its app part is flashed
+// over the air, and the page says so.
+func TestOTAMergedImage(t *testing.T) {
+	ctx, s := startDemoSite(t)
+	app2, err := server.DemoApp("2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _ := mergedFileWith(t, app2)
+	load(t, ctx, s.URL)
+	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+	click(t, ctx, "#connect-virtual")
+	waitJS(t, ctx, "the device panel", `!!document.getElementById("running") && document.getElementById("running").innerText === "app0"`, 60*time.Second)
+	upload(t, ctx, path)
+	waitJS(t, ctx, "the merged-image note", `!!document.getElementById("merged-note")`, 10*time.Second)
+	if note := text(t, ctx, `document.getElementById("merged-note").innerText`); !strings.Contains(note, "its app part (app0, 0x10000") {
+		t.Errorf("note %q", note)
+	}
+	if v := text(t, ctx, `document.getElementById("img-version").innerText`); v != "2.0.0" {
+		t.Errorf("image version %q, want 2.0.0", v)
+	}
+	click(t, ctx, "#flash")
+	waitJS(t, ctx, "2.0.0 running in app1", `!!document.getElementById("running") && document.getElementById("running").innerText === "app1"`, 90*time.Second)
+}
