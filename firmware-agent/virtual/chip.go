@@ -22,6 +22,8 @@ type chipPort interface {
 	Baud() int
 	// InstallDriver sets the UART receive path (uart_driver_install).
 	InstallDriver(r link.Receiver)
+	// Buffered is uart_get_buffered_data_len (the agent's idle rule).
+	Buffered() int
 }
 
 // The ROM's and the flasher stub's UART receive paths. Both run from

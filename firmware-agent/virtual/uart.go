@@ -122,6 +122,19 @@ func (p *uartPort) InstallDriver(r link.Receiver) {
 	}
 }
 
+// Buffered returns how many received bytes wait to be read, as
+// uart_get_buffered_data_len does: those in the line's driver and FIFO and
+// those already taken from it for this port.
+func (p *uartPort) Buffered() int {
+	p.u.mu.Lock()
+	n := 0
+	if p.gen == p.u.gen {
+		n = len(p.u.buf)
+	}
+	p.u.mu.Unlock()
+	return n + p.u.end.Buffered()
+}
+
 // Baud returns the chip's UART rate.
 func (p *uartPort) Baud() int { return p.u.end.Baud() }
 
