@@ -275,14 +275,14 @@ static bool ring_load(gota_core_t *g, bool running, uint32_t from, uint32_t to, 
 }
 
 /* dictionary puts the preset dictionary of a DEFLATE frame at received
- * just before it in the ring (SPEC.md 6.4, 6.7). */
+ * just before it in the ring (SPEC.md 6.4, 6.7). Everything received is
+ * written: the ring's history can be replaced by the running build's
+ * bytes and read back from the partition when a later frame needs it. */
 static bool dictionary(gota_core_t *g, bool delta)
 {
     uint32_t at = g->received;
     if (delta) {
-        /* The running build around the same offset. The ring's history
-         * is replaced, so everything held is written first; it is read
-         * back from the partition when a later frame needs it. */
+        /* The running build around the same offset. */
         if (!(g->used & GOTA_CAP_DELTA) || g->base_len == 0) {
             return false;
         }
@@ -290,10 +290,6 @@ static bool dictionary(gota_core_t *g, bool delta)
         uint32_t end = at + DELTA_REACH < g->base_len ? at + DELTA_REACH : g->base_len;
         if (start >= end) {
             start = end = 0;
-        }
-        drain(g);
-        if (g->state != GOTA_RECEIVING) {
-            return false;
         }
         g->ring_lo = at;
         return ring_load(g, true, start, end, at - (end - start));
@@ -313,6 +309,14 @@ static bool dictionary(gota_core_t *g, bool delta)
  * the window (SPEC.md 6.2). */
 static bool take(gota_core_t *g, const uint8_t *b, uint16_t n, uint8_t flags)
 {
+    if (flags & FLAG_DEFLATE) {
+        /* The inflater may write up to the end of the ring before it
+         * finds a stream too long: nothing unwritten may be there. */
+        drain(g);
+        if (g->state != GOTA_RECEIVING) {
+            return false;
+        }
+    }
     int64_t free = (int64_t)g->cfg.window - (int64_t)(g->received - g->written) - g->keep_bytes;
     if (g->size > 0 && (int64_t)(g->size - g->received) < free) {
         free = (int64_t)(g->size - g->received);
@@ -536,7 +540,7 @@ static void info(gota_core_t *g, const gota_frame_t *f)
     char line[160];
     for (unsigned i = 0;; i++) {
         size_t len = gota_port_info_line(i, line, sizeof(line));
-        if (len == 0) {
+        if (len == (size_t)-1) {
             break;
         }
         /* copy the part of [pos, pos+len) that lies in [offset+n, offset+room) */

@@ -52,8 +52,9 @@ int32_t gota_port_read_running(uint32_t offset, uint8_t *buf, size_t n);
 /* Length of the running image through its appended SHA-256 (0: unknown). */
 uint32_t gota_port_running_len(void);
 
-/* INFO text (SPEC.md 5.2): gota_port_info_line writes line i (with its
- * "\n") into buf and returns its length, 0 after the last line. */
+/* INFO text (SPEC.md 5.2): gota_port_info_line writes line slot i (with
+ * its "\n") into buf and returns its length: 0 for a key without a value,
+ * (size_t)-1 after the last slot. Slots are asked for in order from 0. */
 size_t gota_port_info_line(unsigned i, char *buf, size_t cap);
 
 /* SHA-256 of the image as written (mbedTLS). */
@@ -62,10 +63,11 @@ void gota_port_sha_update(const uint8_t *p, size_t n);
 void gota_port_sha_finish(uint8_t out[32]);
 
 /* Inflates one complete raw DEFLATE stream into ring, a 32 KiB circular
- * buffer whose bytes before pos are the dictionary, writing at most max
- * bytes from pos on (ROM tinfl). Returns the bytes produced, or -1 when
- * the stream is invalid, incomplete or longer than max; *partial tells how
- * many ring bytes were overwritten either way. */
+ * buffer whose bytes before pos are the dictionary (ROM tinfl). Returns
+ * the bytes produced, or -1 when the stream is invalid, incomplete or
+ * longer than max; *partial tells how many ring bytes from pos on were
+ * overwritten either way (up to the whole ring: the caller holds no
+ * unwritten bytes in it). */
 int gota_port_inflate(uint8_t *ring, uint32_t pos, const uint8_t *src, size_t n, size_t max,
                       size_t *partial);
 

@@ -1,0 +1,347 @@
+// Package cagent runs the C agent of firmware-agent/esp-idf (the ESP-IDF
+// component) on the host: the same C sources, compiled with cgo against a
+// host implementation of the ESP-IDF API subset they call (include/ and
+// esp_host.c: same signatures and esp_err_t codes as ESP-IDF v5.1.3),
+// backed by the virtual ESP32 of package device. It is the "c" agent of
+// `gota device run --agent c` and `gota serve --agent c`.
+//
+// Each Agent runs the C app on its own OS thread, as the firmware's one
+// task; an esp_restart (or a reboot of the device from outside) boots the
+// C app again from app_main.
+package cagent
+
+/*
+#cgo CFLAGS: -std=gnu99 -Wall -Wextra -Werror -Wno-unused-parameter -DGOTA_HOST_INSTANCES
+#cgo CFLAGS: -I${SRCDIR}/include -I${SRCDIR}/../esp-idf/include -I${SRCDIR}/../esp-idf/src
+#cgo LDFLAGS: -lmbedcrypto
+#include <stdlib.h>
+#include "host.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"runtime/cgo"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/gota-dev/gota/firmware-agent/device"
+)
+
+// Name is the agent name the C agent announces.
+const Name = "gota-c/1"
+
+// Capability bits of the C agent's configuration (gota_agent.h).
+const (
+	capDeflate = 1 << 0
+	capResume  = 1 << 1
+	capBaud    = 1 << 2
+	capReorder = 1 << 4
+	capDelta   = 1 << 5
+)
+
+// Defaults for Options: the component's Kconfig defaults.
+const (
+	DefaultMaxFrame = 2048
+	DefaultRxBuffer = 16384
+)
+
+// Options configure the C app as its Kconfig would.
+type Options struct {
+	MaxFrame      int  // CONFIG_GOTA_MAX_PAYLOAD; 0 = DefaultMaxFrame
+	RxBuffer      int  // CONFIG_GOTA_UART_RX_BUFFER; 0 = DefaultRxBuffer
+	NoISRInIRAM   bool // CONFIG_UART_ISR_IN_IRAM off: the agent grants one frame
+	NoCompression bool
+	NoResume      bool
+	NoBaudChange  bool
+	NoReorder     bool
+	NoDelta       bool
+	// SetBaud is called when the agent switches its line rate; nil means
+	// the rate is not modelled.
+	SetBaud func(baud int) error
+}
+
+// UART is what the C app declared to its UART driver
+// (uart_driver_install): the ring buffer size and whether its ISR runs
+// during flash operations.
+type UART struct {
+	RxBuffer  int
+	ISRInIRAM bool
+}
+
+// Agent is the C agent running on one virtual device.
+type Agent struct {
+	dev  *device.Device
+	con  *Console
+	opt  Options
+	h    cgo.Handle
+	host *C.host_dev_t
+
+	rx       chan []byte
+	left     []byte
+	buffered atomic.Int64
+	rebooted atomic.Bool
+	stopped  atomic.Bool
+	done     chan struct{}
+
+	mu      sync.Mutex
+	conn    io.Writer
+	baud    int
+	uart    UART
+	ended   string // partition the last esp_ota_end completed
+	target  string // partition of the OTA in progress
+	started bool
+}
+
+// Console is the device's log output: the app's ESP_LOG stream, which
+// the C agent serialises with its frames (esp_log_set_vprintf). Text
+// written while no host is attached is lost, as on a UART.
+type Console struct {
+	mu sync.Mutex
+	a  *Agent
+}
+
+// NewConsole returns a Console for device.Config.Log, to be passed to New.
+func NewConsole() *Console { return &Console{} }
+
+// Write sends p through the C app's log path.
+func (c *Console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	a := c.a
+	c.mu.Unlock()
+	if a == nil || len(p) == 0 {
+		return len(p), nil
+	}
+	cs := C.CBytes(p)
+	defer C.free(cs)
+	C.host_log(a.host, (*C.char)(cs), C.int(len(p)))
+	return len(p), nil
+}
+
+// New starts the C app on dev; con must be the device's log writer.
+func New(dev *device.Device, con *Console, opt Options) *Agent {
+	if opt.MaxFrame <= 0 {
+		opt.MaxFrame = DefaultMaxFrame
+	}
+	if opt.RxBuffer <= 0 {
+		opt.RxBuffer = DefaultRxBuffer
+	}
+	a := &Agent{dev: dev, con: con, opt: opt, rx: make(chan []byte, 256), done: make(chan struct{}), baud: 115200}
+	a.h = cgo.NewHandle(a)
+	a.host = C.host_new(C.uintptr_t(a.h))
+	caps := 0
+	if !opt.NoCompression {
+		caps |= capDeflate
+		if !opt.NoDelta {
+			caps |= capDelta
+		}
+	}
+	if !opt.NoResume {
+		caps |= capResume
+	}
+	if !opt.NoBaudChange {
+		caps |= capBaud
+	}
+	if !opt.NoReorder {
+		caps |= capReorder
+	}
+	a.host.caps = C.uint32_t(caps)
+	a.host.max_payload = C.uint16_t(opt.MaxFrame)
+	a.host.rx_buffer = C.int(opt.RxBuffer)
+	if !opt.NoISRInIRAM {
+		a.host.isr_in_iram = 1
+	}
+	dev.OnReboot(func() { a.rebooted.Store(true) })
+	con.mu.Lock()
+	con.a = a
+	con.mu.Unlock()
+	go a.run()
+	return a
+}
+
+func (a *Agent) run() {
+	runtime.LockOSThread()
+	defer close(a.done)
+	C.host_run(a.host)
+}
+
+// Close stops the C app and waits for its thread.
+func (a *Agent) Close() {
+	a.stopped.Store(true)
+	<-a.done
+}
+
+// UART returns what the app declared to its UART driver.
+func (a *Agent) UART() UART {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.uart
+}
+
+// Baud returns the agent's line rate.
+func (a *Agent) Baud() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.baud
+}
+
+// Serve attaches conn as the device's UART until ctx is done or reading
+// conn fails (nil at EOF). The app keeps running across connections; a
+// new connection gets READY (attach).
+func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
+	a.mu.Lock()
+	a.conn = conn
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.conn == conn {
+			a.conn = nil
+		}
+		a.mu.Unlock()
+	}()
+	C.host_attach(a.host)
+	errc := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			b := make([]byte, 4096)
+			n, err := conn.Read(b)
+			if n > 0 {
+				a.buffered.Add(int64(n))
+				select {
+				case a.rx <- b[:n]:
+				case <-stop:
+					return
+				}
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-errc:
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+}
+
+func agentOf(h C.uintptr_t) *Agent { return cgo.Handle(h).Value().(*Agent) }
+
+func bytesOf(p *C.uint8_t, n C.int) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)) }
+
+// code is the esp_err_t of a device error.
+func code(err error) C.int {
+	if err == nil {
+		return 0
+	}
+	var de *device.Error
+	if errors.As(err, &de) {
+		return C.int(de.Code)
+	}
+	return C.int(device.ErrFail)
+}
+
+//export goCheckpoint
+func goCheckpoint(h C.uintptr_t) C.int {
+	a := agentOf(h)
+	if a.stopped.Load() {
+		return 2
+	}
+	if a.rebooted.Swap(false) {
+		return 1
+	}
+	return 0
+}
+
+//export goUartRead
+func goUartRead(h C.uintptr_t, buf *C.uint8_t, n C.int, timeoutMs C.int) C.int {
+	a := agentOf(h)
+	out := bytesOf(buf, n)
+	if len(a.left) == 0 {
+		var t <-chan time.Time
+		if timeoutMs > 0 {
+			timer := time.NewTimer(time.Duration(timeoutMs) * time.Millisecond)
+			defer timer.Stop()
+			t = timer.C
+		}
+		select {
+		case b := <-a.rx:
+			a.left = b
+		default:
+			if t == nil {
+				return 0
+			}
+			select {
+			case b := <-a.rx:
+				a.left = b
+			case <-t:
+				return 0
+			}
+		}
+	}
+	k := copy(out, a.left)
+	a.left = a.left[k:]
+	a.buffered.Add(-int64(k))
+	return C.int(k)
+}
+
+//export goUartBuffered
+func goUartBuffered(h C.uintptr_t) C.int { return C.int(agentOf(h).buffered.Load()) }
+
+//export goUartWrite
+func goUartWrite(h C.uintptr_t, buf *C.uint8_t, n C.int) C.int {
+	a := agentOf(h)
+	a.mu.Lock()
+	w := a.conn
+	a.mu.Unlock()
+	if w != nil && n > 0 {
+		w.Write(append([]byte(nil), bytesOf(buf, n)...))
+	}
+	return n
+}
+
+//export goUartDrain
+func goUartDrain(h C.uintptr_t) {
+	a := agentOf(h)
+	a.mu.Lock()
+	w := a.conn
+	a.mu.Unlock()
+	if d, ok := w.(interface{ Drain() error }); ok {
+		d.Drain()
+	}
+}
+
+//export goUartConfig
+func goUartConfig(h C.uintptr_t, rxBuffer C.int, iram C.int) {
+	a := agentOf(h)
+	a.mu.Lock()
+	a.uart = UART{RxBuffer: int(rxBuffer), ISRInIRAM: iram != 0}
+	a.mu.Unlock()
+}
+
+//export goSetBaud
+func goSetBaud(h C.uintptr_t, baud C.uint32_t) C.int {
+	a := agentOf(h)
+	a.mu.Lock()
+	changed := a.baud != int(baud)
+	a.baud = int(baud)
+	a.mu.Unlock()
+	if changed && a.opt.SetBaud != nil {
+		if err := a.opt.SetBaud(int(baud)); err != nil {
+			return C.int(device.ErrInvalidArg)
+		}
+	}
+	return 0
+}
