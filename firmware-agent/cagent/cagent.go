@@ -49,7 +49,39 @@ const (
 const (
 	DefaultMaxFrame = 2048
 	DefaultRxBuffer = 16384
+	// DefaultWindow is the window the agent grants with those.
+	DefaultWindow = DefaultRxBuffer / (DefaultMaxFrame + overhead) * (DefaultMaxFrame - 4)
 )
+
+// overhead is a frame's bytes besides its payload (SPEC.md 2).
+const overhead = 11
+
+// Window returns the window the C agent grants with opt: as many frames
+// as its UART ring buffer holds (gota_idf.c), or one frame when its UART
+// ISR does not run during flash operations.
+func Window(opt Options) int {
+	mf, rx := opt.MaxFrame, opt.RxBuffer
+	if mf <= 0 {
+		mf = DefaultMaxFrame
+	}
+	if rx <= 0 {
+		rx = DefaultRxBuffer
+	}
+	if opt.NoISRInIRAM || rx < mf+overhead {
+		return mf - 4
+	}
+	return rx / (mf + overhead) * (mf - 4)
+}
+
+// RxBufferFor returns the smallest UART ring buffer for which the agent
+// grants at least window bytes with frames of maxFrame (0: the default).
+func RxBufferFor(window, maxFrame int) int {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	frames := (window + maxFrame - 5) / (maxFrame - 4)
+	return max(frames, 1) * (maxFrame + overhead)
+}
 
 // Options configure the C app as its Kconfig would.
 type Options struct {
@@ -61,6 +93,8 @@ type Options struct {
 	NoBaudChange  bool
 	NoReorder     bool
 	NoDelta       bool
+	// RateCheck and RateIdle shorten SPEC.md 7's 3 s and 5 s (tests).
+	RateCheck, RateIdle time.Duration
 	// SetBaud is called when the agent switches its line rate; nil means
 	// the rate is not modelled.
 	SetBaud func(baud int) error
@@ -156,6 +190,8 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 	if !opt.NoISRInIRAM {
 		a.host.isr_in_iram = 1
 	}
+	a.host.rate_check_ms = C.uint32_t(opt.RateCheck.Milliseconds())
+	a.host.rate_idle_ms = C.uint32_t(opt.RateIdle.Milliseconds())
 	dev.OnReboot(func() { a.rebooted.Store(true) })
 	con.mu.Lock()
 	con.a = a

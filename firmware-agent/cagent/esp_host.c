@@ -75,6 +75,8 @@ static void app_main(host_dev_t *d)
         .isr_in_iram = d->isr_in_iram != 0,
         .caps = d->caps,
         .max_payload = d->max_payload,
+        .rate_check_ms = d->rate_check_ms,
+        .rate_idle_ms = d->rate_idle_ms,
         .task_stack = 4096,
         .task_priority = 5,
     };

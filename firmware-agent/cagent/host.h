@@ -24,6 +24,7 @@ typedef struct host_dev {
     uint16_t max_payload;
     int rx_buffer;
     int isr_in_iram;
+    uint32_t rate_check_ms, rate_idle_ms;
 } host_dev_t;
 
 host_dev_t *host_new(uintptr_t go);

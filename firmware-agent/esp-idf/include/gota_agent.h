@@ -36,6 +36,8 @@ typedef struct {
     bool isr_in_iram;        /* CONFIG_UART_ISR_IN_IRAM: the UART ISR runs during flash writes */
     uint32_t caps;           /* GOTA_AGENT_CAP_*; SHA-256 is always checked */
     uint16_t max_payload;    /* largest frame payload accepted (256..2048) */
+    uint32_t rate_check_ms;  /* 0: 3 s to get a frame after a rate change (SPEC.md 7) */
+    uint32_t rate_idle_ms;   /* 0: 5 s quiet before returning to 115200 (SPEC.md 7) */
     uint32_t task_stack;     /* bytes */
     int task_priority;
     gota_accept_hook_t accept;
@@ -52,6 +54,8 @@ typedef struct {
         .isr_in_iram = GOTA_AGENT_ISR_IN_IRAM,                          \
         .caps = GOTA_AGENT_CAPS,                                        \
         .max_payload = CONFIG_GOTA_MAX_PAYLOAD,                         \
+        .rate_check_ms = 0,                                             \
+        .rate_idle_ms = 0,                                              \
         .task_stack = 4096,                                             \
         .task_priority = 5,                                             \
         .accept = NULL,                                                 \

@@ -535,6 +535,8 @@ esp_err_t gota_agent_start(const gota_agent_config_t *cfg)
         .caps = cfg->caps,
         .max_payload = max_payload,
         .window = window(cfg, max_payload),
+        .baud_check_ms = cfg->rate_check_ms,
+        .idle_revert_ms = cfg->rate_idle_ms,
     };
     gota_core_init(&g->core, &cc);
     g->prev_vprintf = esp_log_set_vprintf(log_vprintf);
