@@ -1,10 +1,7 @@
 /*
- * The C agent's sources, compiled into this Go package as they are
- * (cgo builds only the C files of the package directory): the portable
- * part, the ESP-IDF layer (against the host ESP-IDF of esp_host.c), and
- * the inflater the ESP32 ROM has.
+ * The inflater the ESP32 ROM has (esp_rom's rom/miniz.h), from the
+ * vendored miniz. The agent's own sources are the symbolic links beside
+ * this file (to ../esp-idf/src and ../esp-idf/include), so that cgo
+ * builds, and its cache tracks, the very files of the ESP-IDF component.
  */
-#include "../esp-idf/src/gota_frame.c"
-#include "../esp-idf/src/gota_core.c"
-#include "../esp-idf/src/gota_idf.c"
 #include "third_party/miniz/miniz_tinfl.c"

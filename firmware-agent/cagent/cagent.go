@@ -12,7 +12,7 @@ package cagent
 
 /*
 #cgo CFLAGS: -std=gnu99 -Wall -Wextra -Werror -Wno-unused-parameter -DGOTA_HOST_INSTANCES
-#cgo CFLAGS: -I${SRCDIR}/include -I${SRCDIR}/../esp-idf/include -I${SRCDIR}/../esp-idf/src
+#cgo CFLAGS: -I${SRCDIR}/include
 #cgo LDFLAGS: -lmbedcrypto
 #include <stdlib.h>
 #include "host.h"

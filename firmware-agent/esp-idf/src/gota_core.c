@@ -19,6 +19,7 @@ enum {
 #define FLAG_DEFLATE 0x01
 #define FLAG_GAP 0x02
 #define FLAG_DELTA 0x04
+#define KEPT_IN_RING 0x80 /* a kept frame's flags: its bytes are in the ring */
 #define BEGIN_RESUME 0x01
 #define END_REBOOT 0x01
 #define DEFAULT_BAUD 115200u
@@ -172,6 +173,7 @@ static void drop_kept(gota_core_t *g)
 {
     g->keep_n = 0;
     g->keep_bytes = 0;
+    g->keep_used = 0;
 }
 
 static void abort_transfer(gota_core_t *g)
@@ -207,7 +209,7 @@ static const char *ota_message(int32_t code, char call)
     case 0x1506:
         return "can't upgrade from unconfirmed firmware";
     case 0x1503:
-        return "validation failed";
+        return call == 'w' ? "not a valid ota image" : "validation failed";
     case 0x1505:
         return "no other firmware to roll back to";
     case E_INVALID_ARG:
@@ -305,11 +307,22 @@ static bool dictionary(gota_core_t *g, bool delta)
     return true;
 }
 
+static void unkeep(gota_core_t *g, unsigned i);
+
 /* take appends the frame at received to the ring if it decodes and fits
  * the window (SPEC.md 6.2). */
 static bool take(gota_core_t *g, const uint8_t *b, uint16_t n, uint8_t flags)
 {
     if (flags & FLAG_DEFLATE) {
+        /* The dictionary and the output need the whole ring: frames kept
+         * in it go (the host resends them). */
+        for (unsigned i = 0; i < g->keep_n;) {
+            if (g->keep_flags[i] & KEPT_IN_RING) {
+                unkeep(g, i);
+            } else {
+                i++;
+            }
+        }
         /* The inflater may write up to the end of the ring before it
          * finds a stream too long: nothing unwritten may be there. */
         drain(g);
@@ -359,7 +372,10 @@ static bool take(gota_core_t *g, const uint8_t *b, uint16_t n, uint8_t flags)
     return true;
 }
 
-/* keep stores a frame after a gap for later (REORDER). */
+/* keep stores a frame after a gap for later (REORDER). A plain frame goes
+ * straight to its place in the ring, beyond received (the history bytes it
+ * replaces are written, and read back from flash if a frame needs them);
+ * a DEFLATE frame is kept raw in the keep buffer. */
 static void keep(gota_core_t *g, uint32_t off, const uint8_t *b, uint16_t n, uint8_t flags)
 {
     for (unsigned i = 0; i < g->keep_n; i++) {
@@ -368,11 +384,29 @@ static void keep(gota_core_t *g, uint32_t off, const uint8_t *b, uint16_t n, uin
         }
     }
     int64_t room = (int64_t)g->cfg.window - (int64_t)(g->received - g->written) - g->keep_bytes;
-    if (g->keep_n == GOTA_KEEP_FRAMES || (int64_t)n > room || g->keep_bytes + n > GOTA_KEEP_SIZE ||
-        off - g->received >= g->cfg.window) {
+    if (g->keep_n == GOTA_KEEP_FRAMES || (int64_t)n > room || off - g->received >= g->cfg.window ||
+        (g->size > 0 && (uint64_t)off + n > g->size)) {
         return;
     }
-    memcpy(g->keep + g->keep_bytes, b, n);
+    if (!(flags & FLAG_DEFLATE)) {
+        if (off + n - g->received > (int64_t)room) {
+            return;
+        }
+        uint32_t pos = off & GOTA_RING_MASK;
+        uint32_t first = n < GOTA_RING_SIZE - pos ? n : GOTA_RING_SIZE - pos;
+        memcpy(g->ring + pos, b, first);
+        memcpy(g->ring, b + first, n - first);
+        if (off + n > GOTA_RING_SIZE && off + n - GOTA_RING_SIZE > g->ring_lo) {
+            g->ring_lo = off + n - GOTA_RING_SIZE;
+        }
+        flags |= KEPT_IN_RING;
+    } else {
+        if (g->keep_used + n > GOTA_KEEP_SIZE) {
+            return;
+        }
+        memcpy(g->keep + g->keep_used, b, n);
+        g->keep_used += n;
+    }
     g->keep_off[g->keep_n] = off;
     g->keep_len[g->keep_n] = n;
     g->keep_flags[g->keep_n] = flags;
@@ -382,14 +416,25 @@ static void keep(gota_core_t *g, uint32_t off, const uint8_t *b, uint16_t n, uin
 
 /* unkeep removes kept frame i, returning its bytes through a copy at the
  * end of keep (the caller uses them before keeping anything else). */
-static void unkeep(gota_core_t *g, unsigned i)
+static uint16_t keep_start(const gota_core_t *g, unsigned i)
 {
     uint16_t start = 0;
     for (unsigned j = 0; j < i; j++) {
-        start += g->keep_len[j];
+        if (!(g->keep_flags[j] & KEPT_IN_RING)) {
+            start += g->keep_len[j];
+        }
     }
+    return start;
+}
+
+static void unkeep(gota_core_t *g, unsigned i)
+{
     uint16_t n = g->keep_len[i];
-    memmove(g->keep + start, g->keep + start + n, g->keep_bytes - start - n);
+    if (!(g->keep_flags[i] & KEPT_IN_RING)) {
+        uint16_t start = keep_start(g, i);
+        memmove(g->keep + start, g->keep + start + n, g->keep_used - start - n);
+        g->keep_used -= n;
+    }
     g->keep_bytes -= n;
     for (unsigned j = i; j + 1 < g->keep_n; j++) {
         g->keep_off[j] = g->keep_off[j + 1];
@@ -405,19 +450,23 @@ static void follow(gota_core_t *g)
 {
     for (;;) {
         unsigned i;
-        uint16_t start = 0;
         for (i = 0; i < g->keep_n && g->keep_off[i] != g->received; i++) {
-            start += g->keep_len[i];
         }
         if (i == g->keep_n) {
             break;
         }
-        /* Take it from where it lies, then remove it. */
         uint16_t n = g->keep_len[i];
         uint8_t flags = g->keep_flags[i];
+        if (flags & KEPT_IN_RING) {
+            /* Already in place. */
+            unkeep(g, i);
+            g->received += n;
+            continue;
+        }
+        /* Take it from where it lies, then remove it. */
         uint16_t saved = g->keep_bytes;
         g->keep_bytes -= n; /* its bytes no longer count against the window */
-        bool ok = take(g, g->keep + start, n, flags);
+        bool ok = take(g, g->keep + keep_start(g, i), n, flags);
         g->keep_bytes = saved;
         unkeep(g, i);
         if (!ok) {
@@ -604,8 +653,8 @@ static void begin(gota_core_t *g, const gota_frame_t *f)
     uint32_t part_size = 0;
     int32_t err = gota_port_ota_begin(size, g->label, &part_size);
     if (err == E_INVALID_SIZE) {
-        fail(g, f, err, "image of %lu bytes does not fit %s (%lu bytes)", (unsigned long)size, g->label,
-             (unsigned long)part_size);
+        fail(g, f, err, "ota error: image of %lu bytes does not fit partition \"%s\" (%lu bytes)",
+             (unsigned long)size, g->label, (unsigned long)part_size);
         return;
     }
     if (err != 0) {
@@ -832,9 +881,12 @@ void gota_core_poll(gota_core_t *g, uint32_t wait_ms)
     } else if (gota_decoder_pending(&g->dec) && now - g->last_rx_ms >= 100) {
         gota_decoder_idle(&g->dec);
     }
-    /* Write while the line is quiet, or when the driver holds less than
-     * a frame: the ring buffer carries the line during the write. */
-    if (n < (int)sizeof(buf) || gota_port_buffered() < g->cfg.max_payload) {
+    /* Reading comes first: the host sends at most a window beyond what
+     * is written, so the driver's ring buffer (at least a window long)
+     * cannot overflow however long the agent leaves it. Write when the
+     * line is quiet, or when the window is nearly full. */
+    if (n <= 0 || gota_port_buffered() == 0 ||
+        g->received - g->written + g->keep_bytes + g->cfg.max_payload > g->cfg.window) {
         write_step(g);
     }
     if (g->checking || g->baud != DEFAULT_BAUD) {

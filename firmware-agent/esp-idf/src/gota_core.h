@@ -88,7 +88,8 @@ typedef struct {
 
     /* REORDER: frames kept after a gap, raw, packed in keep */
     uint8_t keep_n;
-    uint16_t keep_bytes;
+    uint16_t keep_bytes; /* kept payload bytes (count against the window) */
+    uint16_t keep_used;  /* bytes of the keep buffer in use */
     uint32_t keep_off[GOTA_KEEP_FRAMES];
     uint16_t keep_len[GOTA_KEEP_FRAMES];
     uint8_t keep_flags[GOTA_KEEP_FRAMES];
