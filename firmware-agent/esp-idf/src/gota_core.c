@@ -890,6 +890,7 @@ void gota_core_poll(gota_core_t *g, uint32_t wait_ms)
         write_step(g);
     }
     if (g->checking || g->baud != DEFAULT_BAUD) {
-        rate_rules(g, now);
+        /* now again: frames handled above may be later than the read */
+        rate_rules(g, gota_port_now_ms());
     }
 }
