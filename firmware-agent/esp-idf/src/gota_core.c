@@ -389,7 +389,8 @@ static void keep(gota_core_t *g, uint32_t off, const uint8_t *b, uint16_t n, uin
         return;
     }
     if (!(flags & FLAG_DEFLATE)) {
-        if (off + n - g->received > (int64_t)room) {
+        /* Its span from received must not reach unwritten bytes. */
+        if ((int64_t)(off + n - g->received) > (int64_t)g->cfg.window - (int64_t)(g->received - g->written)) {
             return;
         }
         uint32_t pos = off & GOTA_RING_MASK;
@@ -524,6 +525,13 @@ static void data(gota_core_t *g, const gota_frame_t *f)
         return;
     }
     if (off > g->received && (g->used & GOTA_CAP_REORDER)) {
+        /* Frames after a gap wait for the one missing: make room for
+         * them by writing what is held (the Go agent's writer task has
+         * written it by now). */
+        drain(g);
+        if (g->state != GOTA_RECEIVING) {
+            return;
+        }
         keep(g, off, b, n, f->flags);
     }
     if (!g->gap_sent || now - g->gap_ms >= GAP_REPEAT_MS) {
