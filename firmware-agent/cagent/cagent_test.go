@@ -14,7 +14,9 @@ import (
 	"github.com/gota-dev/gota/internal/shareddata"
 )
 
-func TestSmoke(t *testing.T) {
+// TestFlash updates a virtual ESP32 through the C agent, with DEFLATE,
+// and checks the new build runs on trial and the app declared its UART.
+func TestFlash(t *testing.T) {
 	v10, _ := espimage.SetVersion(shareddata.File(t, "esp32-ledcontroller-v1.0.bin"), "1.0.0")
 	v11, _ := espimage.SetVersion(shareddata.File(t, "esp32-ledcontroller-v1.1.bin"), "1.1.0")
 	content, err := device.Build(device.CreateOptions{App: v10})
@@ -40,13 +42,23 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%+v caps %+v", di, s.Caps())
+	if di.Running != "app0" || di.Chip != "esp32" {
+		t.Errorf("info %+v", di)
+	}
 	if err := s.Flash(ctx, v11, updater.FlashOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", s.Stats())
 	di = s.LastInfo()
-	t.Logf("running %s %+v", di.Running, di.Find("app1"))
+	if p := di.Find("app1"); di.Running != "app1" || p.State != "testing" || p.Version != "1.1.0" || p.ImageLen != len(v11) {
+		t.Errorf("after flash: running %s, app1 %+v", di.Running, p)
+	}
+	if u := a.UART(); u.RxBuffer != cagent.DefaultRxBuffer || !u.ISRInIRAM {
+		t.Errorf("UART declared %+v", u)
+	}
+	if c := s.Caps(); c.Window != cagent.DefaultWindow || c.MaxFrame != cagent.DefaultMaxFrame || !c.Compression {
+		t.Errorf("caps %+v", c)
+	}
 }
 
 type pipePort struct{ net.Conn }
