@@ -40,7 +40,7 @@ extern "C" {
 #define GOTA_MAX_PAYLOAD 2048 /* largest DATA payload accepted */
 #endif
 #ifndef GOTA_KEEP_SIZE
-#define GOTA_KEEP_SIZE 2048 /* REORDER: bytes of frames kept after a gap */
+#define GOTA_KEEP_SIZE 1024 /* REORDER: bytes of DEFLATE frames kept after a gap */
 #endif
 #define GOTA_KEEP_FRAMES 8
 #define GOTA_TX_PAYLOAD 512   /* replies (INFO_R chunks at most this long) */

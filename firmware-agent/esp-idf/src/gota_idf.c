@@ -54,12 +54,12 @@ typedef struct {
     mbedtls_sha256_context sha;
     tinfl_decompressor inflater;
     vprintf_like_t prev_vprintf;
-    /* INFO: the partition whose lines are being generated */
+    /* INFO: the partition whose lines are being generated, and what
+     * esp_image_verify found there (kept small: RAM is budgeted) */
     const esp_partition_t *info_part;
-    esp_image_metadata_t info_md;
-    bool info_md_ok;
-    esp_app_desc_t info_desc;
-    bool info_desc_ok;
+    uint32_t info_len; /* 0: no valid image */
+    bool info_hash;
+    uint8_t info_digest[32];
 } gota_idf_t;
 
 #ifdef GOTA_HOST_INSTANCES
@@ -319,12 +319,22 @@ static size_t part_line(gota_idf_t *g, const esp_partition_t *p, unsigned j, cha
 {
     char num[72];
     if (j == 0) {
+        esp_image_metadata_t md;
         g->info_part = p;
-        g->info_desc_ok = esp_ota_get_partition_description(p, &g->info_desc) == ESP_OK;
-        g->info_md_ok = verify(p, &g->info_md) == ESP_OK;
+        g->info_len = 0;
+        g->info_hash = false;
+        if (verify(p, &md) == ESP_OK) {
+            g->info_len = md.image_len;
+            g->info_hash = md.image.hash_appended != 0;
+            memcpy(g->info_digest, md.image_digest, 32);
+        }
         return kv(buf, cap, "part", p->label);
     }
-    const esp_app_desc_t *d = g->info_desc_ok ? &g->info_desc : NULL;
+    esp_app_desc_t desc;
+    const esp_app_desc_t *d = NULL;
+    if (j >= 5 && j <= 10 && esp_ota_get_partition_description(p, &desc) == ESP_OK) {
+        d = &desc;
+    }
     switch (j) {
     case 1:
         snprintf(num, sizeof(num), "%u", (unsigned)p->subtype);
@@ -359,18 +369,18 @@ static size_t part_line(gota_idf_t *g, const esp_partition_t *p, unsigned j, cha
         snprintf(num, sizeof(num), "%lu", (unsigned long)d->secure_version);
         return kv(buf, cap, "secure_version", num);
     case 11:
-        if (!g->info_md_ok || !g->info_md.image.hash_appended) {
+        if (g->info_len == 0 || !g->info_hash) {
             return 0;
         }
         for (int i = 0; i < 32; i++) {
-            snprintf(num + 2 * i, 3, "%02x", g->info_md.image_digest[i]);
+            snprintf(num + 2 * i, 3, "%02x", g->info_digest[i]);
         }
         return kv(buf, cap, "sha256", num);
     default:
-        if (!g->info_md_ok || g->info_md.image_len == 0) {
+        if (g->info_len == 0) {
             return 0;
         }
-        snprintf(num, sizeof(num), "%lu", (unsigned long)g->info_md.image_len);
+        snprintf(num, sizeof(num), "%lu", (unsigned long)g->info_len);
         return kv(buf, cap, "image_len", num);
     }
 }
