@@ -9,6 +9,8 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +24,7 @@ import (
 func init() {
 	register(&command{
 		name: "bench",
-		usage: "[--baud 921600] [--fast-flash] [IMAGE...]\n" +
+		usage: "[--baud 921600] [--fast-flash] [--agents go,c] [IMAGE...]\n" +
 			"                       time Gota flashing each image over an emulated line against the raw-bytes baseline",
 		run: runBench,
 	})
@@ -42,6 +44,7 @@ type benchImage struct {
 // benchResult is the outcome of flashing one image.
 type benchResult struct {
 	Name      string
+	Agent     string // device agent of the virtual device
 	Size      int
 	Baud      int
 	Raw       time.Duration // size×10/baud: the bytes alone on the wire ("netcat push")
@@ -54,16 +57,23 @@ type benchResult struct {
 func (r benchResult) Ratio() float64 { return float64(r.Gota) / float64(r.Raw) }
 
 func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
-	fs := newFlagSet("bench", stderr, "bench [--baud N] [--fast-flash] [IMAGE...]",
+	fs := newFlagSet("bench", stderr, "bench [--baud N] [--fast-flash] [--agents go,c] [IMAGE...]",
 		"Without images: the shared esp32-ledcontroller-v1.1.bin (when found) and a random, incompressible 1 MiB image.")
 	baud := fs.Int("baud", 921600, "line rate to flash at, bit/s")
 	fast := fs.Bool("fast-flash", false, "instant flash operations (default: realistic SPI NOR timing)")
+	agentList := fs.String("agents", strings.Join(benchAgents(), ","), "device agents to flash through, each on the same images (ratio vs the first)")
 	files, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
 		return err
 	}
 	if *baud <= 0 {
 		return fmt.Errorf("--baud %d: must be positive", *baud)
+	}
+	agents := strings.Split(*agentList, ",")
+	for _, a := range agents {
+		if err := checkAgent(a); err != nil {
+			return fmt.Errorf("--agents: %w", err)
+		}
 	}
 	var images []benchImage
 	for _, name := range files {
@@ -97,35 +107,55 @@ func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		timing = flash.Timing{}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "image\tsize\traw @%d\tflash alone\tgota\tratio\twire bytes\t\n", *baud)
+	fmt.Fprintf(tw, "image\tagent\tsize\traw @%d\tflash alone\tgota\tratio\tvs %s\twire bytes\t\n", *baud, agents[0])
 	failed := false
 	for _, im := range images {
-		r := benchFlash(ctx, im, *baud, timing)
-		if r.Err != nil {
-			failed = true
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\tfailed: %v\t\t\t\n", r.Name, r.Size, r.Raw.Round(time.Millisecond), r.Err)
-			continue
+		var first time.Duration
+		for i, agent := range agents {
+			r := benchFlash(ctx, im, *baud, timing, agent)
+			if r.Err != nil {
+				failed = true
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\tfailed: %v\t\t\t\t\n", r.Name, agent, r.Size, r.Raw.Round(time.Millisecond), r.Err)
+				continue
+			}
+			if i == 0 {
+				first = r.Gota
+			}
+			vs := "-"
+			if first > 0 {
+				vs = fmt.Sprintf("%.3f", float64(r.Gota)/float64(first))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%.3f\t%s\t%d\t\n", r.Name, agent, r.Size, r.Raw.Round(time.Millisecond),
+				flashTime(r.Size, timing).Round(time.Millisecond), r.Gota.Round(time.Millisecond), r.Ratio(), vs, r.WireBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.3f\t%d\t\n", r.Name, r.Size, r.Raw.Round(time.Millisecond),
-			flashTime(r.Size, timing).Round(time.Millisecond), r.Gota.Round(time.Millisecond), r.Ratio(), r.WireBytes)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "raw = size×10/baud: the bytes alone on the line (8N1)\n"+
 		"flash alone = erasing sector by sector and programming the image, with no line at all (%s flash timing)\n"+
-		"gota = wall time of the update: send, verify, complete (no reboot); ratio = gota/raw\n",
-		map[bool]string{true: "instant", false: "realistic"}[*fast])
+		"gota = wall time of the update: send, verify, complete (no reboot); ratio = gota/raw; vs %s = gota/gota of agent %s\n",
+		map[bool]string{true: "instant", false: "realistic"}[*fast], agents[0], agents[0])
 	if failed {
 		return exitError{1}
 	}
 	return nil
 }
 
+// benchAgents are the agents bench compares by default: the Go agent,
+// and the C agent when this build has it (cgo).
+func benchAgents() []string {
+	agents := []string{"go"}
+	if slices.Contains(virtual.Agents(), "c") {
+		agents = append(agents, "c")
+	}
+	return agents
+}
+
 // benchFlash flashes im onto a fresh virtual device (the shared LED
 // controller v1.0 or a blank second slot running the random image's
 // sibling) over an emulated line at baud, in process: link + agent +
 // device + updater session.
-func benchFlash(ctx context.Context, im benchImage, baud int, timing flash.Timing) benchResult {
-	r := benchResult{Name: im.name, Size: len(im.data), Baud: baud,
+func benchFlash(ctx context.Context, im benchImage, baud int, timing flash.Timing, agent string) benchResult {
+	r := benchResult{Name: im.name, Agent: agent, Size: len(im.data), Baud: baud,
 		Raw: time.Duration(int64(len(im.data)) * 10 * int64(time.Second) / int64(baud))}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -147,7 +177,7 @@ func benchFlash(ctx context.Context, im benchImage, baud int, timing flash.Timin
 	}
 	fl := flash.FromBytes(content)
 	fl.SetTiming(timing)
-	vd, err := virtual.New(fl, virtual.Config{})
+	vd, err := virtual.New(fl, virtual.Config{Agent: agent})
 	if err != nil {
 		r.Err = err
 		return r

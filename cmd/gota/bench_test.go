@@ -48,14 +48,16 @@ func TestBenchFlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := benchFlash(context.Background(), benchImage{name: "random", data: img}, 2000000, flash.Timing{})
-	if r.Err != nil {
-		t.Fatal(r.Err)
+	for _, agent := range benchAgents() {
+		r := benchFlash(context.Background(), benchImage{name: "random", data: img}, 2000000, flash.Timing{}, agent)
+		if r.Err != nil {
+			t.Fatalf("%s: %v", agent, r.Err)
+		}
+		if r.Gota <= 0 || r.Raw <= 0 || r.WireBytes < int64(len(img)) {
+			t.Fatalf("%s: result %+v: incompressible data cannot take fewer wire bytes than its size", agent, r)
+		}
+		t.Logf("%s: %d bytes at 2 Mbaud: raw %v, gota %v, ratio %.3f", agent, r.Size, r.Raw, r.Gota, r.Ratio())
 	}
-	if r.Gota <= 0 || r.Raw <= 0 || r.WireBytes < int64(len(img)) {
-		t.Fatalf("result %+v: incompressible data cannot take fewer wire bytes than its size", r)
-	}
-	t.Logf("%d bytes at 2 Mbaud: raw %v, gota %v, ratio %.3f", r.Size, r.Raw, r.Gota, r.Ratio())
 }
 
 func TestBenchCommand(t *testing.T) {
@@ -73,6 +75,14 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "small.bin") || !strings.Contains(out.String(), "raw @2000000") {
 		t.Fatalf("table:\n%s", out.String())
+	}
+	for _, agent := range benchAgents() {
+		if !strings.Contains(out.String(), " "+agent+" ") {
+			t.Errorf("no row for agent %s:\n%s", agent, out.String())
+		}
+	}
+	if err := bench(context.Background(), &out, &errOut, []string{"--agents", "go,python", name}); err == nil || !strings.Contains(err.Error(), "python") {
+		t.Errorf("--agents go,python: %v", err)
 	}
 	if err := bench(context.Background(), &out, &errOut, []string{"--baud", "0"}); err == nil {
 		t.Fatal("--baud 0 accepted")
