@@ -10,6 +10,23 @@
 #include <stdint.h>
 
 #include "esp_err.h"
+#include "sdkconfig.h"
+
+/* Builds without this component's Kconfig (Arduino-ESP32's precompiled
+ * ESP-IDF) get its defaults. */
+#ifndef CONFIG_GOTA_UART_NUM
+#define CONFIG_GOTA_UART_NUM 0
+#define CONFIG_GOTA_UART_TX_PIN (-1)
+#define CONFIG_GOTA_UART_RX_PIN (-1)
+#define CONFIG_GOTA_UART_BAUD 115200
+#define CONFIG_GOTA_UART_RX_BUFFER 16384
+#define CONFIG_GOTA_MAX_PAYLOAD 2048
+#define CONFIG_GOTA_CAP_DEFLATE 1
+#define CONFIG_GOTA_CAP_DELTA 1
+#define CONFIG_GOTA_CAP_RESUME 1
+#define CONFIG_GOTA_CAP_BAUD 1
+#define CONFIG_GOTA_CAP_REORDER 1
+#endif
 
 #ifdef __cplusplus
 extern "C" {
