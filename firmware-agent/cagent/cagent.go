@@ -98,6 +98,10 @@ type Options struct {
 	// SetBaud is called when the agent switches its line rate; nil means
 	// the rate is not modelled.
 	SetBaud func(baud int) error
+	// InstallDriver is called when the app installs its UART driver
+	// (uart_driver_install), with what it declared; nil means the
+	// receive path is not modelled (link.End.InstallDriver models it).
+	InstallDriver func(UART)
 }
 
 // UART is what the C app declared to its UART driver
@@ -116,9 +120,8 @@ type Agent struct {
 	h    cgo.Handle
 	host *C.host_dev_t
 
-	rx       chan []byte
-	left     []byte
-	buffered atomic.Int64
+	port     *port  // the connection attached by Serve
+	left     []byte // bytes read from the line, not yet taken by the app
 	rebooted atomic.Bool
 	stopped  atomic.Bool
 	done     chan struct{}
@@ -165,7 +168,7 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 	if opt.RxBuffer <= 0 {
 		opt.RxBuffer = DefaultRxBuffer
 	}
-	a := &Agent{dev: dev, con: con, opt: opt, rx: make(chan []byte, 256), done: make(chan struct{}), baud: 115200}
+	a := &Agent{dev: dev, con: con, opt: opt, done: make(chan struct{}), baud: 115200}
 	a.h = cgo.NewHandle(a)
 	a.host = C.host_new(C.uintptr_t(a.h))
 	caps := 0
@@ -230,47 +233,114 @@ func (a *Agent) Baud() int {
 // conn fails (nil at EOF). The app keeps running across connections; a
 // new connection gets READY (attach).
 func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
+	p := newPort(conn)
+	defer p.close()
 	a.mu.Lock()
-	a.conn = conn
+	a.port = p
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
-		if a.conn == conn {
-			a.conn = nil
+		if a.port == p {
+			a.port = nil
 		}
 		a.mu.Unlock()
 	}()
 	C.host_attach(a.host)
-	errc := make(chan error, 1)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			b := make([]byte, 4096)
-			n, err := conn.Read(b)
-			if n > 0 {
-				a.buffered.Add(int64(n))
-				select {
-				case a.rx <- b[:n]:
-				case <-stop:
-					return
-				}
-			}
-			if err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case err := <-errc:
-		if errors.Is(err, io.EOF) {
+	case <-p.dead:
+		if errors.Is(p.err, io.EOF) {
 			return nil
 		}
-		return err
+		return p.err
 	}
+}
+
+// port reads a connection only when the app asks (uart_read_bytes), so
+// that bytes the app has not asked for stay in the line's receive path
+// (the UART driver's ring of link.End) as on a chip. A read the app gave
+// up waiting for stays pending and serves its next call.
+type port struct {
+	conn    io.ReadWriter
+	req     chan int
+	res     chan []byte
+	stop    chan struct{}
+	dead    chan struct{} // closed when reading conn failed
+	err     error
+	pending bool // a request is out (used by the app's thread only)
+}
+
+func newPort(conn io.ReadWriter) *port {
+	p := &port{conn: conn, req: make(chan int), res: make(chan []byte, 1), stop: make(chan struct{}), dead: make(chan struct{})}
+	go p.reader()
+	return p
+}
+
+func (p *port) reader() {
+	for {
+		select {
+		case n := <-p.req:
+			b := make([]byte, n)
+			k, err := p.conn.Read(b)
+			p.res <- b[:k]
+			if err != nil {
+				p.err = err
+				close(p.dead)
+				return
+			}
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+func (p *port) close() { close(p.stop) }
+
+// read returns what the line holds, waiting up to timeout for a byte.
+func (p *port) read(n int, timeout time.Duration) []byte {
+	if !p.pending {
+		select {
+		case p.req <- n:
+			p.pending = true
+		case <-p.dead:
+		case <-p.stop:
+		}
+	}
+	if !p.pending {
+		return nil
+	}
+	var t <-chan time.Time
+	if timeout > 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		t = timer.C
+	}
+	select {
+	case b := <-p.res:
+		p.pending = false
+		return b
+	default:
+	}
+	if t == nil {
+		return nil
+	}
+	select {
+	case b := <-p.res:
+		p.pending = false
+		return b
+	case <-t:
+		return nil
+	}
+}
+
+// buffered is uart_get_buffered_data_len: what the line's receive path
+// holds (link.End.Buffered), or 0 for a connection that cannot tell.
+func (p *port) buffered() int {
+	if b, ok := p.conn.(interface{ Buffered() int }); ok {
+		return b.Buffered()
+	}
+	return len(p.res)
 }
 
 func agentOf(h C.uintptr_t) *Agent { return cgo.Handle(h).Value().(*Agent) }
@@ -306,44 +376,42 @@ func goUartRead(h C.uintptr_t, buf *C.uint8_t, n C.int, timeoutMs C.int) C.int {
 	a := agentOf(h)
 	out := bytesOf(buf, n)
 	if len(a.left) == 0 {
-		var t <-chan time.Time
-		if timeoutMs > 0 {
-			timer := time.NewTimer(time.Duration(timeoutMs) * time.Millisecond)
-			defer timer.Stop()
-			t = timer.C
+		a.mu.Lock()
+		p := a.port
+		a.mu.Unlock()
+		if p == nil {
+			// No line: as a UART without a host, nothing arrives.
+			time.Sleep(time.Duration(timeoutMs) * time.Millisecond)
+			return 0
 		}
-		select {
-		case b := <-a.rx:
-			a.left = b
-		default:
-			if t == nil {
-				return 0
-			}
-			select {
-			case b := <-a.rx:
-				a.left = b
-			case <-t:
-				return 0
-			}
-		}
+		a.left = p.read(len(out), time.Duration(timeoutMs)*time.Millisecond)
 	}
 	k := copy(out, a.left)
 	a.left = a.left[k:]
-	a.buffered.Add(-int64(k))
 	return C.int(k)
 }
 
 //export goUartBuffered
-func goUartBuffered(h C.uintptr_t) C.int { return C.int(agentOf(h).buffered.Load()) }
+func goUartBuffered(h C.uintptr_t) C.int {
+	a := agentOf(h)
+	a.mu.Lock()
+	p := a.port
+	a.mu.Unlock()
+	n := len(a.left)
+	if p != nil {
+		n += p.buffered()
+	}
+	return C.int(n)
+}
 
 //export goUartWrite
 func goUartWrite(h C.uintptr_t, buf *C.uint8_t, n C.int) C.int {
 	a := agentOf(h)
 	a.mu.Lock()
-	w := a.conn
+	p := a.port
 	a.mu.Unlock()
-	if w != nil && n > 0 {
-		w.Write(append([]byte(nil), bytesOf(buf, n)...))
+	if p != nil && n > 0 {
+		p.conn.Write(append([]byte(nil), bytesOf(buf, n)...))
 	}
 	return n
 }
@@ -352,9 +420,12 @@ func goUartWrite(h C.uintptr_t, buf *C.uint8_t, n C.int) C.int {
 func goUartDrain(h C.uintptr_t) {
 	a := agentOf(h)
 	a.mu.Lock()
-	w := a.conn
+	p := a.port
 	a.mu.Unlock()
-	if d, ok := w.(interface{ Drain() error }); ok {
+	if p == nil {
+		return
+	}
+	if d, ok := p.conn.(interface{ Drain() error }); ok {
 		d.Drain()
 	}
 }
@@ -362,9 +433,13 @@ func goUartDrain(h C.uintptr_t) {
 //export goUartConfig
 func goUartConfig(h C.uintptr_t, rxBuffer C.int, iram C.int) {
 	a := agentOf(h)
+	u := UART{RxBuffer: int(rxBuffer), ISRInIRAM: iram != 0}
 	a.mu.Lock()
-	a.uart = UART{RxBuffer: int(rxBuffer), ISRInIRAM: iram != 0}
+	a.uart = u
 	a.mu.Unlock()
+	if a.opt.InstallDriver != nil {
+		a.opt.InstallDriver(u)
+	}
 }
 
 //export goSetBaud

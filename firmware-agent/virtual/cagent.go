@@ -23,6 +23,9 @@ func bootC(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(co
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
-	a := cagent.New(dev, con, cagent.Options{SetBaud: uart.SetBaud})
+	// The app's uart_driver_install declares its receive path to the
+	// line: ring size and whether its ISR runs during flash operations.
+	install := func(u cagent.UART) { uart.InstallDriver(link.Receiver{RingBuffer: u.RxBuffer, ISRInIRAM: u.ISRInIRAM}) }
+	a := cagent.New(dev, con, cagent.Options{SetBaud: uart.SetBaud, InstallDriver: install})
 	return dev, func(ctx context.Context) error { return a.Serve(ctx, uart) }, a.Close, nil
 }
