@@ -881,20 +881,25 @@ static void rate_rules(gota_core_t *g, uint32_t now)
 void gota_core_poll(gota_core_t *g, uint32_t wait_ms)
 {
     uint8_t buf[256];
-    bool pending = g->state == GOTA_RECEIVING && g->written < g->received;
-    int n = gota_port_read(buf, sizeof(buf), pending ? 0 : wait_ms);
+    uint32_t held = g->state == GOTA_RECEIVING ? g->received - g->written : 0;
+    /* Image bytes go to flash a sector at a time; less waits a moment for
+     * the line, then goes too. */
+    uint32_t wait = held >= GOTA_WRITE_CHUNK ? 0 : held > 0 ? 2 : wait_ms;
+    int n = gota_port_read(buf, sizeof(buf), wait);
     uint32_t now = gota_port_now_ms();
     if (n > 0) {
         gota_core_feed(g, buf, (size_t)n);
-    } else if (gota_decoder_pending(&g->dec) && now - g->last_rx_ms >= 100) {
+    } else if (gota_decoder_pending(&g->dec) && now - g->last_rx_ms >= 100 && gota_port_buffered() == 0) {
         gota_decoder_idle(&g->dec);
     }
     /* Reading comes first: the host sends at most a window beyond what
      * is written, so the driver's ring buffer (at least a window long)
-     * cannot overflow however long the agent leaves it. Write when the
-     * line is quiet, or when the window is nearly full. */
-    if (n <= 0 || gota_port_buffered() == 0 ||
-        g->received - g->written + g->keep_bytes + g->cfg.max_payload > g->cfg.window) {
+     * cannot overflow however long the agent leaves it. Write a sector's
+     * worth, or what is held when the line is quiet or the window nearly
+     * full. */
+    held = g->state == GOTA_RECEIVING ? g->received - g->written : 0;
+    if (held >= GOTA_WRITE_CHUNK || (held > 0 && n <= 0) ||
+        held + g->keep_bytes + g->cfg.max_payload > g->cfg.window) {
         write_step(g);
     }
     if (g->checking || g->baud != DEFAULT_BAUD) {
