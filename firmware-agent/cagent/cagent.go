@@ -48,9 +48,9 @@ const (
 // Defaults for Options: the component's Kconfig defaults.
 const (
 	DefaultMaxFrame = 2048
-	DefaultRxBuffer = 16384
+	DefaultRxBuffer = 32768
 	// DefaultWindow is the window the agent grants with those.
-	DefaultWindow = DefaultRxBuffer / (DefaultMaxFrame + overhead) * (DefaultMaxFrame - 4)
+	DefaultWindow = DefaultRxBuffer / (DefaultMaxFrame + overhead) * (DefaultMaxFrame - 4) // 30660
 )
 
 // overhead is a frame's bytes besides its payload (SPEC.md 2).
@@ -70,8 +70,13 @@ func Window(opt Options) int {
 	if opt.NoISRInIRAM || rx < mf+overhead {
 		return mf - 4
 	}
-	return rx / (mf + overhead) * (mf - 4)
+	// The image ring (32 KiB of DEFLATE history) holds the window and a
+	// frame being inflated (gota_core_init).
+	return min(rx/(mf+overhead)*(mf-4), ringSize-mf)
 }
+
+// ringSize is GOTA_RING_SIZE.
+const ringSize = 32768
 
 // RxBufferFor returns the smallest UART ring buffer for which the agent
 // grants at least window bytes with frames of maxFrame (0: the default).
@@ -130,6 +135,8 @@ type Agent struct {
 	conn    io.Writer
 	baud    int
 	uart    UART
+	info    *device.Info // deviceInfo's snapshot
+	infoAt  time.Time
 	ended   string // partition the last esp_ota_end completed
 	target  string // partition of the OTA in progress
 	started bool
@@ -195,7 +202,10 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 	}
 	a.host.rate_check_ms = C.uint32_t(opt.RateCheck.Milliseconds())
 	a.host.rate_idle_ms = C.uint32_t(opt.RateIdle.Milliseconds())
-	dev.OnReboot(func() { a.rebooted.Store(true) })
+	dev.OnReboot(func() {
+		a.changed()
+		a.rebooted.Store(true)
+	})
 	con.mu.Lock()
 	con.a = a
 	con.mu.Unlock()

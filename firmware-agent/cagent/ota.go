@@ -6,6 +6,7 @@ package cagent
 import "C"
 
 import (
+	"time"
 	"unsafe"
 
 	"github.com/gota-dev/gota/core/partition"
@@ -68,7 +69,7 @@ func goRunning(h C.uintptr_t) C.int {
 //export goBoot
 func goBoot(h C.uintptr_t) C.int {
 	a := agentOf(h)
-	info, err := a.dev.Info()
+	info, err := a.deviceInfo()
 	if err != nil {
 		return -1
 	}
@@ -112,6 +113,7 @@ func goNextUpdate(h C.uintptr_t) C.int {
 //export goOtaBegin
 func goOtaBegin(h C.uintptr_t, idx C.int, sequential C.int) C.int {
 	a := agentOf(h)
+	a.changed()
 	p := a.part(idx)
 	if p == nil {
 		return C.int(device.ErrNotFound)
@@ -136,12 +138,15 @@ func goOtaBegin(h C.uintptr_t, idx C.int, sequential C.int) C.int {
 
 //export goOtaWrite
 func goOtaWrite(h C.uintptr_t, buf *C.uint8_t, n C.int) C.int {
-	return code(agentOf(h).dev.Write(bytesOf(buf, n)))
+	a := agentOf(h)
+	a.changed()
+	return code(a.dev.Write(bytesOf(buf, n)))
 }
 
 //export goOtaEnd
 func goOtaEnd(h C.uintptr_t) C.int {
 	a := agentOf(h)
+	a.changed()
 	if err := a.dev.Complete(false); err != nil {
 		return code(err)
 	}
@@ -164,13 +169,25 @@ func goOtaSetBoot(h C.uintptr_t, idx C.int) C.int {
 }
 
 //export goAccept
-func goAccept(h C.uintptr_t) C.int { return code(agentOf(h).dev.Accept()) }
+func goAccept(h C.uintptr_t) C.int {
+	a := agentOf(h)
+	a.changed()
+	return code(a.dev.Accept())
+}
 
 //export goRollback
-func goRollback(h C.uintptr_t) C.int { return code(agentOf(h).dev.Rollback()) }
+func goRollback(h C.uintptr_t) C.int {
+	a := agentOf(h)
+	a.changed()
+	return code(a.dev.Rollback())
+}
 
 //export goRestart
-func goRestart(h C.uintptr_t) { agentOf(h).dev.Reboot() }
+func goRestart(h C.uintptr_t) {
+	a := agentOf(h)
+	a.changed()
+	a.dev.Reboot()
+}
 
 //export goFlashRead
 func goFlashRead(h C.uintptr_t, addr C.uint32_t, buf *C.uint8_t, n C.int) C.int {
@@ -180,10 +197,37 @@ func goFlashRead(h C.uintptr_t, addr C.uint32_t, buf *C.uint8_t, n C.int) C.int 
 	return 0
 }
 
+// deviceInfo returns the device's partition states and images. One INFO
+// request asks for them per partition and per key; the device verifies
+// every image each time, so a snapshot serves for infoTTL unless an OTA
+// call or a reboot changed the flash.
+func (a *Agent) deviceInfo() (device.Info, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.info != nil && time.Since(a.infoAt) < infoTTL {
+		return *a.info, nil
+	}
+	info, err := a.dev.Info()
+	if err != nil {
+		return info, err
+	}
+	a.info, a.infoAt = &info, time.Now()
+	return info, nil
+}
+
+const infoTTL = 250 * time.Millisecond
+
+// changed drops the snapshot of deviceInfo.
+func (a *Agent) changed() {
+	a.mu.Lock()
+	a.info = nil
+	a.mu.Unlock()
+}
+
 // partInfo returns the device's view of partition idx.
 func (a *Agent) partInfo(idx C.int) (device.PartitionInfo, bool) {
 	p := a.part(idx)
-	info, err := a.dev.Info()
+	info, err := a.deviceInfo()
 	if p == nil || err != nil {
 		return device.PartitionInfo{}, false
 	}
