@@ -42,7 +42,7 @@ extern "C" {
 #ifndef GOTA_KEEP_SIZE
 #define GOTA_KEEP_SIZE 1024 /* REORDER: bytes of DEFLATE frames kept after a gap */
 #endif
-#define GOTA_KEEP_FRAMES 8
+#define GOTA_KEEP_FRAMES 16 /* a window holds at most 15 frames */
 #define GOTA_TX_PAYLOAD 512   /* replies (INFO_R chunks at most this long) */
 #define GOTA_SMALL_PAYLOAD 128 /* ACK, READY, ERROR about DATA */
 #define GOTA_WRITE_CHUNK 4096 /* esp_ota_write per step: one sector */
