@@ -8,8 +8,8 @@ import (
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/firmware-agent/flash"
-	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
 
 func TestRandomAppImage(t *testing.T) {
