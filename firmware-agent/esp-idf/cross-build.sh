@@ -12,7 +12,7 @@ BUDGET=16384 # bytes of .text (code and read-only data) for the portable part
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 objs=()
-for src in src/gota_frame.c src/gota_core.c; do
+for src in src/gota_frame.c src/gota_core.c src/gota_xfer.c; do
 	obj="$out/$(basename "${src%.c}").o"
 	"$CC" --specs=picolibc.specs -march=rv32imc_zicsr -mabi=ilp32 -Os -std=c99 \
 		-Wall -Wextra -Werror -ffunction-sections -fdata-sections -Isrc -c "$src" -o "$obj"
