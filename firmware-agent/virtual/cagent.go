@@ -1,0 +1,31 @@
+//go:build cgo
+
+package virtual
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gota-dev/gota/firmware-agent/cagent"
+	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
+)
+
+func init() { agents["c"] = bootC }
+
+// bootC boots the device with the C agent of firmware-agent/esp-idf,
+// built for the host (package cagent): the app runs for the device's
+// lifetime, and every time the line comes back it is attached again.
+func bootC(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(context.Context) error, func(), error) {
+	con := cagent.NewConsole()
+	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("boot: %w", err)
+	}
+	// The app's uart_driver_install declares its receive path to the
+	// line: ring size and whether its ISR runs during flash operations.
+	install := func(u cagent.UART) { uart.InstallDriver(link.Receiver{RingBuffer: u.RxBuffer, ISRInIRAM: u.ISRInIRAM}) }
+	a := cagent.New(dev, con, cagent.Options{SetBaud: uart.SetBaud, InstallDriver: install})
+	return dev, func(ctx context.Context) error { return a.Serve(ctx, uart) }, a.Close, nil
+}
