@@ -29,20 +29,33 @@ build() {
 
 # deps installs the system packages the tests drive: Debian's Chromium for
 # the browser tests, Lua 5.1 and 5.3 to check the NodeMCU agent parses and
-# runs on both interpreters NodeMCU builds use, and Node.js to run the
-# WebAssembly tests of the Web Serial binding.
+# runs on both interpreters NodeMCU builds use, Node.js (with npm) to run the
+# WebAssembly tests of the Web Serial binding and esptool-js, mbedTLS for the
+# host build of the C agent (firmware-agent/cagent), and a RISC-V compiler
+# with picolibc's headers for the C agent's 32-bit cross build.
 deps() {
 	local missing=()
+	command -v npm >/dev/null || missing+=(npm)
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
 	command -v luac5.3 >/dev/null || missing+=(lua5.3)
 	command -v node >/dev/null || missing+=(nodejs)
-	[ ${#missing[@]} -eq 0 ] && return
-	local sudo=""
-	[ "$(id -u)" -ne 0 ] && sudo="sudo"
-	echo "installing ${missing[*]} with apt-get" >&2
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	[ -f /usr/include/mbedtls/sha256.h ] || missing+=(libmbedtls-dev)
+	command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf)
+	[ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
+	if [ ${#missing[@]} -gt 0 ]; then
+		local sudo=""
+		[ "$(id -u)" -ne 0 ] && sudo="sudo"
+		echo "installing ${missing[*]} with apt-get" >&2
+		$sudo apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	# esptool-js, pinned: the tests check the virtual ROM loader against it,
+	# and take the flasher stubs it ships (esp-flasher-stub, Apache-2.0 OR
+	# MIT) from it rather than from the repository.
+	if [ ! -f .deps/node_modules/esptool-js/package.json ]; then
+		npm install --prefix .deps --no-audit --no-fund --silent esptool-js@0.7.0 >/dev/null
+	fi
 }
 
 check_format() {
@@ -70,6 +83,8 @@ test)
 	check_format
 	go vet ./...
 	GOOS=js GOARCH=wasm go vet ./core/... ./protocol/... ./wasm/... ./web/
+	# The C agent's portable part: warning-free for rv32, within its budget.
+	firmware-agent/esp-idf/cross-build.sh
 	# The Web Serial binding's tests run under Node (deps installed it).
 	GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/...
 	# Fuzz targets run their seed corpora as part of go test.

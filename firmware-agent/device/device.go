@@ -119,9 +119,6 @@ func ReadTable(r io.ReaderAt, off, flashSize uint32) (*partition.Table, error) {
 	return t, nil
 }
 
-// BootloaderOffset is where the second-stage bootloader sits on ESP32.
-const BootloaderOffset = 0x1000
-
 // BootFlashSize returns the flash size the second-stage bootloader uses
 // as g_rom_flashchip.chip_size: the size in its own image header, set by
 // update_flash_config through esp_rom_spiflash_config_param (ESP-IDF
@@ -130,7 +127,7 @@ const BootloaderOffset = 0x1000
 // to be built for the chip, chipSize.
 func BootFlashSize(r io.ReaderAt, chipSize int) uint32 {
 	var h [4]byte
-	if _, err := r.ReadAt(h[:], BootloaderOffset); err != nil || h[0] != espimage.Magic {
+	if _, err := r.ReadAt(h[:], int64(BootloaderOffset(espimage.ChipESP32))); err != nil || h[0] != espimage.Magic {
 		return uint32(chipSize)
 	}
 	hdr := espimage.Header{FlashSize: h[3] >> 4}
@@ -159,7 +156,7 @@ func Open(cfg Config) (*Device, error) {
 	if err != nil {
 		// bootloader_utility_load_partition_table, then call_start_cpu0
 		// resets: the chip loops here.
-		d.log.rom(true)
+		d.log.rom(true, d.cfg.ChipRev)
 		d.log.bootHeader(d)
 		if cause := errors.Unwrap(err); cause != nil && !strings.HasPrefix(err.Error(), "read ") {
 			d.log.line('E', "flash_parts", cause.Error())
@@ -207,7 +204,7 @@ func (d *Device) boot(powerOn bool) error {
 	d.ota, d.lastHandle, d.luaHandle, d.luaNext = nil, 0, 0, nil
 	d.running, d.image = nil, nil
 	d.boots++
-	d.log.rom(powerOn)
+	d.log.rom(powerOn, d.cfg.ChipRev)
 	d.log.bootHeader(d)
 	d.log.table(d.table)
 

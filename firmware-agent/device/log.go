@@ -40,9 +40,14 @@ func (l *logger) line(level byte, tag, text string) {
 
 // rom prints the first-stage (ROM) bootloader's banner and restarts the
 // counter.
-func (l *logger) rom(powerOn bool) {
+func (l *logger) rom(powerOn bool, chipRev uint16) {
 	l.start, l.nLines = time.Now(), 0
-	l.raw("ets Jun  8 2016 00:22:57")
+	// The ROM's build date: ESP32 v3 (ECO3) has a newer ROM.
+	if chipRev >= 300 {
+		l.raw("ets Jul 29 2019 12:21:46")
+	} else {
+		l.raw("ets Jun  8 2016 00:22:57")
+	}
 	l.raw("")
 	if powerOn {
 		l.raw("rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)")
