@@ -87,7 +87,9 @@ func deviceCreate(stdout, stderr io.Writer, args []string) error {
 		return err
 	}
 	if *parts != "" {
-		if opt.Table, _, err = loadPartitionTable(*parts, uint32(off)); err != nil {
+		// The virtual device runs NodeMCU built with ESP-IDF v5.1.3, so
+		// its table follows v5.1.3's gen_esp32part.py.
+		if opt.Table, _, err = loadPartitionTable(*parts, uint32(off), partition.IDFv513, false); err != nil {
 			return err
 		}
 	}
@@ -162,6 +164,7 @@ type bootInfo struct {
 	Writes    []bootWriteJSON   `json:"otadata_writes"`
 	Attempts  []bootAttemptJSON `json:"attempts"`
 	Log       []string          `json:"log"`
+	Reset     string            `json:"reset,omitempty"` // why the bootloader resets before trying any app
 }
 
 func deviceInspect(stdout, stderr io.Writer, args []string) error {
@@ -189,7 +192,7 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 		return fmt.Errorf("%s is %d bytes: a flash file is 2, 4, 8 or 16 MiB", files[0], len(content))
 	}
 	r := bytes.NewReader(content)
-	tb, err := device.ReadTable(r, uint32(off))
+	tb, err := device.ReadTable(r, uint32(off), device.BootFlashSize(r, len(content)))
 	if err != nil {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
@@ -258,6 +261,9 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
 	rep.Boot.Selected = pl.StartIndex
+	if pl.Reset != nil {
+		rep.Boot.Reset = pl.Reset.Error()
+	}
 	if pl.Boot != nil {
 		rep.Boot.Partition, rep.Boot.Offset = pl.Boot.Name, pl.Boot.Offset
 	}
@@ -367,6 +373,9 @@ func printInspect(w io.Writer, rep *inspectJSON) {
 		if at.Error != "" {
 			fmt.Fprintf(w, "on boot %s fails to load: %s\n", at.Partition, at.Error)
 		}
+	}
+	if rep.Boot.Reset != "" {
+		fmt.Fprintf(w, "on boot the bootloader resets before trying any app: %s\n", rep.Boot.Reset)
 	}
 	if rep.Boot.Partition == "" {
 		fmt.Fprintln(w, "next boot: NOTHING bootable (the chip resets in a loop)")

@@ -86,7 +86,8 @@ func Build(opt CreateOptions) ([]byte, error) {
 	if off%flash.SectorSize != 0 || int(off)+partition.MaxTableSize > size {
 		return nil, fmt.Errorf("partition table offset 0x%x: must be a multiple of 0x1000 inside the flash", off)
 	}
-	if err := t.Verify(off); err != nil {
+	// The table a v5.1.3 build would have: gen_esp32part.py v5.1.3's rules.
+	if err := t.VerifyFor(off, partition.IDFv513); err != nil {
 		return nil, fmt.Errorf("partition table: %w", err)
 	}
 	for _, p := range t.Partitions {
@@ -116,7 +117,7 @@ func Build(opt CreateOptions) ([]byte, error) {
 	if err == nil {
 		err = parsed.Verify(espimage.VerifyOptions{
 			Chip: opt.Chip, CheckChip: true, ChipRev: rev,
-			PartitionOffset: target.Offset, PartitionSize: int(target.Size), RequireApp: true,
+			PartitionOffset: target.Offset, PartitionSize: int(target.Size), RequireApp: true, LoadAddresses: true,
 		})
 	}
 	if err != nil {
