@@ -326,8 +326,12 @@ func (c *chip) State() string {
 	return c.state
 }
 
+// close ends the chip; the device's lifetime context is done already, so
+// no life starts after this one.
 func (c *chip) close() {
 	c.board.Close()
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
 	c.stop()
 }
 
