@@ -24,18 +24,46 @@ import (
 )
 
 // Firmware selects which generation of NodeMCU dev-esp32 is emulated.
+// Dates and sources: README.md, "Firmware generations".
 type Firmware int
 
 const (
-	// ConsoleFirmware is dev-esp32 since October 2024: the console is
-	// served by the console module (console.on, console.mode,
-	// console.write); the uart module does not see console input.
+	// ConsoleFirmware is dev-esp32 since PR #3666 (opened 2024-10-25,
+	// "Refactor to clean up and fix console handling"): the console module
+	// (console.on, console.mode, console.write) serves the console, and
+	// every uart function on the console UART raises "uart in use by system
+	// console; use the 'console' module instead". Nothing changes the
+	// console's rate.
 	ConsoleFirmware Firmware = iota
-	// UARTFirmware is earlier dev-esp32: no console module; the console
-	// UART is read with uart.on("data", ..., run_input) and written with
-	// uart.write(0, ...).
+	// UARTFirmware is dev-esp32 from 2022-08-30 (d24f2ae4, "really feed
+	// uart data to both console and on-data cb") to 2024-04-27: the
+	// NodeMCU UART driver owns the console (platform_uart_start at boot),
+	// so uart.on("data", ..., run_input) gets console input from boot;
+	// uart.setup changes the rate; uart.write(0, ...) writes the console.
 	UARTFirmware
+	// UARTStartFirmware is dev-esp32 from 2024-05-12 (53da95b5, "Fix
+	// uart.on('data') on console") until the console module: the console
+	// is read through the IDF's stdin and fed to uart.on callbacks only
+	// once uart.start(0) has allocated the line buffer (uart.start(0)
+	// itself returns false). Without it a callback never fires.
+	UARTStartFirmware
 )
+
+// String names the generation as the README and CLI do.
+func (f Firmware) String() string {
+	switch f {
+	case ConsoleFirmware:
+		return "console"
+	case UARTFirmware:
+		return "uart"
+	case UARTStartFirmware:
+		return "uart-start"
+	}
+	return fmt.Sprintf("Firmware(%d)", int(f))
+}
+
+// uartConsole reports whether the uart module serves the console.
+func (f Firmware) uartConsole() bool { return f != ConsoleFirmware }
 
 // Options configure a Board. The zero value is a current firmware with
 // input echo on, as NodeMCU boots.
@@ -70,6 +98,12 @@ type Options struct {
 	// 256 on NodeMCU's console. Bytes beyond it are lost, as on the chip.
 	// 0 = unlimited.
 	RxBuffer int
+	// NoBit leaves out the bit module (CONFIG_NODEMCU_CMODULE_BIT, off by
+	// default in dev-esp32's components/modules/Kconfig).
+	NoBit bool
+	// Crypto adds the crypto module (CONFIG_NODEMCU_CMODULE_CRYPTO, off
+	// by default): crypto.new_hash with mbedtls digests.
+	Crypto bool
 }
 
 // consoleUART is the console UART number (CONFIG_ESP_CONSOLE_UART_NUM).

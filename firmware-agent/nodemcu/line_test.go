@@ -38,7 +38,8 @@ func flashOver(b *testing.B, which string, baud int, image []byte, base []byte) 
 		if err != nil {
 			b.Fatal(err)
 		}
-		board := NewBoard(dev, AgentScript, Options{Console: con, SetBaud: uart.SetBaud})
+		// A firmware whose uart.setup can change the console's rate.
+		board := NewBoard(dev, AgentScript, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud})
 		defer board.Close()
 		go board.Run(ctx, uart)
 	case "go":
@@ -190,7 +191,7 @@ func TestLuaAgentSmallRxBufferRealisticFlash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			board := NewBoard(dev, tc.script, Options{Console: con, SetBaud: uart.SetBaud, RxBuffer: 128 + 256})
+			board := NewBoard(dev, tc.script, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud, RxBuffer: 128 + 256})
 			defer board.Close()
 			go board.Run(ctx, uart)
 			s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 921600})
@@ -243,7 +244,7 @@ func TestLuaAgentBaudFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	board := NewBoard(dev, AgentScript, Options{Console: con, SetBaud: uart.SetBaud})
+	board := NewBoard(dev, AgentScript, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud})
 	defer board.Close()
 	go board.Run(ctx, uart)
 

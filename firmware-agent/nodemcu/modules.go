@@ -1,7 +1,13 @@
 package nodemcu
 
 import (
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
+	"hash"
+	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -115,14 +121,27 @@ func (v *vm) registerInput(L *lua.LState, base int, fname string) {
 	v.dataCB = L.Get(fn).(*lua.LFunction)
 }
 
-// uartModule is uart.c. On UARTFirmware uart.on on the console UART gets
-// console input; on ConsoleFirmware the console module owns it.
+// errConsoleUART is uart.c's ensure_valid_id refusal on ConsoleFirmware.
+const errConsoleUART = "uart in use by system console; use the 'console' module instead"
+
+// uartModule is uart.c of the emulated generation. On the UART
+// generations uart.on on the console UART gets console input (on
+// UARTStartFirmware only after uart.start(0)); on ConsoleFirmware every
+// function refuses the console UART.
 func (v *vm) uartModule() module {
+	fw := v.b.opt.Firmware
+	// checkID is MOD_CHECK_ID plus, on ConsoleFirmware, ensure_valid_id.
+	checkID := func(L *lua.LState, id int64) {
+		v.checkUARTID(L, id)
+		if id == consoleUART && !fw.uartConsole() {
+			raise(L, "%s", errConsoleUART)
+		}
+	}
 	return module{
 		funcs: map[string]lua.LGFunction{
 			"setup": func(L *lua.LState) int {
 				id := checkInteger(L, 1, "setup")
-				v.checkUARTID(L, id)
+				checkID(L, id)
 				baud := checkInteger(L, 2, "setup")
 				checkInteger(L, 3, "setup")
 				checkInteger(L, 4, "setup")
@@ -145,7 +164,7 @@ func (v *vm) uartModule() module {
 			},
 			"write": func(L *lua.LState) int {
 				id := checkInteger(L, 1, "write")
-				v.checkUARTID(L, id)
+				checkID(L, id)
 				var out []byte
 				for i := 2; i <= L.GetTop(); i++ {
 					switch x := L.Get(i).(type) {
@@ -170,20 +189,47 @@ func (v *vm) uartModule() module {
 				base := 1
 				if _, ok := luaIsNumber(L.Get(1)); ok {
 					id = checkInteger(L, 1, "on")
-					v.checkUARTID(L, id)
 					base = 2
 				}
-				if id != consoleUART || v.b.opt.Firmware != UARTFirmware {
-					// Other UARTs have no line attached; on newer
-					// firmware the console module owns the console.
-					return 0
+				checkID(L, id)
+				if id != consoleUART {
+					return 0 // other UARTs have no line attached
 				}
 				v.uartOn(L, base)
 				return 0
 			},
+			"start": func(L *lua.LState) int {
+				id := checkInteger(L, 1, "start")
+				checkID(L, id)
+				if id == consoleUART && fw == UARTStartFirmware {
+					// uart.c allocates the line buffer, then
+					// platform_uart_start refuses the console UART.
+					v.uartLineBuf = true
+				}
+				// The console's driver is installed already (UARTFirmware:
+				// uart_driver_install fails a second time); other UARTs
+				// have no pins on the virtual board.
+				L.Push(lua.LBool(id != consoleUART))
+				return 1
+			},
+			"stop": func(L *lua.LState) int {
+				id := checkInteger(L, 1, "stop")
+				checkID(L, id)
+				if id == consoleUART && fw == UARTStartFirmware {
+					v.uartLineBuf = false
+				}
+				return 0
+			},
 			"getconfig": func(L *lua.LState) int {
-				v.checkUARTID(L, checkInteger(L, 1, "getconfig"))
-				L.Push(lua.LNumber(115200))
+				id := checkInteger(L, 1, "getconfig")
+				checkID(L, id)
+				baud := v.b.opt.ConsoleBaud
+				v.b.mu.Lock()
+				if v.b.baud != 0 {
+					baud = v.b.baud
+				}
+				v.b.mu.Unlock()
+				L.Push(lua.LNumber(baud))
 				L.Push(lua.LNumber(8))
 				L.Push(lua.LNumber(parityNone))
 				L.Push(lua.LNumber(stopBits1))
@@ -203,7 +249,7 @@ func (v *vm) checkUARTID(L *lua.LState, id int64) {
 	}
 }
 
-// uartOn is uart_on for the console UART on UARTFirmware:
+// uartOn is uart_on for the console UART on the UART generations:
 // uart.on("data", [n|char], [function], [run_input]).
 func (v *vm) uartOn(L *lua.LState, base int) {
 	method := checkString(L, base, "on")
@@ -261,6 +307,90 @@ func (v *vm) nodeModule() module {
 			return 1
 		},
 		"info": v.nodeInfo,
+	}, tables: map[string]module{"egc": v.egcModule()}}
+}
+
+// EGC modes of lua.h (dev-esp32, components/lua/lua-5.1/lua.h).
+const (
+	egcNotActive      = 0
+	egcOnAllocFailure = 1
+	egcOnMemLimit     = 2
+	egcAlways         = 4
+)
+
+// egcModule is node.egc: setmode(mode, [limit]) with node.c's argument
+// checks. The mode is recorded (EGCMode); gopher-lua's own collector is
+// not changed by it. lua.c's pmain starts Lua 5.1 builds with
+// lua_setegcmode(L, EGC_ALWAYS, 4096).
+func (v *vm) egcModule() module {
+	return module{
+		funcs: map[string]lua.LGFunction{
+			"setmode": func(L *lua.LState) int {
+				mode := checkInteger(L, 1, "setmode")
+				limit := optInteger(L, 2, "setmode", 0)
+				if mode < 0 || mode > egcOnAllocFailure|egcOnMemLimit|egcAlways {
+					argError(L, 1, "setmode", "invalid mode")
+				}
+				if mode&egcOnMemLimit != 0 && limit == 0 {
+					argError(L, 1, "setmode", "limit must be non-zero")
+				}
+				v.egcMode = int(mode)
+				return 0
+			},
+		},
+		consts: map[string]int{
+			"NOT_ACTIVE": egcNotActive, "ON_ALLOC_FAILURE": egcOnAllocFailure,
+			"ON_MEM_LIMIT": egcOnMemLimit, "ALWAYS": egcAlways,
+		},
+	}
+}
+
+const hashType = "crypto.hasher"
+
+// cryptoModule is crypto.c's new_hash (mbedtls digests; new_hmac is not
+// provided). finalize returns the binary digest.
+func (v *vm) cryptoModule() module {
+	L := v.L
+	if L != nil {
+		mt := L.NewTypeMetatable(hashType)
+		methods := L.NewTable()
+		check := func(L *lua.LState) hash.Hash {
+			if ud, ok := L.Get(1).(*lua.LUserData); ok {
+				if h, ok := ud.Value.(hash.Hash); ok {
+					return h
+				}
+			}
+			typeError(L, 1, "update", hashType)
+			return nil
+		}
+		methods.RawSetString("update", L.NewFunction(func(L *lua.LState) int {
+			h := check(L)
+			h.Write([]byte(checkString(L, 2, "update")))
+			return 0
+		}))
+		methods.RawSetString("finalize", L.NewFunction(func(L *lua.LState) int {
+			L.Push(lua.LString(check(L).Sum(nil)))
+			return 1
+		}))
+		mt.RawSetString("__index", methods)
+	}
+	algos := map[string]func() hash.Hash{
+		"MD5": md5.New, "SHA1": sha1.New, "SHA224": sha256.New224, "SHA256": sha256.New,
+		"SHA384": sha512.New384, "SHA512": sha512.New,
+	}
+	return module{funcs: map[string]lua.LGFunction{
+		"new_hash": func(L *lua.LState) int {
+			algo := checkString(L, 1, "new_hash")
+			mk, ok := algos[strings.ToUpper(algo)] // strcasecmp
+			if !ok {
+				raise(L, "Unsupported algorithm: %s", algo)
+			}
+			ud := L.NewUserData()
+			ud.Value = mk()
+			L.SetMetatable(ud, L.GetTypeMetatable(hashType))
+			L.Push(ud)
+			return 1
+		},
 	}}
 }
 

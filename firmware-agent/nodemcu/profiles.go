@@ -1,0 +1,38 @@
+package nodemcu
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Profile is a NodeMCU dev-esp32 firmware build the virtual board
+// emulates: a firmware generation and the optional modules the agent
+// cares about. README.md ("Firmware generations") gives the sources.
+type Profile struct {
+	Name string
+	// Doc says which builds it stands for.
+	Doc     string
+	Options Options
+}
+
+// Profiles are the builds gota.lua runs on, each emulated with Lua 5.1
+// semantics and the bit module (gopher-lua cannot parse 5.3's operators;
+// the 5.3 path runs on lua5.3 and fengari in the tests).
+var Profiles = []Profile{
+	{"console", "dev-esp32 since PR #3666 (late 2024): console module, rate fixed", Options{Firmware: ConsoleFirmware}},
+	{"console-crypto", "the same with the crypto module: the agent checks BEGIN's SHA-256", Options{Firmware: ConsoleFirmware, Crypto: true}},
+	{"uart-start", "dev-esp32 2024-05-12 until PR #3666: uart.on needs uart.start(0)", Options{Firmware: UARTStartFirmware}},
+	{"uart", "dev-esp32 2022-08-30 to 2024-04-27: NodeMCU UART driver on the console", Options{Firmware: UARTFirmware}},
+}
+
+// FindProfile returns the profile called name.
+func FindProfile(name string) (Profile, error) {
+	var names []string
+	for _, p := range Profiles {
+		if p.Name == name {
+			return p, nil
+		}
+		names = append(names, p.Name)
+	}
+	return Profile{}, fmt.Errorf("nodemcu: unknown firmware profile %q (have %s)", name, strings.Join(names, ", "))
+}
