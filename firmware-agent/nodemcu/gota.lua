@@ -141,8 +141,16 @@ local caps = CAP_RESUME
 -- BAUD only where uart.setup may change the console's rate: with the
 -- console module it raises for UART 0 and nothing else changes the rate.
 if not use_console and uart and uart.setup then caps = caps + CAP_BAUD end
-local DEFAULT_BAUD = 115200
+-- The console's rate after boot (CONFIG_ESP_CONSOLE_UART_BAUDRATE,
+-- normally 115200): uart.getconfig tells on the uart firmware; with the
+-- console module nothing does, so gota_config.baud may say it.
+local DEFAULT_BAUD = cfg.baud or 115200
+if not use_console and uart and uart.getconfig then
+  local okc, r = pcall(uart.getconfig, 0)
+  if okc and type(r) == "number" and r > 0 then DEFAULT_BAUD = r end
+end
 local baud = DEFAULT_BAUD
+local rate_known = cfg.baud ~= nil or not use_console
 local last_type, last_seq, last_reply -- SPEC 4.2 reply cache
 local xfer                            -- transfer: state, size, sha, received, written, label, err
 local ZERO32 = string.rep("\0", 32)
@@ -216,7 +224,8 @@ local function chunk_for(rate)
   if n < 1 then n = 1 elseif n > CHUNK then n = CHUNK end
   return n
 end
-chunk = chunk_for(baud)
+-- An unknown rate may be as low as 9600 (SPEC 7): size chunks for that.
+chunk = chunk_for(rate_known and baud or 9600)
 
 -- egc: Lua 5.1 builds start with node.egc ALWAYS (a full collection
 -- before every allocation, lua.c); during a session the agent collects on

@@ -293,3 +293,52 @@ func TestLuaAgentBaudFallback(t *testing.T) {
 		t.Errorf("PING_R %q", p.Payload)
 	}
 }
+
+// TestLuaAgentIdleBackTo115200: SPEC 7.5: at a negotiated rate, 5 s
+// without a valid frame send the agent back to 115200, where a new host
+// finds it.
+func TestLuaAgentIdleBackTo115200(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the 5 s idle rule")
+	}
+	content, err := device.Build(device.CreateOptions{App: shareddata.File(t, "esp32-ledcontroller-v1.1.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := link.New(link.Config{})
+	defer line.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	uart := line.Device()
+	con := NewConsole()
+	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board := NewBoard(dev, AgentScript, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud})
+	defer board.Close()
+	go board.Run(ctx, uart)
+	s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 460800, Keepalive: time.Hour})
+	if err != nil {
+		t.Fatalf("connect at 460800: %v", err)
+	}
+	if b := uart.Baud(); b != 460800 {
+		t.Fatalf("device at %d after the switch", b)
+	}
+	// The host goes silent without switching back (a crash).
+	time.Sleep(4 * time.Second)
+	if b := uart.Baud(); b != 460800 {
+		t.Fatalf("device left 460800 after 4 s (%d): too early", b)
+	}
+	time.Sleep(2 * time.Second)
+	if b := uart.Baud(); b != 115200 {
+		t.Fatalf("device at %d 6 s after the last frame, want 115200 (SPEC 7.5)", b)
+	}
+	_ = s
+	line.Host().SetBaud(115200)
+	s2, err := updater.Connect(ctx, line.Host(), updater.Options{})
+	if err != nil {
+		t.Fatalf("a new host at 115200: %v", err)
+	}
+	s2.Close()
+}
