@@ -89,6 +89,7 @@ func TestLuaAgentWithoutBitOn51(t *testing.T) {
 		t.Run(fw.String(), func(t *testing.T) {
 			r := newRig(t, Options{Firmware: fw, NoBit: true})
 			term := attach(t, r.board)
+			r.dev.Reboot() // boot again with the line attached: its output is seen
 			term.waitFor("gota.lua: not started: this Lua 5.1 build has no bit module (enable CONFIG_NODEMCU_CMODULE_BIT")
 			term.send("print(6*7)\n")
 			term.waitFor("42\n")
@@ -103,6 +104,7 @@ func TestLuaAgentStartFailureLeavesREPL(t *testing.T) {
 	r := newRigWith(t, Options{}, nil, append([]byte(sabotage), AgentScript...))
 	r.allowLuaErrors = true
 	term := attach(t, r.board)
+	r.dev.Reboot()
 	term.waitFor("gota.lua: not started:")
 	term.send("print(6*7)\n")
 	term.waitFor("42\n")
