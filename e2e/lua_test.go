@@ -3,9 +3,11 @@ package e2e
 import "testing"
 
 // TestLuaAgentOverPTY updates a virtual ESP32 running NodeMCU with
-// gota.lua (--agent lua) through the same pseudo-terminal and commands.
+// gota.lua (--agent lua) through the same pseudo-terminal and commands, on
+// a custom build with rollback support and a uart-owned console (BAUD
+// works there): the new build boots on trial and is accepted.
 func TestLuaAgentOverPTY(t *testing.T) {
-	u := startUpgrade(t, "--agent", "lua")
+	u := startUpgrade(t, "--agent", "lua", "--rollback", "--nodemcu", "uart-start")
 	dev, flashPath, v2img, v2 := u.dev, u.flashPath, u.v2img, u.v2
 
 	mustGota(t, "flash", v2, "--port", dev.port, "--baud", highBaud)
@@ -22,5 +24,28 @@ func TestLuaAgentOverPTY(t *testing.T) {
 		if a.Name == "app1" && a.State != "valid" {
 			t.Fatalf("app1 state %q after accept, want valid", a.State)
 		}
+	}
+}
+
+// TestLuaAgentStockNodeMCU: the default Lua board is a stock NodeMCU
+// build (console module, bootloader without rollback): the new build is
+// final at once (not on trial), and rolling back still works
+// (esp_ota_mark_app_invalid_rollback_and_reboot needs no bootloader
+// support).
+func TestLuaAgentStockNodeMCU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the console module stays at 115200: seconds of line time")
+	}
+	u := startUpgrade(t, "--agent", "lua")
+	dev, v2 := u.dev, u.v2
+	mustGota(t, "flash", v2, "--port", dev.port)
+	in := deviceInfo(t, dev.port)
+	if st, ver, _ := in.slot(t, "app1"); in.Running != "app1" || st == "testing" || ver != "2.0.0" {
+		t.Fatalf("after flashing a stock NodeMCU board: running %s, app1 %s %s\n%s", in.Running, st, ver, gotaLines(dev.output()))
+	}
+	mustGota(t, "rollback", "--port", dev.port)
+	in = deviceInfo(t, dev.port)
+	if st, _, _ := in.slot(t, "app1"); in.Running != "app0" || st != "invalid" {
+		t.Fatalf("after rollback: running %s, app1 %s\n%s", in.Running, st, gotaLines(dev.output()))
 	}
 }

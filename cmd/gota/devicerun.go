@@ -17,13 +17,23 @@ import (
 
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/nodemcu"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
+
+// nodemcuProfiles lists the NodeMCU firmware profiles for flag help.
+func nodemcuProfiles() string {
+	var names []string
+	for _, p := range nodemcu.Profiles {
+		names = append(names, p.Name)
+	}
+	return strings.Join(names, ", ")
+}
 
 func init() {
 	register(&command{
 		name: "device run",
-		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--no-rollback] [--fast-flash]\n" +
+		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--no-rollback] [--rollback] [--nodemcu P] [--fast-flash]\n" +
 			"                       [--drop-rate R] [--flip-rate R] [--disconnect-after N[,N...]] [--seed S]\n" +
 			"                       run a virtual ESP32 on a pseudo-terminal and/or ws://ADDR/serial",
 		run: runDeviceRun,
@@ -44,6 +54,8 @@ type deviceRunOptions struct {
 	baud       int
 	agent      string
 	noRollback bool
+	rollback   bool   // Lua agent: bootloader with rollback support
+	profile    string // Lua agent: NodeMCU firmware profile
 	fastFlash  bool
 	line       link.Config
 }
@@ -57,6 +69,8 @@ func parseDeviceRun(stderr io.Writer, args []string) (*deviceRunOptions, error) 
 	fs.IntVar(&o.baud, "baud", link.DefaultBaud, "console rate at power-on, bit/s (gota hosts open ports at 115200, and the Go agent returns to 115200 at every reboot, SPEC.md 7)")
 	fs.StringVar(&o.agent, "agent", "go", "device agent: "+strings.Join(virtual.Agents(), ", "))
 	fs.BoolVar(&o.noRollback, "no-rollback", false, "bootloader without app rollback support")
+	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none, so that is the Lua agent's default)")
+	fs.StringVar(&o.profile, "nodemcu", "console", "with --agent lua: NodeMCU firmware `profile` ("+nodemcuProfiles()+")")
 	fs.BoolVar(&o.fastFlash, "fast-flash", false, "instant flash operations (default: realistic SPI NOR timing, 45 ms sector erase, 0.7 ms page program)")
 	fs.Float64Var(&o.line.DropRate, "drop-rate", 0, "probability that a byte on the line is lost")
 	fs.Float64Var(&o.line.FlipRate, "flip-rate", 0, "probability that a byte on the line has one bit inverted")
@@ -108,6 +122,9 @@ flags:
 	if err := checkAgent(o.agent); err != nil {
 		return nil, err
 	}
+	if _, err := nodemcu.FindProfile(o.profile); err != nil {
+		return nil, fmt.Errorf("--nodemcu: %w", err)
+	}
 	o.line.Baud = o.baud
 	return o, nil
 }
@@ -134,7 +151,7 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 		fmt.Fprintf(out, "gota: line cut after %d bytes (disconnect %d of %d); the host must reopen the port\n",
 			st.HostToDevice+st.DeviceToHost, st.Disconnects, len(o.line.DisconnectAfter))
 	}
-	dev, err = virtual.New(f, virtual.Config{Agent: o.agent, NoRollback: o.noRollback, Line: o.line, Log: out})
+	dev, err = virtual.New(f, virtual.Config{Agent: o.agent, NoRollback: o.noRollback, Rollback: o.rollback, Profile: o.profile, Line: o.line, Log: out})
 	if err != nil {
 		return err
 	}

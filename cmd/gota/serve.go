@@ -21,7 +21,7 @@ import (
 func init() {
 	register(&command{
 		name:  "serve",
-		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--agent go] [--no-device]: serve the web flasher with a virtual ESP32",
+		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--agent go] [--rollback] [--nodemcu P] [--no-device]: serve the web flasher with a virtual ESP32",
 		run:   runServe,
 	})
 }
@@ -33,6 +33,8 @@ type serveOptions struct {
 	flash    string // flash file of the virtual device, "" = temporary
 	app      string // app image for a new flash file, "" = demo app
 	agent    string // device agent of the virtual device
+	rollback bool   // Lua agent: bootloader with rollback support
+	profile  string // Lua agent: NodeMCU firmware profile
 	noDevice bool
 }
 
@@ -46,6 +48,8 @@ func runServe(args []string) error {
 	fs.StringVar(&o.app, "app", "", "app image for a new flash file (default: a small demo app)")
 	fs.StringVar(&o.agent, "agent", "go", "agent of the virtual device: "+strings.Join(virtual.Agents(), ", "))
 	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
+	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none)")
+	fs.StringVar(&o.profile, "nodemcu", "console", "with --agent lua: NodeMCU firmware `profile` ("+nodemcuProfiles()+")")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -95,7 +99,7 @@ func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url st
 		if !created && o.app != "" {
 			fmt.Fprintf(log, "gota serve: %s exists; --app ignored\n", path)
 		}
-		dev, err := virtual.Open(path, virtual.Config{Agent: o.agent})
+		dev, err := virtual.Open(path, virtual.Config{Agent: o.agent, Rollback: o.rollback, Profile: o.profile})
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ package virtual
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,14 @@ type Config struct {
 	Agent string
 	// NoRollback boots with a bootloader without app rollback support.
 	NoRollback bool
+	// Rollback gives the Lua agent's board a bootloader with app rollback
+	// support (CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE, a custom NodeMCU
+	// build). Without it that board has none: stock NodeMCU builds leave
+	// the option off (ESP-IDF's default).
+	Rollback bool
+	// Profile names the NodeMCU firmware the Lua agent's board emulates
+	// (nodemcu.Profiles; default "console", current dev-esp32).
+	Profile string
 	// Line configures the emulated line; Line.Baud is the console rate at
 	// power-on (default 115200). Line.OnDisconnect, if set, runs when a
 	// fault cuts the line, before the host ports are dropped.
@@ -80,20 +89,21 @@ func bootGo(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(c
 // board (Lua state, transfer in progress) lives as long as the device:
 // every time the line comes back it is attached again.
 func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(context.Context) error, func(), error) {
+	prof, err := nodemcu.FindProfile(cmp.Or(cfg.Profile, "console"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	con := nodemcu.NewConsole()
-	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback})
+	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback || !cfg.Rollback})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
-	board := nodemcu.NewBoard(dev, nodemcu.AgentScript, nodemcu.Options{
-		Console:     con,
-		Log:         cfg.Log,
-		SetBaud:     uart.SetBaud,
-		ConsoleBaud: uart.Baud(),
-		// NodeMCU's console takes in only its UART FIFO and ring while Lua
-		// is stuck erasing or programming flash.
-		RxBuffer: 128 + 256,
-	})
+	opt := prof.Options
+	opt.Console, opt.Log, opt.SetBaud, opt.ConsoleBaud = con, cfg.Log, uart.SetBaud, uart.Baud()
+	// NodeMCU's console takes in only its UART FIFO and ring while Lua
+	// is stuck erasing or programming flash.
+	opt.RxBuffer = 128 + 256
+	board := nodemcu.NewBoard(dev, nodemcu.AgentScript, opt)
 	return dev, func(ctx context.Context) error { return board.Run(ctx, uart) }, func() { board.Close() }, nil
 }
 

@@ -15,52 +15,76 @@ import (
 	"github.com/gota-dev/gota/internal/shareddata"
 )
 
-// TestLuaAgent runs the Lua agent on an emulated line with
-// baud rates and flashes a new build through it, switching to a faster
-// rate with the BAUD request (uart.setup in gota.lua).
+// TestLuaAgent runs the Lua agent on an emulated line and flashes a new
+// build through it: on the default board (current NodeMCU with the
+// console module, whose rate is fixed, and a bootloader without
+// rollback, as stock NodeMCU builds have) and on an older firmware with
+// a rollback-enabled bootloader, switching to a faster rate with the BAUD
+// request (uart.setup in gota.lua).
 func TestLuaAgent(t *testing.T) {
 	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
-	content, err := device.Build(device.CreateOptions{App: v11})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name      string
+		cfg       Config
+		baud      int    // reached after Connect
+		wantState string // of the new build after Flash
+	}{
+		{"default", Config{Agent: "lua"}, 115200, "undefined"},
+		{"uart-start+rollback", Config{Agent: "lua", Profile: "uart-start", Rollback: true}, 2000000, "testing"},
 	}
-	d, err := New(flash.FromBytes(content), Config{Agent: "lua", Line: link.Config{Baud: 115200}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	line := d.Line()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			content, err := device.Build(device.CreateOptions{App: v11})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.cfg.Line = link.Config{Baud: 115200}
+			d, err := New(flash.FromBytes(content), tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			line := d.Line()
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
 
-	s, err := updater.Connect(ctx, d.Host(), updater.Options{Baud: 2000000})
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
+			s, err := updater.Connect(ctx, d.Host(), updater.Options{Baud: 2000000})
+			if err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			defer s.Close()
+			if got := s.Caps().Agent; got != "gota-lua/1" {
+				t.Fatalf("agent %q, want gota-lua/1", got)
+			}
+			if s.Baud() != tc.baud || line.Device().Baud() != tc.baud {
+				t.Fatalf("baud: host %d device %d, want %d both", s.Baud(), line.Device().Baud(), tc.baud)
+			}
+			img, err := espimage.SetVersion(v11, "9.8.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flash(ctx, img, updater.FlashOptions{}); err != nil {
+				t.Fatalf("Flash: %v", err)
+			}
+			// The reboot brought the console back to 115200; the session followed.
+			if line.Device().Baud() != s.Baud() {
+				t.Errorf("after reboot: host %d device %d", s.Baud(), line.Device().Baud())
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := info.Find(info.Running); info.Running != "app1" || p == nil || p.Version != "9.8.0" || p.State != tc.wantState {
+				t.Errorf("after Flash: running %s %+v, want state %q", info.Running, p, tc.wantState)
+			}
+		})
 	}
-	defer s.Close()
-	if got := s.Caps().Agent; got != "gota-lua/1" {
-		t.Fatalf("agent %q, want gota-lua/1", got)
-	}
-	if s.Baud() != 2000000 || line.Device().Baud() != 2000000 {
-		t.Fatalf("baud: host %d device %d, want 2000000 both", s.Baud(), line.Device().Baud())
-	}
-	img, err := espimage.SetVersion(v11, "9.8.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Flash(ctx, img, updater.FlashOptions{}); err != nil {
-		t.Fatalf("Flash: %v", err)
-	}
-	// The reboot brought the console back to 115200; the session followed.
-	if line.Device().Baud() != s.Baud() {
-		t.Errorf("after reboot: host %d device %d", s.Baud(), line.Device().Baud())
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := info.Find(info.Running); info.Running != "app1" || p == nil || p.Version != "9.8.0" || p.State != "testing" {
-		t.Errorf("after Flash: running %s %+v", info.Running, p)
+}
+
+func TestUnknownProfile(t *testing.T) {
+	_, err := New(flash.NewMemory(4<<20), Config{Agent: "lua", Profile: "dev"})
+	if err == nil || !strings.Contains(err.Error(), `profile "dev"`) {
+		t.Fatalf("err %v, want one naming the profile", err)
 	}
 }
 
