@@ -114,13 +114,21 @@ func (l *syncLog) add(s string) { l.mu.Lock(); l.lines = append(l.lines, s); l.m
 // device on it and serves the page in-process.
 func startSite(tb testing.TB, app []byte) *site {
 	tb.Helper()
+	return startSiteWith(tb, app, virtual.Config{})
+}
+
+// startSiteWith is startSite with a device configuration (agent,
+// bootloader, NodeMCU profile).
+func startSiteWith(tb testing.TB, app []byte, cfg virtual.Config) *site {
+	tb.Helper()
 	dist := buildDist(tb)
 	flashPath := filepath.Join(tb.TempDir(), "flash.bin")
 	if _, err := server.EnsureFlash(flashPath, app); err != nil {
 		tb.Fatal(err)
 	}
 	log := &syncLog{}
-	dev, err := virtual.Open(flashPath, virtual.Config{Log: virtual.LineLog(log.add)})
+	cfg.Log = virtual.LineLog(log.add)
+	dev, err := virtual.Open(flashPath, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
