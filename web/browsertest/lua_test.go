@@ -33,7 +33,6 @@ func slotJS(label, state, version string) string {
 		return !!r && r.dataset.state === %q && r.innerText.includes(%q); })()`, label, state, version)
 }
 
-
 // TestLuaAgentRollbackBootloader: the page with gota.lua on a NodeMCU
 // build whose bootloader has rollback support: flash (on trial), accept,
 // flash again, roll back.
