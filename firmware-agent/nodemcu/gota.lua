@@ -274,16 +274,20 @@ local function tick()
   end
   if rx_seen then
     rx_seen, quiet = false, 0
-    return
+  else
+    quiet = quiet + 1
   end
-  quiet = quiet + 1
   if #buf > 0 then
-    -- Idle rule: a candidate got no byte for a tick. Reject it: drop its
-    -- SOF and rescan. Bytes of it still held by the console arrive with
-    -- the next byte and are rescanned too.
-    buf = sub(buf, 2)
-    scan()
-  elseif quiet >= QUIET_TICKS and baud == DEFAULT_BAUD then
+    if quiet > 0 then
+      -- Idle rule: a candidate got no byte for a tick. Reject it: drop
+      -- its SOF and rescan. Bytes of it still held by the console arrive
+      -- with the next byte and are rescanned too.
+      buf = sub(buf, 2)
+      scan()
+    end
+  elseif since_frame >= QUIET_TICKS and baud == DEFAULT_BAUD then
+    -- The session ends 5 s after the last valid frame, however much
+    -- else (typing, noise) arrived meanwhile.
     ticker:stop()
     session, stale = false, held
     relax_gc(false)
