@@ -104,6 +104,10 @@ type Options struct {
 	// Crypto adds the crypto module (CONFIG_NODEMCU_CMODULE_CRYPTO, off
 	// by default): crypto.new_hash with mbedtls digests.
 	Crypto bool
+	// FS, when set, is the board's SPIFFS: the io library, the file
+	// module, dofile and loadfile work on it, and a board created with a
+	// nil program runs init.lua from it at every boot, as NodeMCU does.
+	FS *FS
 }
 
 // consoleUART is the console UART number (CONFIG_ESP_CONSOLE_UART_NUM).
@@ -416,7 +420,14 @@ func (b *Board) boot() {
 		banner = "\nNodeMCU ESP32 (Gota virtual board, gopher-lua " + luaVersion + ")\n"
 	}
 	b.writeText([]byte(banner))
-	b.vm.runProgram(b.script)
+	if b.script == nil && b.opt.FS != nil {
+		// CONFIG_LUA_INIT_STRING "@init.lua": run it when it exists.
+		if src, ok := b.opt.FS.ReadFile("init.lua"); ok {
+			b.vm.runProgram(src, "init.lua")
+		}
+	} else {
+		b.vm.runProgram(b.script, programName)
+	}
 	if b.vm != nil && !b.vm.dead {
 		b.vm.prompt()
 	}

@@ -82,6 +82,9 @@ func newVM(b *Board) *vm {
 	}
 	L.SetGlobal("print", L.NewFunction(v.print))
 	v.openModules()
+	if b.opt.FS != nil {
+		v.openIO()
+	}
 	return v
 }
 
@@ -108,8 +111,8 @@ func (v *vm) die(L *lua.LState) {
 }
 
 // runProgram runs the program as init.lua.
-func (v *vm) runProgram(src []byte) {
-	fn, err := v.L.Load(strings.NewReader(string(src)), programName)
+func (v *vm) runProgram(src []byte, name string) {
+	fn, err := v.L.Load(strings.NewReader(string(src)), name)
 	if err != nil {
 		v.reportError(err.Error())
 		return
@@ -435,7 +438,7 @@ func (v *vm) strictModule(name string, mod module) *lua.LTable {
 // Provided lists, per module, the fields the harness provides. Tests check
 // the agent's source against it.
 func Provided(fw Firmware) map[string][]string {
-	v := &vm{b: &Board{opt: Options{Firmware: fw, Crypto: true}}, timers: map[*timer]bool{}}
+	v := &vm{b: &Board{opt: Options{Firmware: fw, Crypto: true, FS: NewFS()}}, timers: map[*timer]bool{}}
 	m := map[string][]string{}
 	for name, mod := range v.modules() {
 		var fields []string
@@ -488,6 +491,9 @@ func (v *vm) modules() map[string]module {
 	}
 	if v.b.opt.Crypto {
 		mods["crypto"] = v.cryptoModule()
+	}
+	if v.b.opt.FS != nil {
+		mods["file"] = v.fileModule()
 	}
 	if v.b.opt.Firmware == ConsoleFirmware {
 		mods["console"] = v.consoleModule()
