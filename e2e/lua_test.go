@@ -1,6 +1,10 @@
 package e2e
 
-import "testing"
+import (
+	"os"
+	"strings"
+	"testing"
+)
 
 // TestLuaAgentOverPTY updates a virtual ESP32 running NodeMCU with
 // gota.lua (--agent lua) through the same pseudo-terminal and commands, on
@@ -48,4 +52,43 @@ func TestLuaAgentStockNodeMCU(t *testing.T) {
 	if st, _, _ := in.slot(t, "app1"); in.Running != "app0" || st != "invalid" {
 		t.Fatalf("after rollback: running %s, app1 %s\n%s", in.Running, st, gotaLines(dev.output()))
 	}
+}
+
+// TestNodeMCUInstall: a board with NodeMCU's REPL and the owner's
+// init.lua but no agent gets gota.lua with `gota nodemcu install`, then
+// answers gota info; a port with the Go agent (not a NodeMCU REPL) is
+// refused and its flash is left as it was.
+func TestNodeMCUInstall(t *testing.T) {
+	u := startUpgrade(t, "--agent", "lua", "--repl-only")
+	r := mustGota(t, "nodemcu", "install", "--port", u.dev.port)
+	if !strings.Contains(r.stdout, "installed gota.lua") || !strings.Contains(r.stdout, "init-user.lua") {
+		t.Errorf("install output: %s", r)
+	}
+	in := deviceInfo(t, u.dev.port)
+	if in.Running != "app0" {
+		t.Errorf("after the install: running %s", in.Running)
+	}
+	if !strings.Contains(u.dev.output(), "hello from init.lua") {
+		t.Errorf("the owner's init.lua did not run after the install:\n%s", u.dev.output())
+	}
+
+	g := startUpgrade(t) // the Go agent
+	before := sum(mustRead(t, g.flashPath))
+	bad := gota(t, "nodemcu", "install", "--port", g.dev.port)
+	if bad.code == 0 || !strings.Contains(bad.stderr, "not a NodeMCU REPL") || !strings.Contains(bad.stderr, "nothing was written") {
+		t.Fatalf("install on a port without a NodeMCU REPL: %s", bad)
+	}
+	g.dev.stop()
+	if sum(mustRead(t, g.flashPath)) != before {
+		t.Error("the refused install changed the device's flash")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

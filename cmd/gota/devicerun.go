@@ -33,7 +33,7 @@ func nodemcuProfiles() string {
 func init() {
 	register(&command{
 		name: "device run",
-		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--no-rollback] [--rollback] [--nodemcu P] [--fast-flash]\n" +
+		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--no-rollback] [--rollback] [--nodemcu P] [--repl-only] [--fast-flash]\n" +
 			"                       [--drop-rate R] [--flip-rate R] [--disconnect-after N[,N...]] [--seed S]\n" +
 			"                       run a virtual ESP32 on a pseudo-terminal and/or ws://ADDR/serial",
 		run: runDeviceRun,
@@ -56,6 +56,7 @@ type deviceRunOptions struct {
 	noRollback bool
 	rollback   bool   // Lua agent: bootloader with rollback support
 	profile    string // Lua agent: NodeMCU firmware profile
+	replOnly   bool   // Lua agent: NodeMCU's REPL only, gota.lua not installed
 	fastFlash  bool
 	line       link.Config
 }
@@ -70,6 +71,7 @@ func parseDeviceRun(stderr io.Writer, args []string) (*deviceRunOptions, error) 
 	fs.StringVar(&o.agent, "agent", "go", "device agent: "+strings.Join(virtual.Agents(), ", "))
 	fs.BoolVar(&o.noRollback, "no-rollback", false, "bootloader without app rollback support")
 	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none, so that is the Lua agent's default)")
+	fs.BoolVar(&o.replOnly, "repl-only", false, "with --agent lua: a board with NodeMCU's REPL and a user's init.lua but no agent (try gota nodemcu install)")
 	fs.StringVar(&o.profile, "nodemcu", "console", "with --agent lua: NodeMCU firmware `profile` ("+nodemcuProfiles()+")")
 	fs.BoolVar(&o.fastFlash, "fast-flash", false, "instant flash operations (default: realistic SPI NOR timing, 45 ms sector erase, 0.7 ms page program)")
 	fs.Float64Var(&o.line.DropRate, "drop-rate", 0, "probability that a byte on the line is lost")
@@ -151,7 +153,7 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 		fmt.Fprintf(out, "gota: line cut after %d bytes (disconnect %d of %d); the host must reopen the port\n",
 			st.HostToDevice+st.DeviceToHost, st.Disconnects, len(o.line.DisconnectAfter))
 	}
-	dev, err = virtual.New(f, virtual.Config{Agent: o.agent, NoRollback: o.noRollback, Rollback: o.rollback, Profile: o.profile, Line: o.line, Log: out})
+	dev, err = virtual.New(f, virtual.Config{Agent: o.agent, NoRollback: o.noRollback, Rollback: o.rollback, Profile: o.profile, REPLOnly: o.replOnly, Line: o.line, Log: out})
 	if err != nil {
 		return err
 	}

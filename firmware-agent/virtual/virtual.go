@@ -43,6 +43,11 @@ type Config struct {
 	// Profile names the NodeMCU firmware the Lua agent's board emulates
 	// (nodemcu.Profiles; default "console", current dev-esp32).
 	Profile string
+	// REPLOnly boots the Lua agent's board without the agent: NodeMCU's
+	// REPL and a file system whose init.lua is a small user program, as a
+	// board fresh from idf.py flash with the user's files (for
+	// `gota nodemcu install`). Installing writes gota.lua there.
+	REPLOnly bool
 	// Line configures the emulated line; Line.Baud is the console rate at
 	// power-on (default 115200). Line.OnDisconnect, if set, runs when a
 	// fault cuts the line, before the host ports are dropped.
@@ -103,9 +108,18 @@ func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(
 	// NodeMCU's console takes in only its UART FIFO and ring while Lua
 	// is stuck erasing or programming flash.
 	opt.RxBuffer = 128 + 256
-	board := nodemcu.NewBoard(dev, nodemcu.AgentScript, opt)
+	script := nodemcu.AgentScript
+	if cfg.REPLOnly {
+		opt.FS, script = nodemcu.NewFS(), nil
+		opt.FS.WriteFile("init.lua", []byte(DemoUserInit))
+	}
+	board := nodemcu.NewBoard(dev, script, opt)
 	return dev, func(ctx context.Context) error { return board.Run(ctx, uart) }, func() { board.Close() }, nil
 }
+
+// DemoUserInit is the init.lua of a REPLOnly board: the user's program
+// the installer must keep.
+const DemoUserInit = "-- the board owner's program\nprint(\"hello from init.lua\")\n"
 
 func withLog(con, log io.Writer) io.Writer {
 	if log == nil {
