@@ -22,7 +22,7 @@ build() {
 	mkdir -p "$DIST"
 	GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$DIST/main.wasm" ./wasm
 	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$DIST/wasm_exec.js"
-	cp index.html web/static/virtual-serial.js web/static/style.css "$DIST/"
+	cp index.html web/static/virtual-serial.js web/static/style.css firmware-agent/nodemcu/gota.lua "$DIST/"
 	go build -o "$DIST/gota" ./cmd/gota
 }
 

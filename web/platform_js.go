@@ -201,3 +201,19 @@ func storeImage(digestHex string, image []byte) {
 		webserial.Await(c.Call("delete", keys.Index(i)))
 	}
 }
+
+// fetchFile gets a file served next to the page.
+func fetchFile(url string) ([]byte, error) {
+	resp, err := webserial.Await(js.Global().Call("fetch", url, map[string]any{"cache": "no-cache"}))
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", url, err)
+	}
+	if !resp.Get("ok").Bool() {
+		return nil, fmt.Errorf("fetch %s: HTTP %d", url, resp.Get("status").Int())
+	}
+	b, err := arrayBufferOf(resp)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", url, err)
+	}
+	return b, nil
+}

@@ -139,44 +139,52 @@ func (c *Root) startConnect(busy string, choose func() (any, error)) {
 	c.Problem = nil
 	c.Notice = ""
 	c.closeSession()
-	baud := c.Baud
 	go func() {
 		handle, err := choose()
 		if err != nil {
 			c.fail("No port chosen", err, "Press Connect device and pick the ESP32's serial port (often “USB JTAG/serial” or “CP210x”).")
 			return
 		}
-		c.update(func() { c.Busy = "Opening the port…" })
-		port, err := openPort(handle, updater.DefaultBaud, c.lost)
-		if err != nil {
-			c.fail("Could not open the port", err, "Close other programs that use the port (serial monitors, esptool), then connect again.")
-			return
-		}
-		c.update(func() {
-			c.port = port
-			c.Busy = "Waiting for the Gota agent…"
-			c.Status = "Port open: " + port.Describe()
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud, Compression: true})
-		if err != nil {
-			port.Close()
-			c.update(func() { c.port = nil; c.Status = "Not connected" })
-			c.fail("The device did not answer", err, "Check that the device runs the Gota agent (flash it once with the CLI), press its reset button, then connect again.")
-			return
-		}
-		c.update(func() {
-			c.sess = sess
-			c.Status = "Connected: " + port.Describe()
-			if sess.Baud() != baud && !sess.Caps().BaudChange {
-				// The line stays where it is (NodeMCU's console module
-				// cannot change its rate): say so next to the rate.
-				c.Status += fmt.Sprintf(" (the agent cannot switch to %d baud)", baud)
-			}
-		})
-		c.refresh("Reading the device…")
+		c.connectHandle(handle)
 	}()
+}
+
+// connectHandle opens the chosen port and handshakes (called without the
+// lock, in the background).
+func (c *Root) connectHandle(handle any) {
+	c.env.Lock()
+	baud := c.Baud
+	c.env.UnlockOnly()
+	c.update(func() { c.Busy = "Opening the port…" })
+	port, err := openPort(handle, updater.DefaultBaud, c.lost)
+	if err != nil {
+		c.fail("Could not open the port", err, "Close other programs that use the port (serial monitors, esptool), then connect again.")
+		return
+	}
+	c.update(func() {
+		c.port = port
+		c.Busy = "Waiting for the Gota agent…"
+		c.Status = "Port open: " + port.Describe()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud, Compression: true})
+	if err != nil {
+		port.Close()
+		c.update(func() { c.port = nil; c.Status = "Not connected" })
+		c.fail("The device did not answer", err, "Check that the device runs the Gota agent (flash it once with the CLI), press its reset button, then connect again.")
+		return
+	}
+	c.update(func() {
+		c.sess = sess
+		c.Status = "Connected: " + port.Describe()
+		if sess.Baud() != baud && !sess.Caps().BaudChange {
+			// The line stays where it is (NodeMCU's console module
+			// cannot change its rate): say so next to the rate.
+			c.Status += fmt.Sprintf(" (the agent cannot switch to %d baud)", baud)
+		}
+	})
+	c.refresh("Reading the device…")
 }
 
 // refresh reads the device state and rechecks the chosen image.

@@ -74,6 +74,7 @@ func buildDist(tb testing.TB) string {
 			filepath.Join(root, "index.html"):                                               "index.html",
 			filepath.Join(root, "web", "static", "virtual-serial.js"):                       "virtual-serial.js",
 			filepath.Join(root, "web", "static", "style.css"):                               "style.css",
+			filepath.Join(root, "firmware-agent", "nodemcu", "gota.lua"):                    "gota.lua",
 		}
 		for from, to := range copies {
 			b, err := os.ReadFile(from)
@@ -109,6 +110,13 @@ type syncLog struct {
 }
 
 func (l *syncLog) add(s string) { l.mu.Lock(); l.lines = append(l.lines, s); l.mu.Unlock() }
+
+// snapshot returns the lines so far.
+func (l *syncLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
 
 // startSite creates a flash file holding app in ota_0, boots a virtual
 // device on it and serves the page in-process.

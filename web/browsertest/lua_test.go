@@ -116,3 +116,47 @@ func TestLuaAgentStockBootloader(t *testing.T) {
 	waitJS(t, ctx, "1.0.0 running again", runningJS("app0")+" && "+slotJS("app1", "invalid", "1.1.0"), 60*time.Second)
 	shots.take(ctx, "rolled-back")
 }
+
+// TestInstallAgentFromPage: the virtual board has NodeMCU's REPL and the
+// owner's init.lua but no agent; "Install the agent" writes gota.lua
+// through the REPL, restarts the board and connects to the agent. On a
+// device with the Go agent (no NodeMCU REPL) the page says so and writes
+// nothing.
+func TestInstallAgentFromPage(t *testing.T) {
+	ctx := newBrowser(t)
+	app, err := server.DemoApp("1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSiteWith(t, app, virtual.Config{Agent: "lua", REPLOnly: true})
+	shots := newShots(t)
+	load(t, ctx, s.URL)
+	waitJS(t, ctx, "the install button", `!!document.getElementById("install-virtual")`, 10*time.Second)
+	click(t, ctx, "#install-virtual")
+	waitJS(t, ctx, "the agent connected after the install", runningJS("app0")+
+		` && document.getElementById("agent").innerText === "gota-lua/1" && !!document.getElementById("notice")`, 180*time.Second)
+	notice := text(t, ctx, `document.getElementById("notice").innerText`)
+	if !strings.Contains(notice, "Installed gota.lua") || !strings.Contains(notice, "init-user.lua") {
+		t.Errorf("notice %q", notice)
+	}
+	shots.take(ctx, "installed")
+	found := false
+	for _, l := range s.Log.snapshot() {
+		found = found || strings.Contains(l, "hello from init.lua")
+	}
+	if !found {
+		t.Error("the owner's init.lua did not run after the install")
+	}
+
+	// The Go agent's device: not a NodeMCU REPL.
+	ctx2 := newBrowser(t)
+	g := startSite(t, app)
+	ops := g.Device.Flash().Ops()
+	load(t, ctx2, g.URL)
+	waitJS(t, ctx2, "the install button", `!!document.getElementById("install-virtual")`, 10*time.Second)
+	click(t, ctx2, "#install-virtual")
+	waitJS(t, ctx2, "the refusal", `!!document.getElementById("problem") && document.getElementById("problem").innerText.includes("not a NodeMCU REPL")`, 60*time.Second)
+	if got := g.Device.Flash().Ops(); got != ops {
+		t.Errorf("flash operations went from %d to %d: the refused install touched the device", ops, got)
+	}
+}
