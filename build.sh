@@ -28,12 +28,18 @@ build() {
 
 # deps installs the system packages the tests drive: Debian's Chromium for
 # the browser tests, and Lua 5.1 and 5.3 to check the NodeMCU agent parses and
-# runs on both interpreters NodeMCU builds use.
+# runs on both interpreters NodeMCU builds use, plus fengari from npm (a Lua
+# 5.3 with NodeMCU's 32-bit integers).
 deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
 	command -v luac5.3 >/dev/null || missing+=(lua5.3)
+	# fengari (Lua 5.3 with 32-bit integers, NodeMCU's default) for
+	# TestAgentOnStockLua/fengari; the test finds it via GOTA_FENGARI_DIR.
+	if command -v npm >/dev/null && [ ! -d "$HOME/.cache/gota-fengari/node_modules/fengari" ]; then
+		npm install --silent --no-save --no-audit --no-fund --prefix "$HOME/.cache/gota-fengari" fengari@0.1.5 >/dev/null
+	fi
 	[ ${#missing[@]} -eq 0 ] && return
 	local sudo=""
 	[ "$(id -u)" -ne 0 ] && sudo="sudo"

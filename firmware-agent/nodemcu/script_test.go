@@ -150,12 +150,30 @@ func TestAgentOnStockLua(t *testing.T) {
 	}{
 		{"lua5.3", 316944, nil},
 		{"lua5.1", 24 << 10, []string{"pure-bit"}}, // the pure-Lua bit is slow
+		// NodeMCU's default build is Lua 5.3 with 32-bit integers; stock
+		// lua5.3 has 64-bit ones. fengari's are 32 bits wide.
+		{"fengari", 64 << 10, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.lua, func(t *testing.T) {
-			luaPath, err := exec.LookPath(tc.lua)
-			if err != nil {
-				t.Skipf("%s not installed; cannot run gota.lua on it", tc.lua)
+			var cmd []string
+			var env []string
+			if tc.lua == "fengari" {
+				node, err := exec.LookPath("node")
+				if err != nil {
+					t.Skip("node not installed; cannot run fengari (build.sh deps installs it)")
+				}
+				dir := fengariDir()
+				if _, err := os.Stat(filepath.Join(dir, "fengari")); err != nil {
+					t.Skipf("fengari not found in %s (set GOTA_FENGARI_DIR, or run build.sh test, which installs it)", dir)
+				}
+				cmd, env = []string{node, "testdata/fengari-run.js"}, append(os.Environ(), "NODE_PATH="+dir)
+			} else {
+				luaPath, err := exec.LookPath(tc.lua)
+				if err != nil {
+					t.Skipf("%s not installed; cannot run gota.lua on it", tc.lua)
+				}
+				cmd = []string{luaPath}
 			}
 			dir := t.TempDir()
 			image := make([]byte, tc.imageSize)
@@ -166,8 +184,10 @@ func TestAgentOnStockLua(t *testing.T) {
 				t.Fatal(err)
 			}
 			outPath, imgPath := filepath.Join(dir, "out"), filepath.Join(dir, "img")
-			args := append([]string{"testdata/driver.lua", "gota.lua", in, outPath, imgPath}, tc.extra...)
-			report, err := exec.Command(luaPath, args...).CombinedOutput()
+			args := append(append(cmd[1:], "testdata/driver.lua", "gota.lua", in, outPath, imgPath), tc.extra...)
+			c := exec.Command(cmd[0], args...)
+			c.Env = env
+			report, err := c.CombinedOutput()
 			if err != nil {
 				t.Fatalf("%s driver.lua: %v\n%s", tc.lua, err, report)
 			}
@@ -187,6 +207,16 @@ func TestAgentOnStockLua(t *testing.T) {
 			checkAgentFrames(t, out, len(image))
 		})
 	}
+}
+
+// fengariDir is where the fengari npm package is installed (the
+// node_modules directory holding it).
+func fengariDir() string {
+	if d := os.Getenv("GOTA_FENGARI_DIR"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "gota-fengari", "node_modules")
 }
 
 // checkAgentFrames decodes what the agent sent in TestAgentOnStockLua.
