@@ -38,7 +38,7 @@ deps() {
 	# fengari (Lua 5.3 with 32-bit integers, NodeMCU's default) for
 	# TestAgentOnStockLua/fengari; the test finds it via GOTA_FENGARI_DIR.
 	if command -v npm >/dev/null && [ ! -d "$HOME/.cache/gota-fengari/node_modules/fengari" ]; then
-		npm install --silent --no-save --no-audit --no-fund --prefix "$HOME/.cache/gota-fengari" fengari@0.1.5 >/dev/null
+		npm install --silent --no-save --no-audit --no-fund --prefix "$HOME/.cache/gota-fengari" fengari@0.1.5 >/dev/null || echo "could not install fengari from npm" >&2
 	fi
 	[ ${#missing[@]} -eq 0 ] && return
 	local sudo=""
