@@ -33,7 +33,7 @@ func nodemcuProfiles() string {
 func init() {
 	register(&command{
 		name: "device run",
-		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--no-rollback] [--rollback] [--nodemcu P] [--repl-only] [--fast-flash]\n" +
+		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--uart bridge|usb] [--no-rollback] [--rollback] [--nodemcu P] [--repl-only] [--fast-flash]\n" +
 			"                       [--drop-rate R] [--flip-rate R] [--disconnect-after N[,N...]] [--seed S]\n" +
 			"                       run a virtual ESP32 on a pseudo-terminal and/or ws://ADDR/serial",
 		run: runDeviceRun,
@@ -69,6 +69,7 @@ func parseDeviceRun(stderr io.Writer, args []string) (*deviceRunOptions, error) 
 	fs.StringVar(&o.listen, "listen", "", "serve the line as a WebSocket at ws://`ADDR`/serial (?baud=N sets the host's rate)")
 	fs.IntVar(&o.baud, "baud", link.DefaultBaud, "console rate at power-on, bit/s (gota hosts open ports at 115200, and the Go agent returns to 115200 at every reboot, SPEC.md 7)")
 	fs.StringVar(&o.agent, "agent", "go", "device agent: "+strings.Join(virtual.Agents(), ", "))
+	uartFlag(fs, &o.line.UART)
 	fs.BoolVar(&o.noRollback, "no-rollback", false, "bootloader without app rollback support")
 	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none, so that is the Lua agent's default)")
 	fs.BoolVar(&o.replOnly, "repl-only", false, "with --agent lua: a board with NodeMCU's REPL and a user's init.lua but no agent (try gota nodemcu install)")
@@ -88,7 +89,9 @@ direction paced at its sender's rate), reachable as a pseudo-terminal
 ws://ADDR/serial, one client at a time, ?baud=N is the client's rate,
 binary messages carry the line's bytes). Bytes sent at one rate and
 received at another arrive garbled. Flash operations take realistic time
-unless --fast-flash. A cut (--disconnect-after) replaces the
+unless --fast-flash; while one runs, the device's tasks stop and, with
+--uart bridge, host bytes beyond the 128-byte UART FIFO are lost unless
+the agent's UART ISR is in IRAM (see firmware-agent/link). A cut (--disconnect-after) replaces the
 pseudo-terminal behind LINK and closes the WebSocket: the host must reopen
 its port. GOTA_LINK_TRACE=1 prints the line's rates and counters every second.
 
@@ -178,7 +181,7 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 		go func() {
 			for ctx.Err() == nil {
 				time.Sleep(time.Second)
-				fmt.Fprintf(stderr, "trace: host %d device %d up %v %+v\n", line.Host().Baud(), line.Device().Baud(), line.Up(), line.Stats())
+				fmt.Fprintf(stderr, "trace: host %d device %d up %v %s\n", line.Host().Baud(), line.Device().Baud(), line.Up(), lineStats(line.Stats()))
 			}
 		}()
 	}
@@ -187,12 +190,10 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 	if o.fastFlash {
 		timing = "instant flash"
 	}
-	fmt.Fprintf(out, "gota: device running: agent %s, %d baud, %s; Ctrl-C stops it\n", o.agent, o.baud, timing)
+	fmt.Fprintf(out, "gota: device running: agent %s, %d baud, UART %s, %s; Ctrl-C stops it\n", o.agent, o.baud, o.line.UART, timing)
 	<-ctx.Done()
 	dev.Close()
-	st := line.Stats()
-	fmt.Fprintf(out, "gota: line stats: host_to_device=%d device_to_host=%d dropped=%d flipped=%d garbled=%d overruns=%d disconnects=%d\n",
-		st.HostToDevice, st.DeviceToHost, st.Dropped, st.Flipped, st.Garbled, st.Overruns, st.Disconnects)
+	fmt.Fprintf(out, "gota: line stats: %s\n", lineStats(line.Stats()))
 	fmt.Fprintln(out, "gota: device stopped")
 	return nil
 }
@@ -208,6 +209,18 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// uartFlag adds --uart (gota device run, gota serve).
+func uartFlag(fs *flag.FlagSet, u *link.UART) {
+	fs.TextVar(u, "uart", link.Bridge, "the device's serial hardware: bridge (UART0 behind a USB-UART bridge, no flow control: "+
+		"bytes the device cannot take are lost) or usb (USB-Serial-JTAG/CDC, flow-controlled)")
+}
+
+// lineStats words a line's counters for the trace and the stop message.
+func lineStats(st link.Stats) string {
+	return fmt.Sprintf("host_to_device=%d device_to_host=%d dropped=%d flipped=%d garbled=%d host_overruns=%d device_overruns=%d disconnects=%d",
+		st.HostToDevice, st.DeviceToHost, st.Dropped, st.Flipped, st.Garbled, st.Overruns, st.DeviceOverruns, st.Disconnects)
 }
 
 // checkAgent checks an --agent name (gota device run, gota serve).

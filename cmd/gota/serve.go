@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/web/server"
 )
@@ -21,21 +23,23 @@ import (
 func init() {
 	register(&command{
 		name:  "serve",
-		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--agent go] [--rollback] [--nodemcu P] [--no-device]: serve the web flasher with a virtual ESP32",
+		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--agent go] [--uart bridge|usb] [--fast-flash] [--rollback] [--nodemcu P] [--no-device]: serve the web flasher with a virtual ESP32",
 		run:   runServe,
 	})
 }
 
 // serveOptions are the flags of gota serve.
 type serveOptions struct {
-	dir      string // built page
-	addr     string // listen address
-	flash    string // flash file of the virtual device, "" = temporary
-	app      string // app image for a new flash file, "" = demo app
-	agent    string // device agent of the virtual device
-	rollback bool   // Lua agent: bootloader with rollback support
-	profile  string // Lua agent: NodeMCU firmware profile
-	noDevice bool
+	dir       string // built page
+	addr      string // listen address
+	flash     string // flash file of the virtual device, "" = temporary
+	app       string // app image for a new flash file, "" = demo app
+	agent     string // device agent of the virtual device
+	uart      link.UART
+	fastFlash bool
+	rollback  bool   // Lua agent: bootloader with rollback support
+	profile   string // Lua agent: NodeMCU firmware profile
+	noDevice  bool
 }
 
 func runServe(args []string) error {
@@ -47,6 +51,8 @@ func runServe(args []string) error {
 	fs.StringVar(&o.flash, "flash", "", "flash file of the virtual device, created if missing (default: a temporary file)")
 	fs.StringVar(&o.app, "app", "", "app image for a new flash file (default: a small demo app)")
 	fs.StringVar(&o.agent, "agent", "go", "agent of the virtual device: "+strings.Join(virtual.Agents(), ", "))
+	uartFlag(fs, &o.uart)
+	fs.BoolVar(&o.fastFlash, "fast-flash", false, "instant flash operations (default: realistic SPI NOR timing)")
 	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
 	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none)")
 	fs.StringVar(&o.profile, "nodemcu", "console", "with --agent lua: NodeMCU firmware `profile` ("+nodemcuProfiles()+")")
@@ -99,11 +105,22 @@ func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url st
 		if !created && o.app != "" {
 			fmt.Fprintf(log, "gota serve: %s exists; --app ignored\n", path)
 		}
-		dev, err := virtual.Open(path, virtual.Config{Agent: o.agent, Rollback: o.rollback, Profile: o.profile})
+		fl, err := flash.Open(path)
 		if err != nil {
 			return err
 		}
-		defer dev.Close()
+		defer fl.Close()
+		if !o.fastFlash {
+			fl.SetTiming(flash.RealisticTiming)
+		}
+		dev, err := virtual.New(fl, virtual.Config{Agent: o.agent, Rollback: o.rollback, Profile: o.profile, Line: link.Config{UART: o.uart}})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			dev.Close()
+			fmt.Fprintf(log, "gota serve: line stats: %s\n", lineStats(dev.Line().Stats()))
+		}()
 		cfg.Device = dev
 		fmt.Fprintf(log, "gota serve: virtual ESP32 on flash file %s\n", path)
 	}

@@ -419,9 +419,10 @@ func (s *Session) stream(ctx context.Context, image, base []byte, start int, rep
 			next += fr.n
 		}
 		// Retransmission timeout: the time the bytes in flight take on
-		// the line at its rate, twice, plus the round trip; longer after
-		// each timeout in a row (the line may be down for a while).
-		rto := (s.rtoBase() + 2*s.lineTime(inFlight())) * time.Duration(1+min(rtos, 3))
+		// the line at its rate, twice, plus the round trip and a flash
+		// operation's stall; longer after each timeout in a row (the line
+		// may be down for a while).
+		rto := (s.rtoBase() + flashStall + 2*s.lineTime(inFlight())) * time.Duration(1+min(rtos, 3))
 		since := lastProgress
 		if recoveredAt.After(since) {
 			since = recoveredAt

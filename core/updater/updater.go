@@ -42,9 +42,15 @@ var (
 	infoAttempt      = 250 * time.Millisecond // floor of an INFO attempt's timeout
 	infoStartMax     = 512                    // INFO_R payload asked for at first
 	dataMaxRTOs      = 8
-	windowStallMax   = 30 * time.Second
-	baudRevertWait   = 3 * time.Second
-	baudSettle       = 20 * time.Millisecond
+	// flashStall is how long an agent may be silent with the host's
+	// bytes safely in its ring: while ESP-IDF erases or programs flash no
+	// task runs (a 64 KiB block erase takes 150 ms on typical SPI NOR,
+	// and the program window after it up to 8 KiB of pages). A DATA
+	// timeout shorter than that resends what was never lost.
+	flashStall     = 200 * time.Millisecond
+	windowStallMax = 30 * time.Second
+	baudRevertWait = 3 * time.Second
+	baudSettle     = 20 * time.Millisecond
 )
 
 // Port is the host end of the line to the device.

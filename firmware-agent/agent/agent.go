@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gota-dev/gota/firmware-agent/device"
+	"github.com/gota-dev/gota/firmware-agent/link"
 	"github.com/gota-dev/gota/protocol"
 )
 
@@ -29,8 +30,23 @@ const (
 	DefaultWindow   = 64 << 10
 	DefaultBaud     = 115200
 	MinBaud         = 9600
-	MaxBaud         = 2000000
 )
+
+// UART is the receive path a real build of this agent has: the ESP-IDF
+// component's defaults (CONFIG_UART_ISR_IN_IRAM set, a 16 KiB ring passed
+// to uart_driver_install). The ISR keeps filling the ring while a flash
+// operation stops every task; the ring must hold what arrives meanwhile.
+var UART = link.Receiver{RingBuffer: 16 << 10, ISRInIRAM: true}
+
+// LongestFlashStall is the longest single flash operation during which
+// the agent's tasks cannot read: a 64 KiB block erase, 150 ms on typical
+// SPI NOR (flash.RealisticTiming).
+const LongestFlashStall = 150 * time.Millisecond
+
+// MaxBaud is the highest rate the agent accepts: the ring holds a whole
+// LongestFlashStall of bytes at it (SPEC.md 7), 1,092,266 baud with a
+// 16 KiB ring. A faster line would overrun the ring during a block erase.
+var MaxBaud = int(int64(UART.RingBuffer) * 10 * int64(time.Second) / int64(LongestFlashStall))
 
 // Timing of the protocol (SPEC.md sections 3 and 7).
 var (
@@ -159,10 +175,20 @@ func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 				return c.Err
 			}
 		case <-idle.C:
+			// Bytes may have arrived while a flash operation kept this
+			// loop from reading them (uart_get_buffered_data_len): the
+			// line was not idle.
+			if b, ok := conn.(buffered); ok && b.Buffered() > 0 {
+				idle.Reset(idleTimeout)
+				break
+			}
 			dec.Idle()
 		}
 	}
 }
+
+// buffered is a port that can tell how many received bytes wait unread.
+type buffered interface{ Buffered() int }
 
 // announce prints the banner and sends READY.
 func (a *Agent) announce(reason uint8) {
@@ -483,8 +509,9 @@ func (a *Agent) setBaud(f protocol.Frame) {
 		a.fail(f, perr(device.ErrNotSupported, "baud-rate change not supported"))
 		return
 	}
-	if rate < MinBaud || rate > MaxBaud {
-		a.fail(f, perr(device.ErrInvalidArg, "baud rate %d out of range %d..%d", rate, MinBaud, MaxBaud))
+	if rate < MinBaud || int64(rate) > int64(MaxBaud) {
+		a.fail(f, perr(device.ErrInvalidArg, "baud rate %d out of range %d..%d (above it the %d-byte receive ring overruns during a %v flash erase)",
+			rate, MinBaud, MaxBaud, UART.RingBuffer, LongestFlashStall))
 		return
 	}
 	a.reply(f, f.Type.Reply(), protocol.EncodeU32(rate))

@@ -201,7 +201,7 @@ func TestHeavyNoise(t *testing.T) {
 			line, _, _, _ := lineRig(t, link.Config{DropRate: 1e-3, FlipRate: 1e-3, Seed: 42}, tt.opt)
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 2000000, Compression: true})
+			s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 921600, Compression: true})
 			if err != nil {
 				t.Fatal(err)
 			}

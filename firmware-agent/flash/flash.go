@@ -63,6 +63,7 @@ type Flash struct {
 	data   []byte   // current content; the file mirrors it
 	file   *os.File // nil for a memory flash
 	timing Timing
+	guard  Guard
 	ops    int
 
 	// Fault injection.
@@ -209,7 +210,7 @@ func (f *Flash) erase(off uint32, unit int) error {
 	if err != nil {
 		return err
 	}
-	sleep(cost)
+	f.busy(cost)
 	return nil
 }
 
@@ -311,9 +312,8 @@ func (f *Flash) Program(off uint32, p []byte) error {
 		off += uint32(n)
 		p = p[n:]
 	}
-	cost := time.Duration(pages) * f.timing.PageProgram
 	f.mu.Unlock()
-	sleep(cost)
+	f.busyProgram(pages)
 	return err
 }
 

@@ -1,31 +1,70 @@
 // Package link emulates the serial line between a host and a virtual
 // ESP32: a UART at a given baud rate, 8N1, carrying bytes in both
-// directions independently, with optional faults.
+// directions independently, with optional faults, and the receive side of
+// the device's UART as ESP-IDF's driver has it.
 //
-// # Model
+// # Wire
 //
 // A byte costs 10 bit times on the wire (start bit, 8 data bits, stop bit),
 // so a line moves baud/10 bytes per second in each direction. Each
-// direction has
+// direction has a transmit buffer on the sending side (the OS tty write
+// buffer on the host, the UART driver's TX ring buffer on the device):
+// Write returns as soon as its bytes are in it and blocks while it is full.
+// The wire moves bytes from the transmit buffer to the receiver at the
+// sender's rate, paced against the monotonic clock: a byte never starts
+// before the previous one has left the wire, nor before it was written
+// (bytes written after an idle gap get no credit for the gap). The pacer
+// sleeps in chunks of about a millisecond and catches up on oversleeping,
+// so even 4 Mbaud is paced accurately.
 //
-//   - a transmit buffer on the sending side (the OS tty write buffer on the
-//     host, the UART driver's TX ring buffer on the device): Write returns
-//     as soon as its bytes are in it and blocks while it is full;
-//   - the wire, which moves bytes from the transmit buffer to the receiver
-//     at the sender's rate, paced by a token bucket against the monotonic
-//     clock (the pacer sleeps in chunks of about a millisecond and catches
-//     up on oversleeping, so even 4 Mbaud is paced accurately and the line
-//     adds no cost beyond the baud rate's);
-//   - a receive buffer on the receiving side (the UART driver's RX ring
-//     buffer on the device, the tty read buffer on the host).
+// # Device receive path
 //
-// Host to device, a full device receive buffer stops the wire: the line
-// applies backpressure, as hardware flow control (RTS/CTS) does, instead of
-// buffering without limit or losing bytes. The host's data therefore never
-// overruns the device; it waits. Device to host, a full host receive buffer
-// loses bytes (counted as overruns), as a UART without flow control does
-// when nobody reads the port: the device's log output never blocks the
-// device.
+// Which device model applies is Config.UART:
+//
+//   - Bridge (the default): UART0 behind a USB–UART bridge (CP210x, CH340,
+//     FTDI), as on nearly every ESP32 dev board. The bridge's RTS and DTR
+//     drive EN and GPIO0 for auto-reset, not flow control, so the host's
+//     bytes arrive at the line rate whatever the device is doing. They land
+//     in the UART's 128-byte hardware RX FIFO (SOC_UART_FIFO_LEN, ESP32
+//     Technical Reference Manual, UART chapter); the driver's ISR moves them
+//     into the ring buffer whose size the agent passed to uart_driver_install
+//     (ESP-IDF components/driver/uart/uart.c, uart_rx_intr_handler_default).
+//     When the ring is full the ISR leaves the bytes in the FIFO and stops
+//     taking interrupts until a read makes room (rx_buffer_full_flg); bytes
+//     that find the FIFO full are lost and counted in Stats.DeviceOverruns.
+//   - USB: USB-Serial-JTAG or USB-CDC (ESP32-S3, C3, C6). USB is
+//     flow-controlled: a full device buffer makes the host wait (the
+//     endpoint NAKs), and nothing is lost.
+//
+// While ESP-IDF erases or programs the flash that holds the code it
+// disables the cache, stalls the other CPU and disables every interrupt that
+// is not IRAM-safe (spi_flash_disable_interrupts_caches_and_other_cpu, called
+// by the SPI1 start hook of components/spi_flash/spi_flash_os_func_app.c
+// around each operation of esp_flash_api.c). The flash package reports each
+// operation to the line's FlashGuard. During one:
+//
+//   - no task runs, so the device end's Read and Write wait;
+//   - the UART ISR runs only if the agent's build has it in IRAM
+//     (Receiver.ISRInIRAM, CONFIG_UART_ISR_IN_IRAM; its Kconfig help warns
+//     that without it the "UART interrupt will be disabled for a long time
+//     and may cause data lost when doing spi flash operation"). Otherwise
+//     the FIFO fills at the line rate and overflows after 128 bytes.
+//
+// How long an operation keeps interrupts off is the flash package's
+// business (ESP-IDF v5.1.3: one sector or block erase per guarded window in
+// esp_flash_erase_region, whatever CONFIG_SPI_FLASH_YIELD_DURING_ERASE says,
+// since its yield only comes between windows; up to MAX_WRITE_CHUNK = 8192
+// bytes of page programs per window in esp_flash_write).
+//
+// Whether a byte found the FIFO full is decided at the byte's own arrival
+// time on the wire, against the recorded times of the flash operations,
+// not at the pacer's chunk granularity. A read that frees ring room is
+// seen by bytes up to one pacer chunk (about a millisecond) earlier than it
+// would be on the wire; this only matters when an agent lets its ring fill.
+//
+// Device to host, a full host receive buffer loses bytes (Stats.Overruns),
+// as a UART without flow control does when nobody reads the port: the
+// device's log output never blocks the device.
 //
 // Each end has its own rate (SetBaud). Bytes sent at one rate and received
 // at another are garbled as on a real UART: each arrives as an arbitrary
@@ -62,9 +101,6 @@ var ErrClosed = errors.New("link: line closed")
 
 // Default buffer sizes, in bytes.
 const (
-	// DefaultDeviceRxBuffer is a typical ESP-IDF uart_driver_install RX
-	// ring buffer (the hardware FIFO itself holds 128 bytes).
-	DefaultDeviceRxBuffer = 8 << 10
 	// DefaultDeviceTxBuffer is the device's UART TX ring buffer.
 	DefaultDeviceTxBuffer = 2 << 10
 	// DefaultHostRxBuffer is the host's tty and USB adapter buffering.
@@ -79,7 +115,12 @@ const (
 type Config struct {
 	Baud int // initial rate of both ends in bit/s; 0 = 115200
 
-	DeviceRxBuffer int // bytes; 0 = DefaultDeviceRxBuffer
+	// UART is the device's serial hardware: Bridge (the default) or USB.
+	UART UART
+	// Receiver is the device's UART driver until the agent installs its
+	// own (End.InstallDriver); zero fields take DefaultReceiver's.
+	Receiver Receiver
+
 	DeviceTxBuffer int // bytes; 0 = DefaultDeviceTxBuffer
 	HostRxBuffer   int // bytes; 0 = DefaultHostRxBuffer
 	HostTxBuffer   int // bytes; 0 = DefaultHostTxBuffer
@@ -105,7 +146,11 @@ type Stats struct {
 	Flipped      int64 // bytes corrupted by FlipRate
 	Garbled      int64 // bytes received at a rate other than the one they were sent at
 	Overruns     int64 // bytes lost because the host's receive buffer was full
-	Disconnects  int   // cuts so far
+	// DeviceOverruns counts bytes lost because the device's RX FIFO was
+	// full (Bridge only): its ISR could not run during a flash operation,
+	// or the driver's ring buffer was full.
+	DeviceOverruns int64
+	Disconnects    int // cuts so far
 }
 
 // Line is an emulated serial line. Its two ends are Host and Device.
@@ -126,6 +171,12 @@ type Line struct {
 	baud      int // initial rate
 	host, dev *End
 	h2d, d2h  *wire
+	uart      UART
+	fifo      ring   // the device UART's RX FIFO (Bridge)
+	iram      bool   // the device's UART ISR runs during flash operations
+	flashOps  int    // flash operations in progress
+	readers   int    // device Reads waiting
+	spans     []span // recent flash operations, oldest first
 	stop      chan struct{}
 	done      sync.WaitGroup
 }
@@ -142,12 +193,23 @@ type End struct {
 // wire is one direction of the line.
 type wire struct {
 	from, to   *End
-	tx         ring // sender's transmit buffer
-	rx         ring // receiver's receive buffer
-	dropOnFull bool // overrun instead of backpressure
-	busy       bool // the pacer holds bytes taken from tx that are not yet delivered
-	lineFree   time.Time
+	tx         ring      // sender's transmit buffer
+	rx         ring      // receiver's receive buffer
+	dropOnFull bool      // overrun instead of backpressure
+	uartRx     bool      // the receiver is the device's UART FIFO (Bridge): no backpressure
+	busy       bool      // the pacer holds bytes taken from tx that are not yet delivered
+	lineFree   time.Time // when the last byte taken leaves the wire
+	marks      []mark    // when the bytes in tx were written
+	written    int64     // bytes ever written into tx
+	taken      int64     // bytes ever taken from tx by the pacer
 	carried    *int64
+}
+
+// mark records that the bytes written into a wire's tx up to the count
+// until were written at at.
+type mark struct {
+	until int64
+	at    time.Time
 }
 
 // New returns a line and starts its pacers; Close stops them.
@@ -163,6 +225,8 @@ func New(cfg Config) *Line {
 		onCut: cfg.OnDisconnect,
 		baud:  baud,
 		stop:  make(chan struct{}),
+		uart:  cfg.UART,
+		fifo:  newRing(FIFOSize),
 	}
 	l.cond = sync.NewCond(&l.mu)
 	l.cuts = append([]int64(nil), cfg.DisconnectAfter...)
@@ -170,11 +234,15 @@ func New(cfg Config) *Line {
 	l.host = &End{l: l, name: "host", baud: baud}
 	l.dev = &End{l: l, name: "device", baud: baud}
 	l.h2d = &wire{from: l.host, to: l.dev,
-		tx: newRing(orDefault(cfg.HostTxBuffer, DefaultHostTxBuffer)),
-		rx: newRing(orDefault(cfg.DeviceRxBuffer, DefaultDeviceRxBuffer)), carried: &l.stats.HostToDevice}
+		tx:     newRing(orDefault(cfg.HostTxBuffer, DefaultHostTxBuffer)),
+		uartRx: cfg.UART == Bridge, carried: &l.stats.HostToDevice}
 	l.d2h = &wire{from: l.dev, to: l.host, dropOnFull: true,
 		tx: newRing(orDefault(cfg.DeviceTxBuffer, DefaultDeviceTxBuffer)),
 		rx: newRing(orDefault(cfg.HostRxBuffer, DefaultHostRxBuffer)), carried: &l.stats.DeviceToHost}
+	l.installLocked(Receiver{
+		RingBuffer: orDefault(cfg.Receiver.RingBuffer, DefaultReceiver.RingBuffer),
+		ISRInIRAM:  cfg.Receiver.ISRInIRAM,
+	})
 	l.host.tx, l.host.rx = l.h2d, l.d2h
 	l.dev.tx, l.dev.rx = l.d2h, l.h2d
 	l.done.Add(2)
@@ -235,10 +303,7 @@ func (l *Line) cutLocked() {
 	l.gen++
 	l.stats.Disconnects++
 	l.down = true
-	for _, w := range []*wire{l.h2d, l.d2h} {
-		w.tx.reset()
-		w.rx.reset()
-	}
+	l.resetBuffersLocked()
 	l.cond.Broadcast()
 	if l.onCut != nil {
 		go l.onCut()
@@ -256,10 +321,7 @@ func (l *Line) Hangup() {
 	}
 	l.gen++
 	l.down = true
-	for _, w := range []*wire{l.h2d, l.d2h} {
-		w.tx.reset()
-		w.rx.reset()
-	}
+	l.resetBuffersLocked()
 	l.cond.Broadcast()
 }
 
@@ -272,10 +334,7 @@ func (l *Line) Reconnect() {
 	defer l.mu.Unlock()
 	if !l.down {
 		l.gen++
-		for _, w := range []*wire{l.h2d, l.d2h} {
-			w.tx.reset()
-			w.rx.reset()
-		}
+		l.resetBuffersLocked()
 	}
 	l.down = false
 	l.cond.Broadcast()
@@ -308,261 +367,16 @@ func (l *Line) WaitUp(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// byteTime is the wire time of one 8N1 byte at baud.
-func byteTime(baud int) time.Duration {
-	return time.Duration(10 * int64(time.Second) / int64(baud))
-}
-
-// Pacing parameters: the pacer moves about chunkTime worth of bytes at a
-// time and forgives up to slack of oversleeping (the bucket depth), so
-// the average rate is exact while Go's timer granularity does not matter.
-const (
-	chunkTime = time.Millisecond
-	slack     = 5 * time.Millisecond
-)
-
-// pace moves bytes along w at the sender's rate until the line is closed.
-func (l *Line) pace(w *wire) {
-	defer l.done.Done()
-	buf := make([]byte, 0, 4096)
-	for {
-		l.mu.Lock()
-		for !l.closed && (l.down || w.tx.len() == 0 || (!w.dropOnFull && w.rx.free() == 0)) {
-			l.cond.Wait()
-		}
-		if l.closed {
-			l.mu.Unlock()
-			return
-		}
-		baud := w.from.baud
-		bt := byteTime(baud)
-		n := int(chunkTime / bt)
-		if n < 1 {
-			n = 1
-		}
-		n = min(n, w.tx.len(), cap(buf))
-		if !w.dropOnFull {
-			n = min(n, w.rx.free())
-		}
-		buf = buf[:n]
-		w.tx.read(buf)
-		w.busy = true
-		gen := l.gen
-		now := time.Now()
-		start := w.lineFree
-		if start.Before(now.Add(-slack)) {
-			start = now // the line was idle: no burst credit
-		}
-		finish := start.Add(time.Duration(n) * bt)
-		w.lineFree = finish
-		l.cond.Broadcast() // room in tx
-		l.mu.Unlock()
-
-		if d := time.Until(finish); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-l.stop:
-				t.Stop()
-				return
-			}
-		}
-
-		l.mu.Lock()
-		w.busy = false
-		if gen == l.gen && !l.closed {
-			l.deliverLocked(w, buf, baud)
-		}
-		l.cond.Broadcast()
-		l.mu.Unlock()
+// resetBuffersLocked empties every buffer on the line, as a cut does.
+func (l *Line) resetBuffersLocked() {
+	for _, w := range []*wire{l.h2d, l.d2h} {
+		w.tx.reset()
+		w.rx.reset()
+		w.marks = w.marks[:0]
+		w.taken = w.written
 	}
+	l.fifo.reset()
 }
 
-// deliverLocked applies faults to b, sent at baud, and appends it to w's
-// receive buffer.
-func (l *Line) deliverLocked(w *wire, b []byte, baud int) {
-	garble := w.to.baud != baud
-	for _, c := range b {
-		l.carried++
-		*w.carried++
-		lost := false
-		switch {
-		case garble:
-			c = byte(l.rng.Intn(256))
-			l.stats.Garbled++
-		case l.drop > 0 && l.rng.Float64() < l.drop:
-			l.stats.Dropped++
-			lost = true
-		case l.flip > 0 && l.rng.Float64() < l.flip:
-			c ^= 1 << l.rng.Intn(8)
-			l.stats.Flipped++
-		}
-		switch {
-		case lost:
-		case w.rx.free() == 0:
-			l.stats.Overruns++ // only reachable with dropOnFull
-		default:
-			w.rx.writeByte(c)
-		}
-		if len(l.cuts) > 0 && l.carried >= l.cuts[0] {
-			for len(l.cuts) > 0 && l.carried >= l.cuts[0] {
-				l.cuts = l.cuts[1:]
-			}
-			l.cutLocked()
-			return
-		}
-	}
-}
-
-// Read reads bytes received by this end, blocking until at least one is
-// available. It fails with ErrDisconnected when the line is cut.
-func (e *End) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	l := e.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	gen := l.gen
-	for {
-		if l.closed {
-			return 0, ErrClosed
-		}
-		if l.down || l.gen != gen {
-			return 0, ErrDisconnected
-		}
-		if e.rx.rx.len() > 0 {
-			n := e.rx.rx.read(p)
-			l.cond.Broadcast() // room in rx: the wire may resume
-			return n, nil
-		}
-		l.cond.Wait()
-	}
-}
-
-// Write queues p for sending, blocking while this end's transmit buffer is
-// full. It fails with ErrDisconnected when the line is cut.
-func (e *End) Write(p []byte) (int, error) {
-	l := e.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	gen := l.gen
-	n := 0
-	for n < len(p) {
-		if l.closed {
-			return n, ErrClosed
-		}
-		if l.down || l.gen != gen {
-			return n, ErrDisconnected
-		}
-		if k := e.tx.tx.write(p[n:]); k > 0 {
-			n += k
-			l.cond.Broadcast()
-			continue
-		}
-		l.cond.Wait()
-	}
-	return n, nil
-}
-
-// Drain waits until every byte this end wrote has left the wire.
-func (e *End) Drain() error {
-	l := e.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	gen := l.gen
-	for e.tx.tx.len() > 0 || e.tx.busy {
-		if l.closed {
-			return ErrClosed
-		}
-		if l.down || l.gen != gen {
-			return ErrDisconnected
-		}
-		l.cond.Wait()
-	}
-	return nil
-}
-
-// SetBaud waits until the bytes this end wrote have left the wire, then
-// switches this end to baud. Bytes cannot be lost by switching: if the
-// line is cut meanwhile, the rate is switched anyway.
-func (e *End) SetBaud(baud int) error {
-	if baud <= 0 {
-		return errors.New("link: baud rate must be positive")
-	}
-	err := e.Drain()
-	e.SetBaudNow(baud)
-	if errors.Is(err, ErrDisconnected) {
-		err = nil
-	}
-	return err
-}
-
-// SetBaudNow switches this end to baud at once, without waiting for its
-// transmit buffer to drain (as a host that reconfigures its port does).
-func (e *End) SetBaudNow(baud int) {
-	if baud <= 0 {
-		return
-	}
-	e.l.mu.Lock()
-	e.baud = baud
-	e.l.cond.Broadcast()
-	e.l.mu.Unlock()
-}
-
-// Baud returns this end's current rate.
-func (e *End) Baud() int {
-	e.l.mu.Lock()
-	defer e.l.mu.Unlock()
-	return e.baud
-}
-
-// String returns "host" or "device".
-func (e *End) String() string { return e.name }
-
-// ring is a fixed-size byte FIFO.
-type ring struct {
-	b    []byte
-	r, n int
-}
-
-func newRing(size int) ring { return ring{b: make([]byte, size)} }
-
-func (q *ring) len() int  { return q.n }
-func (q *ring) free() int { return len(q.b) - q.n }
-func (q *ring) reset()    { q.r, q.n = 0, 0 }
-
-func (q *ring) read(p []byte) int {
-	n := 0
-	for n < len(p) && q.n > 0 {
-		end := q.r + q.n
-		if end > len(q.b) {
-			end = len(q.b)
-		}
-		k := copy(p[n:], q.b[q.r:end])
-		n += k
-		q.r = (q.r + k) % len(q.b)
-		q.n -= k
-	}
-	return n
-}
-
-func (q *ring) write(p []byte) int {
-	n := 0
-	for n < len(p) && q.free() > 0 {
-		w := (q.r + q.n) % len(q.b)
-		end := len(q.b)
-		if w < q.r {
-			end = q.r
-		}
-		k := copy(q.b[w:end], p[n:])
-		n += k
-		q.n += k
-	}
-	return n
-}
-
-func (q *ring) writeByte(c byte) {
-	q.b[(q.r+q.n)%len(q.b)] = c
-	q.n++
-}
+// UART returns the device's serial hardware model.
+func (l *Line) UART() UART { return l.uart }

@@ -69,10 +69,9 @@ func TestPacing(t *testing.T) {
 				t.Fatalf("%d baud %s: data changed on a fault-free line", tc.baud, dir.name)
 			}
 			want := time.Duration(int64(tc.size) * 10 * int64(time.Second) / int64(tc.baud))
-			// The line may never beat the baud rate (beyond the pacer's
-			// few milliseconds of catch-up credit); how much slower it is
-			// depends on the machine, so it is only reported.
-			if elapsed < want-slack {
+			// The line may never beat the baud rate; how much slower it
+			// is depends on the machine, so it is only reported.
+			if elapsed < want {
 				t.Errorf("%d baud %s: %d bytes took %v, faster than the wire allows (%v)", tc.baud, dir.name, tc.size, elapsed, want)
 			}
 			t.Logf("%7d baud %s: %d bytes in %v, wire time %v, ratio %.3f", tc.baud, dir.name, tc.size, elapsed.Round(time.Millisecond), want, float64(elapsed)/float64(want))
@@ -90,6 +89,21 @@ func TestBothDirectionsIndependent(t *testing.T) {
 	var gotA, gotB []byte
 	var errA, errB error
 	start := time.Now()
+	overlapped := make(chan bool, 1)
+	go func() {
+		for {
+			st := l.Stats()
+			if st.HostToDevice > 0 && st.HostToDevice < size && st.DeviceToHost > 0 && st.DeviceToHost < size {
+				overlapped <- true
+				return
+			}
+			if st.HostToDevice == size && st.DeviceToHost == size {
+				overlapped <- false
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	wg.Add(2)
 	go func() { defer wg.Done(); gotA, _, errA = transfer(t, l.Host(), l.Device(), a) }()
 	go func() { defer wg.Done(); gotB, _, errB = transfer(t, l.Device(), l.Host(), b) }()
@@ -101,12 +115,15 @@ func TestBothDirectionsIndependent(t *testing.T) {
 	if !bytes.Equal(gotA, a) || !bytes.Equal(gotB, b) {
 		t.Fatal("data changed")
 	}
-	// Full duplex: both transfers together take about as long as one.
+	// Full duplex: the two directions were under way at the same time.
+	if !<-overlapped {
+		t.Error("the two directions never carried bytes at the same time")
+	}
 	t.Logf("full duplex: 2×%d bytes at %d baud in %v (one way: %v)", size, baud, elapsed.Round(time.Millisecond), time.Duration(size*10)*time.Second/baud)
 }
 
 func TestBackpressureHostToDevice(t *testing.T) {
-	cfg := Config{Baud: 4000000, DeviceRxBuffer: 1024, HostTxBuffer: 512}
+	cfg := Config{Baud: 4000000, UART: USB, Receiver: Receiver{RingBuffer: 1024}, HostTxBuffer: 512}
 	l := New(cfg)
 	defer l.Close()
 	data := randomBytes(64<<10, 3)
@@ -124,8 +141,8 @@ func TestBackpressureHostToDevice(t *testing.T) {
 	default:
 	}
 	st := l.Stats()
-	if st.HostToDevice != int64(cfg.DeviceRxBuffer) {
-		t.Errorf("wire carried %d bytes, want exactly the device buffer (%d)", st.HostToDevice, cfg.DeviceRxBuffer)
+	if st.HostToDevice != int64(cfg.Receiver.RingBuffer) {
+		t.Errorf("wire carried %d bytes, want exactly the device buffer (%d)", st.HostToDevice, cfg.Receiver.RingBuffer)
 	}
 	// Reading releases it, and nothing was lost.
 	got := make([]byte, 0, len(data))
@@ -174,7 +191,9 @@ func TestOverrunDeviceToHost(t *testing.T) {
 func TestFaultsReproducible(t *testing.T) {
 	data := randomBytes(200000, 5)
 	run := func(seed int64) ([]byte, Stats) {
-		l := New(Config{Baud: 4000000, DropRate: 1e-3, FlipRate: 1e-3, Seed: seed})
+		// USB: flow control, so a slow reader loses nothing and only the
+		// seeded faults differ between runs.
+		l := New(Config{Baud: 4000000, UART: USB, DropRate: 1e-3, FlipRate: 1e-3, Seed: seed})
 		defer l.Close()
 		l.Host().Write(data[:1]) // keep one byte so the read below cannot block forever
 		go l.Host().Write(data[1:])

@@ -85,6 +85,7 @@ func bootGo(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(c
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	uart.InstallDriver(agent.UART)
 	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
 	return dev, func(ctx context.Context) error { return a.Serve(ctx, uart) }, func() {}, nil
 }
@@ -174,8 +175,10 @@ func New(fl *flash.Flash, cfg Config) (*Device, error) {
 		d.disconnected()
 	}
 	d.line = link.New(cfg.Line)
+	fl.SetGuard(d.line.FlashGuard())
 	dev, serve, release, err := boot(fl, cfg, d.line.Device())
 	if err != nil {
+		fl.SetGuard(nil)
 		d.line.Close()
 		return nil, fmt.Errorf("virtual device: %w", err)
 	}
@@ -237,6 +240,7 @@ func (d *Device) Close() error {
 		case <-time.After(2 * time.Second):
 		}
 		d.ports.close()
+		d.flash.SetGuard(nil)
 		if d.ownsFlash {
 			err = d.flash.Close()
 		}
