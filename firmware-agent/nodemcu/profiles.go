@@ -3,6 +3,8 @@ package nodemcu
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gota-dev/gota/firmware-agent/link"
 )
 
 // Profile is a NodeMCU dev-esp32 firmware build the virtual board
@@ -35,4 +37,19 @@ func FindProfile(name string) (Profile, error) {
 		names = append(names, p.Name)
 	}
 	return Profile{}, fmt.Errorf("nodemcu: unknown firmware profile %q (have %s)", name, strings.Join(names, ", "))
+}
+
+// Receiver is the console UART's receive path as the generation installs
+// it (README.md, "The console's receive path"): the console module and
+// the uart-start generation call uart_driver_install(CONSOLE_UART, 256, 0,
+// 0, NULL, 0); the UART driver generation passes
+// CONFIG_NODEMCU_UART_DRIVER_BUF_SIZE_RX0 (default 512). Neither
+// registers the ISR with ESP_INTR_FLAG_IRAM, and NodeMCU's
+// sdkconfig.defaults leaves CONFIG_UART_ISR_IN_IRAM off: the ISR stops
+// during flash operations.
+func (f Firmware) Receiver() link.Receiver {
+	if f == UARTFirmware {
+		return link.Receiver{RingBuffer: 512}
+	}
+	return link.Receiver{RingBuffer: 256}
 }

@@ -104,6 +104,7 @@ func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	uart.InstallDriver(prof.Options.Firmware.Receiver())
 	opt := prof.Options
 	opt.Console, opt.Log, opt.SetBaud, opt.ConsoleBaud = con, cfg.Log, uart.SetBaud, uart.Baud()
 	// NodeMCU's console takes in only its UART FIFO and ring while Lua
