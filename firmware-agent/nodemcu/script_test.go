@@ -245,7 +245,7 @@ func checkAgentFrames(t *testing.T, out []byte, size int) {
 		t.Errorf("READY = %+v, %v", r, err)
 	}
 	h, err := protocol.DecodeHello(next(protocol.TypeHello.Reply(), 1).Payload)
-	if err != nil || h.Version != 1 || h.Caps != protocol.CapResume || h.MaxPayload != 1024 || h.Window != 1020 {
+	if err != nil || h.Version != 1 || h.Caps != protocol.CapResume || h.MaxPayload != 1024 || h.Window != 2040 {
 		t.Errorf("HELLO_R = %+v, %v", h, err)
 	}
 	total, text, err := protocol.DecodeInfoChunk(next(protocol.TypeInfo.Reply(), 2).Payload)
