@@ -818,7 +818,11 @@ func (c *Root) Relation() string {
 	case "older":
 		return "Older than the running build"
 	case "different build":
-		return "Different build with the same version string (digests differ)"
+		r := c.Running()
+		if r != nil && r.SHA256 != "" && f.App().Version == r.Version {
+			return "Different build with the same version string (digests differ)"
+		}
+		return "A different build from the running one (versions not comparable)"
 	case "same version":
 		return "Same version string as the running build; the device reports no digest, so whether the content differs is unknown"
 	}

@@ -179,3 +179,36 @@ func TestRollbackOffer(t *testing.T) {
 		t.Errorf("DigestText(\"\") = %q", got)
 	}
 }
+
+// TestRelationWithoutDigests: against NodeMCU's agent, which reports no
+// digest of the running build, the page never claims the builds differ.
+func TestRelationWithoutDigests(t *testing.T) {
+	v10 := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	other, err := espimage.SetVersion(v11, "feature-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		image []byte
+		want  string
+	}{
+		{"same version string", v11, "Same version string as the running build; the device reports no digest"},
+		{"other version string", other, "A different build from the running one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info := deviceRunning(t, v10, 0x180000)
+			info.Partitions[0].SHA256, info.Partitions[0].ImageLen = "", 0
+			c := &Root{Info: info, sess: &updater.Session{}}
+			f := &ImageFile{Name: "x.bin", Data: tc.image}
+			f.Image, f.ParseErr = espimage.Parse(tc.image)
+			c.File = f
+			c.check()
+			rel := c.Relation()
+			if !strings.HasPrefix(rel, tc.want) || strings.Contains(rel, "digests differ") {
+				t.Errorf("Relation = %q, want %q…", rel, tc.want)
+			}
+		})
+	}
+}
