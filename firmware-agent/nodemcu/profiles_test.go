@@ -294,3 +294,30 @@ func TestLuaAgentSlowLineLongFrame(t *testing.T) {
 	}
 	t.Logf("PING of %d bytes at %d baud answered in %v", len(payload), rate, time.Since(start).Round(time.Millisecond))
 }
+
+// TestLuaAgentCryptoChecksBeginDigest: with the crypto module, an image
+// whose SHA-256 is not the one BEGIN announced is refused at END, before
+// otaupgrade.complete(): otadata stays as it was.
+func TestLuaAgentCryptoChecksBeginDigest(t *testing.T) {
+	r := newRig(t, Options{Firmware: ConsoleFirmware, Crypto: true})
+	h := newRawHost(t, r)
+	h.waitFrame(protocol.TypeReady, 0)
+	before := r.snapshot()
+	img := r.build("9.9.1")[:4096]
+	h.send(protocol.Frame{Type: protocol.TypeHello, Seq: 1, Payload: protocol.Hello{Version: 1, MaxPayload: 1024}.Encode()})
+	h.waitFrame(protocol.TypeHello.Reply(), 1)
+	wrong := [32]byte{1, 2, 3}
+	h.send(protocol.Frame{Type: protocol.TypeBegin, Seq: 2, Payload: protocol.Begin{Size: uint32(len(img)), SHA256: wrong}.Encode()})
+	h.waitFrame(protocol.TypeBegin.Reply(), 2)
+	for off := 0; off < len(img); off += 1020 {
+		end := min(off+1020, len(img))
+		h.send(protocol.Frame{Type: protocol.TypeData, Payload: protocol.Data{Offset: uint32(off), Bytes: img[off:end]}.Encode()})
+		h.waitFrame(protocol.TypeAck, 0)
+	}
+	h.send(protocol.Frame{Type: protocol.TypeEnd, Seq: 3, Payload: []byte{0}})
+	e, err := protocol.DecodeError(h.waitFrame(protocol.TypeError, 3).Payload)
+	if err != nil || e.Code != 0x1503 || !strings.Contains(e.Message, "differs from the one BEGIN announced") {
+		t.Fatalf("END of an image with the wrong SHA-256: %+v %v", e, err)
+	}
+	r.wantUnchanged(before)
+}
