@@ -73,6 +73,7 @@ func TestLuaAgentHearsOnEveryGeneration(t *testing.T) {
 		t.Run(prof.Name, func(t *testing.T) {
 			r := newRig(t, prof.Options)
 			h := newRawHost(t, r)
+			r.dev.Reboot() // boot with the line attached: READY is seen
 			h.waitFrame(protocol.TypeReady, 0)
 			h.send(protocol.Frame{Type: protocol.TypePing, Seq: 9, Payload: []byte("hi")})
 			if f := h.waitFrame(protocol.TypePing.Reply(), 9); string(f.Payload) != "hi" {
@@ -301,6 +302,7 @@ func TestLuaAgentSlowLineLongFrame(t *testing.T) {
 func TestLuaAgentCryptoChecksBeginDigest(t *testing.T) {
 	r := newRig(t, Options{Firmware: ConsoleFirmware, Crypto: true})
 	h := newRawHost(t, r)
+	r.dev.Reboot() // boot with the line attached: READY is seen
 	h.waitFrame(protocol.TypeReady, 0)
 	before := r.snapshot()
 	img := r.build("9.9.1")[:4096]
@@ -320,4 +322,35 @@ func TestLuaAgentCryptoChecksBeginDigest(t *testing.T) {
 		t.Fatalf("END of an image with the wrong SHA-256: %+v %v", e, err)
 	}
 	r.wantUnchanged(before)
+}
+
+// TestLuaAgentRelaxesEGCDuringSessions: Lua 5.1 builds start with
+// node.egc ALWAYS (a full collection before every allocation); the agent
+// collects on allocation failure only while a session runs, and restores
+// NodeMCU's start-up mode when it ends.
+func TestLuaAgentRelaxesEGCDuringSessions(t *testing.T) {
+	r := newRigWith(t, Options{}, nil, append([]byte("gota_config = { quiet_ms = 300 }\n"), AgentScript...))
+	egc := func() string {
+		var m int
+		r.board.do(func(v *vm) { m = v.egcMode })
+		return fmt.Sprint(m)
+	}
+	if got := egc(); got != fmt.Sprint(egcAlways) {
+		t.Fatalf("egc mode at boot %s, want ALWAYS (%d)", got, egcAlways)
+	}
+	h := newRawHost(t, r)
+	r.dev.Reboot() // boot with the line attached: READY is seen
+	h.waitFrame(protocol.TypeReady, 0)
+	h.send(protocol.Frame{Type: protocol.TypePing, Seq: 1, Payload: []byte("x")})
+	h.waitFrame(protocol.TypePing.Reply(), 1)
+	if got := egc(); got != fmt.Sprint(egcOnAllocFailure) {
+		t.Errorf("egc mode during a session %s, want ON_ALLOC_FAILURE (%d)", got, egcOnAllocFailure)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for egc() != fmt.Sprint(egcAlways) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := egc(); got != fmt.Sprint(egcAlways) {
+		t.Errorf("egc mode after the session %s, want ALWAYS again", got)
+	}
 }
