@@ -178,9 +178,10 @@ func (c *Root) connectHandle(handle any) {
 	c.update(func() {
 		c.sess = sess
 		c.Status = "Connected: " + port.Describe()
-		if sess.Baud() != baud && !sess.Caps().BaudChange {
-			// The line stays where it is (NodeMCU's console module
-			// cannot change its rate): say so next to the rate.
+		if sess.Baud() != baud {
+			// The line stays where it is (NodeMCU's console module cannot
+			// change its rate; gota.lua refuses rates its console path
+			// cannot keep up with): say so next to the rate.
 			c.Status += fmt.Sprintf(" (the agent cannot switch to %d baud)", baud)
 		}
 	})

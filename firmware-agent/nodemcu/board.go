@@ -98,6 +98,13 @@ type Options struct {
 	// 256 on NodeMCU's console. Bytes beyond it are lost, as on the chip.
 	// 0 = unlimited.
 	RxBuffer int
+	// InputQueue, when positive, is how many received bytes may wait for
+	// the Lua task: NodeMCU's task queue between the console reader and
+	// Lua. The board then reads the serial line only as Lua takes bytes,
+	// so the line's own receive path (FIFO, driver ring, ISR stopped
+	// during flash operations: package link) fills and overruns as on the
+	// chip. 0 = read the line as fast as it delivers.
+	InputQueue int
 	// NoBit leaves out the bit module (CONFIG_NODEMCU_CMODULE_BIT, off by
 	// default in dev-esp32's components/modules/Kconfig).
 	NoBit bool
@@ -128,13 +135,16 @@ type Board struct {
 	queue   []func()
 	wake    chan struct{}
 	closed  bool
-	baud    int      // console rate set by uart.setup; 0 = boot default
-	busy    bool     // Lua is inside an otaupgrade call
-	busyIn  int      // bytes received during the current busy period
-	dropped int      // received bytes lost to a full RxBuffer
-	errs    []string // Lua errors raised in callbacks or the program
-	done    chan struct{}
-	stopped chan struct{}
+	baud    int  // console rate set by uart.setup; 0 = boot default
+	busy    bool // Lua is inside an otaupgrade call
+	busyIn  int  // bytes received during the current busy period
+	dropped int  // received bytes lost to a full RxBuffer
+	queued  int  // bytes read from the line that Lua has not taken yet
+	// roomCond (on mu) wakes line readers waiting for input queue room.
+	roomCond *sync.Cond
+	errs     []string // Lua errors raised in callbacks or the program
+	done     chan struct{}
+	stopped  chan struct{}
 
 	// Owned by the Lua goroutine.
 	vm *vm
@@ -166,6 +176,7 @@ func NewBoard(dev *device.Device, script []byte, opt Options) *Board {
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	b.roomCond = sync.NewCond(&b.mu)
 	if dev != nil {
 		dev.OnReboot(b.rebooted)
 	}
@@ -202,10 +213,19 @@ func (b *Board) Run(ctx context.Context, conn io.ReadWriter) error {
 	go func() {
 		buf := make([]byte, 4096)
 		for {
-			n, err := conn.Read(buf)
+			room := b.waitRoom(len(buf))
+			if room == 0 {
+				readErr <- ErrClosed
+				return
+			}
+			n, err := conn.Read(buf[:room])
 			if n > 0 {
 				if data := b.receive(buf[:n]); len(data) > 0 {
-					b.post(func() { b.input(data) })
+					b.enqueue(len(data))
+					b.post(func() {
+						b.input(data)
+						b.enqueue(-len(data))
+					})
 				}
 			}
 			if err != nil {
@@ -243,6 +263,37 @@ func (b *Board) receive(p []byte) []byte {
 	return append([]byte(nil), p...)
 }
 
+// waitRoom blocks until the board's input queue (Options.InputQueue) has
+// room and returns how many bytes it takes now, at most max; 0 once the
+// board is closed. Until then the bytes stay in the serial line's receive
+// path (the UART's FIFO and driver ring), whose own limits then apply.
+func (b *Board) waitRoom(max int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		if b.closed {
+			return 0
+		}
+		if b.opt.InputQueue <= 0 {
+			return max
+		}
+		if room := b.opt.InputQueue - b.queued; room > 0 {
+			return min(room, max)
+		}
+		b.roomCond.Wait()
+	}
+}
+
+// enqueue counts n bytes into (or, negative, out of) the input queue.
+func (b *Board) enqueue(n int) {
+	b.mu.Lock()
+	b.queued += n
+	b.mu.Unlock()
+	if n < 0 {
+		b.roomCond.Broadcast()
+	}
+}
+
 // setBusy marks the start and end of a long call in which the Lua task
 // does not read the console.
 func (b *Board) setBusy(busy bool) {
@@ -268,6 +319,7 @@ func (b *Board) Close() error {
 	b.closed = true
 	close(b.done)
 	b.mu.Unlock()
+	b.roomCond.Broadcast()
 	<-b.stopped
 	return nil
 }

@@ -30,6 +30,10 @@ local CHUNK = 255              -- largest console/uart callback chunk (uart.on's
 local TICK_MS = 100            -- idle rule (SPEC 3.6) granularity
 local QUIET_TICKS = math.floor((cfg.quiet_ms or 5000) / TICK_MS) -- session ends after this long without frames
 local BAUD_CHECK_MS = 3000     -- SPEC 7.3
+-- Fastest rate offered: NodeMCU's console path costs Lua tens of
+-- microseconds per received byte (one task post each) behind a 256-byte
+-- ring, and its ISR stops during flash operations (README.md, "Speed").
+local MAX_BAUD = cfg.max_baud or 230400
 
 -- Message types and flags (SPEC section 5).
 local T_HELLO, T_INFO, T_STATUS, T_BEGIN, T_DATA, T_END = 1, 2, 3, 4, 5, 6
@@ -612,8 +616,8 @@ end
 handlers[T_BAUD] = function(seq, flags, p)
   if too_short(T_BAUD, seq, p, 4, "BAUD") then return end
   local rate = u32at(p, 1)
-  if rate < 9600 or rate > 2000000 then
-    return fail(T_BAUD, seq, E_INVALID_ARG, "baud " .. rate .. " out of 9600..2000000")
+  if rate < 9600 or rate > MAX_BAUD then
+    return fail(T_BAUD, seq, E_INVALID_ARG, "baud " .. rate .. " out of 9600.." .. MAX_BAUD .. " (NodeMCU's console reads byte by byte)")
   end
   -- BAUD is always executed and not remembered (SPEC 4.2).
   local f = send(T_BAUD + REPLY, 0, seq, u32(rate))

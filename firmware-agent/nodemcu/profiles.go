@@ -53,3 +53,18 @@ func (f Firmware) Receiver() link.Receiver {
 	}
 	return link.Receiver{RingBuffer: 256}
 }
+
+// InputQueue is how many received bytes wait between the console's reader
+// and the Lua task. With the console module and on uart-start the console
+// task posts every byte to NodeMCU's high-priority task queue
+// (task_post_block_high), which holds 4/10 of
+// CONFIG_NODEMCU_TASK_SLOT_MEMORY (2000) in 8-byte events: 100 bytes
+// (components/task/task.c). On the uart generation the driver task posts
+// what the ring holds, with at most 4 posts outstanding (platform.c
+// task_uart's counting semaphore): up to 4 × 512 bytes.
+func (f Firmware) InputQueue() int {
+	if f == UARTFirmware {
+		return 4 * 512
+	}
+	return 100
+}

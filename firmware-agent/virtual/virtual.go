@@ -43,6 +43,8 @@ type Config struct {
 	// Profile names the NodeMCU firmware the Lua agent's board emulates
 	// (nodemcu.Profiles; default "console", current dev-esp32).
 	Profile string
+	// agentScript, in tests, replaces gota.lua.
+	agentScript []byte
 	// REPLOnly boots the Lua agent's board without the agent: NodeMCU's
 	// REPL and a file system whose init.lua is a small user program, as a
 	// board fresh from idf.py flash with the user's files (for
@@ -107,10 +109,14 @@ func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(
 	uart.InstallDriver(prof.Options.Firmware.Receiver())
 	opt := prof.Options
 	opt.Console, opt.Log, opt.SetBaud, opt.ConsoleBaud = con, cfg.Log, uart.SetBaud, uart.Baud()
-	// NodeMCU's console takes in only its UART FIFO and ring while Lua
-	// is stuck erasing or programming flash.
-	opt.RxBuffer = 128 + 256
+	// The board reads the line only as its Lua task takes bytes, so the
+	// line's FIFO and ring (Receiver) fill while Lua is busy in
+	// otaupgrade, and the FIFO alone takes bytes during flash operations.
+	opt.InputQueue = prof.Options.Firmware.InputQueue()
 	script := nodemcu.AgentScript
+	if cfg.agentScript != nil {
+		script = cfg.agentScript
+	}
 	if cfg.REPLOnly {
 		opt.FS, script = nodemcu.NewFS(), nil
 		opt.FS.WriteFile("init.lua", []byte(DemoUserInit))

@@ -50,8 +50,8 @@ func TestLuaAgentRollbackBootloader(t *testing.T) {
 	if agent := text(t, ctx, `document.getElementById("agent").innerText`); agent != "gota-lua/1" {
 		t.Fatalf("agent shows %q", agent)
 	}
-	if st := text(t, ctx, `document.getElementById("status").innerText`); !strings.Contains(st, "921600 baud") {
-		t.Errorf("status %q: the uart firmware switches to the chosen 921600 baud", st)
+	if st := text(t, ctx, `document.getElementById("status").innerText`); !strings.Contains(st, "at 115200 baud (the agent cannot switch to 921600 baud)") {
+		t.Errorf("status %q: gota.lua refuses 921600 (its console path cannot keep up) and the page must say the line stays at 115200", st)
 	}
 
 	upload(t, ctx, demoFile(t, "1.1.0"))
