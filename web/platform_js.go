@@ -202,18 +202,23 @@ func storeImage(digestHex string, image []byte) {
 	}
 }
 
-// fetchFile gets a file served next to the page.
-func fetchFile(url string) ([]byte, error) {
-	resp, err := webserial.Await(js.Global().Call("fetch", url, map[string]any{"cache": "no-cache"}))
+// fetchURL GETs u (relative to the page) and returns the body.
+func fetchURL(u string) ([]byte, error) {
+	resp, err := webserial.Await(js.Global().Call("fetch", u))
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", url, err)
+		return nil, fmt.Errorf("fetch %s: %w", u, err)
 	}
 	if !resp.Get("ok").Bool() {
-		return nil, fmt.Errorf("fetch %s: HTTP %d", url, resp.Get("status").Int())
+		return nil, fmt.Errorf("fetch %s: HTTP %d %s", u, resp.Get("status").Int(), resp.Get("statusText").String())
 	}
-	b, err := arrayBufferOf(resp)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", url, err)
+	return arrayBufferOf(resp)
+}
+
+// inputValue reads the value of the input element with id.
+func inputValue(id string) string {
+	el := js.Global().Get("document").Call("getElementById", id)
+	if !el.Truthy() {
+		return ""
 	}
-	return b, nil
+	return el.Get("value").String()
 }

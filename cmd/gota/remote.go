@@ -34,7 +34,7 @@ func init() {
 	register(&command{name: "accept", usage: common + "\n                       mark the running build valid (cancel rollback)", run: runAccept})
 	register(&command{name: "rollback", usage: common + "\n                       mark the running build invalid and reboot into the previous one", run: runRollback})
 	register(&command{name: "reboot", usage: common + "\n                       restart the device", run: runReboot})
-	register(&command{name: "monitor", usage: "--port PORT [--baud N]\n                       print the device log until Ctrl-C (N: the console's rate)", run: runMonitor})
+	register(&command{name: "monitor", usage: "--port PORT [--baud N] [--reset]\n                       print the device log until Ctrl-C (N: the console's rate)", run: runMonitor})
 }
 
 // remoteFlags are the flags every remote command takes.
@@ -174,6 +174,7 @@ type wsLine struct {
 	mu        sync.Mutex
 	cond      *sync.Cond
 	conn      net.Conn
+	ws        *websocket.Conn // conn's WebSocket, for control messages (signals.go)
 	switching bool
 	closed    bool
 }
@@ -205,7 +206,7 @@ func (p *wsLine) dial(ctx context.Context, baud int) error {
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	p.mu.Lock()
 	old := p.conn
-	p.conn = nc
+	p.conn, p.ws = nc, c
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -416,6 +417,9 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
+	if image, err = appOfMerged(stderr, pos[0], image); err != nil {
+		return err
+	}
 	var base []byte
 	if *baseFile != "" {
 		if base, err = os.ReadFile(*baseFile); err != nil {
@@ -612,6 +616,8 @@ func runMonitor(args []string) error { return remoteMonitor(os.Stdout, os.Stderr
 
 func remoteMonitor(stdout, stderr io.Writer, args []string) error {
 	rf := newRemoteFlags("monitor --port PORT [flags]", stderr, updater.DefaultBaud, "rate the device console runs at")
+	reset := rf.fs.Bool("reset", false, "reset the chip through DTR/RTS first (EN pulse, GPIO0 released), to see its boot")
+	usbJTAG := rf.fs.Bool("usb-jtag", false, "with --reset: the port is the chip's USB-Serial-JTAG")
 	if _, err := rf.parse(args, 0); err != nil {
 		return err
 	}
@@ -626,6 +632,11 @@ func remoteMonitor(stdout, stderr io.Writer, args []string) error {
 		// Monitor does not talk to the agent: --baud is the rate the
 		// device's console already runs at.
 		if err := p.SetBaud(rf.baud); err != nil {
+			return err
+		}
+	}
+	if *reset {
+		if err := resetPort(p, *usbJTAG); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,7 @@ type serveOptions struct {
 	rollback  bool   // Lua agent: bootloader with rollback support
 	profile   string // Lua agent: NodeMCU firmware profile
 	noDevice  bool
+	stubDir   string // flasher stubs for the page's installer
 }
 
 func runServe(args []string) error {
@@ -56,6 +57,7 @@ func runServe(args []string) error {
 	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
 	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none)")
 	fs.StringVar(&o.profile, "nodemcu", "console", "with --agent lua: NodeMCU firmware `profile` ("+nodemcuProfiles()+")")
+	fs.StringVar(&o.stubDir, "stub", os.Getenv("GOTA_STUB_DIR"), "directory of flasher stub JSON files by chip (e.g. node_modules/esptool-js/lib/targets/stub_flasher) for the page's installer; default $GOTA_STUB_DIR, none: ROM loader only")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -79,7 +81,7 @@ func runServe(args []string) error {
 // serve runs the page server until ctx is done. ready receives the URL
 // once the server listens; notes go to log.
 func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url string)) error {
-	cfg := server.Config{Dir: o.dir}
+	cfg := server.Config{Dir: o.dir, StubDir: o.stubDir}
 	if !o.noDevice {
 		path := o.flash
 		if path == "" {

@@ -165,7 +165,7 @@ func TestAgentOnStockLua(t *testing.T) {
 				}
 				dir := fengariDir()
 				if _, err := os.Stat(filepath.Join(dir, "fengari")); err != nil {
-					t.Skipf("fengari not found in %s (set GOTA_FENGARI_DIR, or run build.sh test, which installs it)", dir)
+					t.Skipf("fengari not found in %s (set GOTA_FENGARI_DIR, or run build.sh test, which installs it in .deps)", dir)
 				}
 				cmd, env = []string{node, "testdata/fengari-run.js"}, append(os.Environ(), "NODE_PATH="+dir)
 			} else {
@@ -214,6 +214,12 @@ func TestAgentOnStockLua(t *testing.T) {
 func fengariDir() string {
 	if d := os.Getenv("GOTA_FENGARI_DIR"); d != "" {
 		return d
+	}
+	// build.sh deps installs it in the checkout's .deps.
+	if d, err := filepath.Abs("../../.deps/node_modules"); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "fengari")); err == nil {
+			return d
+		}
 	}
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".cache", "gota-fengari", "node_modules")

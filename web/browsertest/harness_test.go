@@ -120,9 +120,13 @@ func (l *syncLog) snapshot() []string {
 
 // startSite creates a flash file holding app in ota_0, boots a virtual
 // device on it and serves the page in-process.
-func startSite(tb testing.TB, app []byte) *site {
+func startSite(tb testing.TB, app []byte) *site { return startSiteAgent(tb, app, "") }
+
+// startSiteAgent is startSite with the device running agent ("" is the
+// Go agent).
+func startSiteAgent(tb testing.TB, app []byte, agent string) *site {
 	tb.Helper()
-	return startSiteWith(tb, app, virtual.Config{})
+	return startSiteWith(tb, app, virtual.Config{Agent: agent})
 }
 
 // startSiteWith is startSite with a device configuration (agent,
@@ -308,4 +312,16 @@ func sharedFile(tb testing.TB, name string) (path string, data []byte) {
 
 func evalBool(ctx context.Context, expr string) (bool, error) {
 	return chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+}
+
+// flashAgents are the device agents the browser's update tests run
+// against: the Go agent and the C agent (firmware-agent/esp-idf built for
+// the host).
+var flashAgents = []string{"go", "c"}
+
+// forAgents runs test once per agent of flashAgents.
+func forAgents(t *testing.T, test func(t *testing.T, agent string)) {
+	for _, a := range flashAgents {
+		t.Run(a, func(t *testing.T) { test(t, a) })
+	}
 }

@@ -131,8 +131,8 @@ func TestInstallAgentFromPage(t *testing.T) {
 	s := startSiteWith(t, app, virtual.Config{Agent: "lua", REPLOnly: true})
 	shots := newShots(t)
 	load(t, ctx, s.URL)
-	waitJS(t, ctx, "the install button", `!!document.getElementById("install-virtual")`, 10*time.Second)
-	click(t, ctx, "#install-virtual")
+	waitJS(t, ctx, "the install button", `!!document.getElementById("lua-install-virtual")`, 10*time.Second)
+	click(t, ctx, "#lua-install-virtual")
 	waitJS(t, ctx, "the agent connected after the install", runningJS("app0")+
 		` && document.getElementById("agent").innerText === "gota-lua/1" && !!document.getElementById("notice")`, 180*time.Second)
 	notice := text(t, ctx, `document.getElementById("notice").innerText`)
@@ -153,8 +153,8 @@ func TestInstallAgentFromPage(t *testing.T) {
 	g := startSite(t, app)
 	ops := g.Device.Flash().Ops()
 	load(t, ctx2, g.URL)
-	waitJS(t, ctx2, "the install button", `!!document.getElementById("install-virtual")`, 10*time.Second)
-	click(t, ctx2, "#install-virtual")
+	waitJS(t, ctx2, "the install button", `!!document.getElementById("lua-install-virtual")`, 10*time.Second)
+	click(t, ctx2, "#lua-install-virtual")
 	waitJS(t, ctx2, "the refusal", `!!document.getElementById("problem") && document.getElementById("problem").innerText.includes("not a NodeMCU REPL")`, 60*time.Second)
 	if got := g.Device.Flash().Ops(); got != ops {
 		t.Errorf("flash operations went from %d to %d: the refused install touched the device", ops, got)

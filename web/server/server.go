@@ -23,12 +23,20 @@ import (
 const (
 	SerialPath        = "/serial"         // WebSocket of the virtual device
 	VirtualDevicePath = "/virtual-device" // 200 when a virtual device is attached
+	StubPath          = "/stub/"          // flasher stubs by chip (esp32.json, ...), when configured
 )
+
+// usbPort is a virtual device that says which USB serial device it is.
+type usbPort interface{ USBIDs() (vid, pid uint16) }
 
 // Config describes what to serve.
 type Config struct {
 	Dir    string       // built page: index.html, main.wasm, wasm_exec.js, ...
 	Device http.Handler // the virtual device's WebSocket handler; nil for none
+	// StubDir holds flasher stub JSON files named by chip (as esptool-js
+	// publishes them); the page's installer uploads them. "" for none:
+	// the page then talks to the ROM loader only.
+	StubDir string
 }
 
 // Server is the page (and virtual device) handler.
@@ -63,8 +71,19 @@ func New(cfg Config) (*Server, error) {
 		mux.HandleFunc(VirtualDevicePath, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")
-			fmt.Fprintf(w, "{\"serial\":%q}\n", SerialPath)
+			usb := ""
+			if u, ok := cfg.Device.(usbPort); ok {
+				// What SerialPort.getInfo() reports for the port (the
+				// page's shim passes it on): esptool-js picks its reset
+				// sequence by it.
+				vid, pid := u.USBIDs()
+				usb = fmt.Sprintf(",\"usbVendorId\":%d,\"usbProductId\":%d", vid, pid)
+			}
+			fmt.Fprintf(w, "{\"serial\":%q%s}\n", SerialPath, usb)
 		})
+	}
+	if cfg.StubDir != "" {
+		mux.Handle(StubPath, http.StripPrefix(StubPath, http.FileServer(http.Dir(cfg.StubDir))))
 	}
 	mux.Handle("/", s)
 	return &Server{mux: mux, site: s}, nil
