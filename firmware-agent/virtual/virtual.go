@@ -224,6 +224,12 @@ func New(fl *flash.Flash, cfg Config) (*Device, error) {
 	if boot == nil {
 		return nil, fmt.Errorf("agent %q: %w (have %s)", cfg.Agent, ErrUnknownAgent, strings.Join(Agents(), ", "))
 	}
+	if cfg.Agent == "lua" {
+		// Checked here: the board boots only when the chip runs an app.
+		if _, err := nodemcu.FindProfile(cmp.Or(cfg.Profile, "console")); err != nil {
+			return nil, err
+		}
+	}
 	d := &Device{flash: fl}
 	onCut := cfg.Line.OnDisconnect
 	cfg.Line.OnDisconnect = func() {
