@@ -23,16 +23,17 @@ build() {
 	mkdir -p "$DIST"
 	GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$DIST/main.wasm" ./wasm
 	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$DIST/wasm_exec.js"
-	cp index.html web/static/virtual-serial.js web/static/style.css "$DIST/"
+	cp index.html web/static/virtual-serial.js web/static/style.css firmware-agent/nodemcu/gota.lua "$DIST/"
 	go build -o "$DIST/gota" ./cmd/gota
 }
 
 # deps installs the system packages the tests drive: Debian's Chromium for
 # the browser tests, Lua 5.1 and 5.3 to check the NodeMCU agent parses and
-# runs on both interpreters NodeMCU builds use, Node.js (with npm) to run the
-# WebAssembly tests of the Web Serial binding and esptool-js, mbedTLS for the
-# host build of the C agent (firmware-agent/cagent), and a RISC-V compiler
-# with picolibc's headers for the C agent's 32-bit cross build.
+# runs on both interpreters NodeMCU builds use (and fengari, a Lua 5.3 with
+# NodeMCU's 32-bit integers), Node.js (with npm) to run the WebAssembly tests
+# of the Web Serial binding, fengari and esptool-js, mbedTLS for the host
+# build of the C agent (firmware-agent/cagent), and a RISC-V compiler with
+# picolibc's headers for the C agent's 32-bit cross build.
 deps() {
 	local missing=()
 	command -v npm >/dev/null || missing+=(npm)
@@ -56,6 +57,11 @@ deps() {
 	if [ ! -f .deps/node_modules/esptool-js/package.json ]; then
 		npm install --prefix .deps --no-audit --no-fund --silent esptool-js@0.7.0 >/dev/null
 	fi
+	# fengari, pinned: Lua 5.3 with 32-bit integers (NodeMCU's default
+	# number type) for TestAgentOnStockLua/fengari.
+	if [ ! -f .deps/node_modules/fengari/package.json ]; then
+		npm install --prefix .deps --no-audit --no-fund --silent fengari@0.1.5 >/dev/null
+	fi
 }
 
 check_format() {
@@ -75,6 +81,8 @@ build)
 	;;
 serve)
 	build
+	stubs=.deps/node_modules/esptool-js/lib/targets/stub_flasher
+	[ -d "$stubs" ] && set -- "$1" --stub "$stubs" "${@:2}"
 	exec "$DIST/gota" serve --dir "$DIST" --addr "127.0.0.1:${PORT:-8080}" "${@:2}"
 	;;
 test)

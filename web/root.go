@@ -146,39 +146,53 @@ func (c *Root) startConnect(busy string, choose func() (any, error)) {
 	c.Problem = nil
 	c.Notice = ""
 	c.closeSession()
-	baud := c.Baud
 	go func() {
 		handle, err := choose()
 		if err != nil {
 			c.fail("No port chosen", err, "Press Connect device and pick the ESP32's serial port (often “USB JTAG/serial” or “CP210x”).")
 			return
 		}
-		c.update(func() { c.Busy = "Opening the port…" })
-		port, err := openPort(handle, updater.DefaultBaud, c.lost)
-		if err != nil {
-			c.fail("Could not open the port", err, "Close other programs that use the port (serial monitors, esptool), then connect again.")
-			return
-		}
-		c.update(func() {
-			c.port = port
-			c.Busy = "Waiting for the Gota agent…"
-			c.Status = "Port open: " + port.Describe()
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud, Compression: true})
-		if err != nil {
-			port.Close()
-			c.update(func() { c.port = nil; c.Status = "Not connected" })
-			c.fail("The device did not answer", err, "Check that the device runs the Gota agent (flash it once with the CLI), press its reset button, then connect again.")
-			return
-		}
-		c.update(func() {
-			c.sess = sess
-			c.Status = "Connected: " + port.Describe()
-		})
-		c.refresh("Reading the device…")
+		c.connectHandle(handle)
 	}()
+}
+
+// connectHandle opens the chosen port and handshakes (called without the
+// lock, in the background).
+func (c *Root) connectHandle(handle any) {
+	c.env.Lock()
+	baud := c.Baud
+	c.env.UnlockOnly()
+	c.update(func() { c.Busy = "Opening the port…" })
+	port, err := openPort(handle, updater.DefaultBaud, c.lost)
+	if err != nil {
+		c.fail("Could not open the port", err, "Close other programs that use the port (serial monitors, esptool), then connect again.")
+		return
+	}
+	c.update(func() {
+		c.port = port
+		c.Busy = "Waiting for the Gota agent…"
+		c.Status = "Port open: " + port.Describe()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud, Compression: true})
+	if err != nil {
+		port.Close()
+		c.update(func() { c.port = nil; c.Status = "Not connected" })
+		c.fail("The device did not answer", err, "Check that the device runs the Gota agent (flash it once with the CLI), press its reset button, then connect again.")
+		return
+	}
+	c.update(func() {
+		c.sess = sess
+		c.Status = "Connected: " + port.Describe()
+		if sess.Baud() != baud {
+			// The line stays where it is (NodeMCU's console module cannot
+			// change its rate; gota.lua refuses rates its console path
+			// cannot keep up with): say so next to the rate.
+			c.Status += fmt.Sprintf(" (the agent cannot switch to %d baud)", baud)
+		}
+	})
+	c.refresh("Reading the device…")
 }
 
 // refresh reads the device state and rechecks the chosen image.
@@ -555,21 +569,6 @@ func (c *Root) Running() *updater.Partition {
 	return find(c.Info, c.Info.Running)
 }
 
-// Previous returns the partition a rollback would boot: the other OTA
-// slot holding a usable image.
-func (c *Root) Previous() *updater.Partition {
-	if c.Info == nil {
-		return nil
-	}
-	for i := range c.Info.Partitions {
-		p := &c.Info.Partitions[i]
-		if p.Label != c.Info.Running && p.ImageLen > 0 && p.State != protocol.OTAInvalid && p.State != protocol.OTAAborted {
-			return p
-		}
-	}
-	return nil
-}
-
 func find(info *updater.DeviceInfo, label string) *updater.Partition {
 	for i := range info.Partitions {
 		if info.Partitions[i].Label == label {
@@ -770,7 +769,13 @@ func (c *Root) Relation() string {
 	case updater.RelationOlder:
 		return "Older than the running build"
 	case updater.RelationDifferent:
-		return "Different build with the same version string (digests differ)"
+		r := c.Running()
+		if r != nil && r.SHA256 != "" && f.App().Version == r.Version {
+			return "Different build with the same version string (digests differ)"
+		}
+		return "A different build from the running one (versions not comparable)"
+	case updater.RelationSameVersion:
+		return "Same version string as the running build; the device reports no digest, so whether the content differs is unknown"
 	}
 	return string(f.Plan.Relation)
 }

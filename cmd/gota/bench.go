@@ -243,9 +243,9 @@ func benchOnce(ctx context.Context, agent string, sc benchScenario, o benchOptio
 	var wireAtBegin int64
 	progress := func(p updater.Progress) {
 		switch {
-		case p.Phase == "begin" && begin.IsZero():
+		case p.Phase == updater.PhaseBegin && begin.IsZero():
 			begin, wireAtBegin = time.Now(), line.Stats().HostToDevice
-		case p.Phase == "verify" && sent.IsZero():
+		case p.Phase == updater.PhaseVerify && sent.IsZero():
 			sent = time.Now()
 			r.wire = line.Stats().HostToDevice - wireAtBegin
 		}

@@ -536,8 +536,12 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 		state = string(rp.State)
 	}
 	fmt.Fprintf(stdout, "running %s (%s)\n", after.Running, state)
-	if state == string(protocol.OTATesting) {
+	switch protocol.OTAState(state) {
+	case protocol.OTATesting:
 		fmt.Fprintln(stdout, "the new build is on trial: `gota accept` keeps it; a reboot without accepting rolls back")
+	case protocol.OTAUndefined:
+		// esp_ota_set_boot_partition without CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE.
+		fmt.Fprintln(stdout, "the bootloader has no rollback support: the new build is final; `gota rollback` returns to the previous one")
 	}
 	return nil
 }

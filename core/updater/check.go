@@ -29,6 +29,10 @@ const (
 	RelationSameBuild Relation = "same build"      // identical appended digest
 	RelationOlder     Relation = "older"           // older semantic version
 	RelationDifferent Relation = "different build" // neither newer nor older; digests differ
+	// RelationSameVersion: the same version string, and the device
+	// reports no digest (NodeMCU's otaupgrade.info), so whether the
+	// content differs is unknown.
+	RelationSameVersion Relation = "same version"
 )
 
 // Plan is the outcome of Check: what Flash will do.
@@ -197,6 +201,13 @@ func (c *checker) check(image []byte, opt CheckOptions) {
 		}
 	case newer(newV, oldV):
 		plan.Relation = RelationUpgrade
+	case running.SHA256 == "" && newV == oldV:
+		// The device does not report the running build's digest
+		// (NodeMCU's otaupgrade.info): the content may or may not differ.
+		plan.Relation = RelationSameVersion
+		if newV != "" {
+			c.warn("version string %q equals the running build's; the device reports no digest, so whether the content differs is unknown", newV)
+		}
 	default:
 		plan.Relation = RelationDifferent
 		if newV == oldV && newV != "" {
