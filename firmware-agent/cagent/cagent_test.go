@@ -2,6 +2,7 @@ package cagent_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -131,6 +132,50 @@ func TestUARTModel(t *testing.T) {
 			}
 			if ss := s.Stats(); ss.Rewinds+ss.Resent != 0 {
 				t.Errorf("data sent again on a clean line: %+v", ss)
+			}
+		})
+	}
+}
+
+// TestAcceptHook: an app whose accept hook approves its build marks it
+// valid as it starts; without a hook the new build stays on trial.
+func TestAcceptHook(t *testing.T) {
+	v10, _ := espimage.SetVersion(shareddata.File(t, "esp32-ledcontroller-v1.0.bin"), "1.0.0")
+	v11, _ := espimage.SetVersion(shareddata.File(t, "esp32-ledcontroller-v1.1.bin"), "1.1.0")
+	for _, tc := range []struct {
+		hook bool
+		want string
+	}{{false, "testing"}, {true, "valid"}} {
+		t.Run(fmt.Sprintf("hook=%v", tc.hook), func(t *testing.T) {
+			content, err := device.Build(device.CreateOptions{App: v10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			con := cagent.NewConsole()
+			dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := cagent.New(dev, con, cagent.Options{AcceptOnBoot: tc.hook})
+			defer a.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			host, devEnd := net.Pipe()
+			defer host.Close()
+			go a.Serve(ctx, devEnd)
+			s, err := updater.Connect(ctx, pipePort{host}, updater.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flash(ctx, v11, updater.FlashOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			di, err := s.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := di.Find("app1"); di.Running != "app1" || p.State != tc.want {
+				t.Errorf("running %s, app1 %q, want %q", di.Running, p.State, tc.want)
 			}
 		})
 	}
