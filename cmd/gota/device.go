@@ -22,7 +22,8 @@ func init() {
 	register(&command{
 		name: "device create",
 		usage: "FLASH --app IMAGE [--partitions CSV|BIN] [--flash-size 4MB] [--chip esp32] [--offset 0x8000]\n" +
-			"                       write a virtual ESP32's flash file, ready to boot IMAGE",
+			"                       write a virtual ESP32's flash file, ready to boot IMAGE\n" +
+			"                       FLASH --blank [--flash-size 4MB]: an erased flash (install it through the ROM)",
 		run: func(args []string) error { return deviceCreate(os.Stdout, os.Stderr, args) },
 	})
 	register(&command{
@@ -61,11 +62,15 @@ func deviceCreate(stdout, stderr io.Writer, args []string) error {
 	parts := fs.String("partitions", "", "partition table, CSV or binary (default: nvs, otadata, two 1.5 MiB OTA slots, phy)")
 	size := fs.String("flash-size", "4MB", "flash size: 2MB, 4MB, 8MB or 16MB")
 	chipName := fs.String("chip", "esp32", "chip the image must be built for")
+	blank := fs.Bool("blank", false, "make an erased flash (all 0xFF), as a new chip or `esptool erase_flash` leaves it")
 	off := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&off, "offset", "partition table offset")
 	files, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
 		return err
+	}
+	if *blank {
+		return createBlank(stdout, files[0], *app, *parts, *size)
 	}
 	if *app == "" {
 		fs.Usage()
@@ -82,7 +87,9 @@ func deviceCreate(stdout, stderr io.Writer, args []string) error {
 		return err
 	}
 	if *parts != "" {
-		if opt.Table, _, err = loadPartitionTable(*parts, uint32(off)); err != nil {
+		// The virtual device runs NodeMCU built with ESP-IDF v5.1.3, so
+		// its table follows v5.1.3's gen_esp32part.py.
+		if opt.Table, _, err = loadPartitionTable(*parts, uint32(off), partition.IDFv513, false); err != nil {
 			return err
 		}
 	}
@@ -157,6 +164,7 @@ type bootInfo struct {
 	Writes    []bootWriteJSON   `json:"otadata_writes"`
 	Attempts  []bootAttemptJSON `json:"attempts"`
 	Log       []string          `json:"log"`
+	Reset     string            `json:"reset,omitempty"` // why the bootloader resets before trying any app
 }
 
 func deviceInspect(stdout, stderr io.Writer, args []string) error {
@@ -184,7 +192,7 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 		return fmt.Errorf("%s is %d bytes: a flash file is 2, 4, 8 or 16 MiB", files[0], len(content))
 	}
 	r := bytes.NewReader(content)
-	tb, err := device.ReadTable(r, uint32(off))
+	tb, err := device.ReadTable(r, uint32(off), device.BootFlashSize(r, len(content)))
 	if err != nil {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
@@ -253,6 +261,9 @@ func deviceInspect(stdout, stderr io.Writer, args []string) error {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
 	rep.Boot.Selected = pl.StartIndex
+	if pl.Reset != nil {
+		rep.Boot.Reset = pl.Reset.Error()
+	}
 	if pl.Boot != nil {
 		rep.Boot.Partition, rep.Boot.Offset = pl.Boot.Name, pl.Boot.Offset
 	}
@@ -363,9 +374,32 @@ func printInspect(w io.Writer, rep *inspectJSON) {
 			fmt.Fprintf(w, "on boot %s fails to load: %s\n", at.Partition, at.Error)
 		}
 	}
+	if rep.Boot.Reset != "" {
+		fmt.Fprintf(w, "on boot the bootloader resets before trying any app: %s\n", rep.Boot.Reset)
+	}
 	if rep.Boot.Partition == "" {
 		fmt.Fprintln(w, "next boot: NOTHING bootable (the chip resets in a loop)")
 	} else {
 		fmt.Fprintf(w, "next boot: %s at 0x%x\n", rep.Boot.Partition, rep.Boot.Offset)
 	}
+}
+
+// createBlank writes an erased flash file.
+func createBlank(stdout io.Writer, path, app, parts, size string) error {
+	if app != "" || parts != "" {
+		return fmt.Errorf("--blank makes an erased flash: it takes no --app or --partitions")
+	}
+	n, err := parseFlashSize(size)
+	if err != nil {
+		return err
+	}
+	f, err := flash.Create(path, n)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %s: %d MiB erased flash; the chip boot-loops until something is installed through its ROM (gota device run --boot download, or reset it into download mode)\n", path, n>>20)
+	return nil
 }

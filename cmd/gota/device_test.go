@@ -203,3 +203,53 @@ func TestDeviceInspectNothingBootable(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// TestDeviceInspectBootErrors: the boot attempts and the reset reason
+// carry ESP-IDF v5.1.3's own messages (esp_image_format.c image_load,
+// bootloader_utility.c read_otadata), not Go error text.
+func TestDeviceInspectBootErrors(t *testing.T) {
+	v10 := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	dir := t.TempDir()
+
+	b, err := device.Build(device.CreateOptions{App: v10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0x10000+0x1000] ^= 0xFF // app0 data: checksum and SHA-256 now wrong
+	broken := filepath.Join(dir, "checksum.flash")
+	os.WriteFile(broken, b, 0o644)
+	rep := inspectJSONOf(t, broken)
+	if len(rep.Boot.Attempts) == 0 || !strings.HasPrefix(rep.Boot.Attempts[0].Error, "Checksum failed. Calculated 0x") {
+		t.Errorf("attempts %+v, want ESP-IDF's checksum message", rep.Boot.Attempts)
+	}
+	log := strings.Join(rep.Boot.Log, "\n")
+	if !strings.Contains(log, "I esp_image: segment 0: paddr=00010020 vaddr=3f400020") || !strings.Contains(log, "E esp_image: Checksum failed.") {
+		t.Errorf("boot log:\n%s", log)
+	}
+
+	// An otadata partition of one sector: the bootloader resets at once.
+	tb := device.DefaultTable()
+	tb.Find("otadata").Size = 0x1000
+	b, err = device.Build(device.CreateOptions{App: v10, Table: tb})
+	if err == nil {
+		t.Fatal("Build accepted a 0x1000-byte otadata (gen_esp32part.py refuses it)")
+	}
+	b, err = device.Build(device.CreateOptions{App: v10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := tb.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[0x8000:], enc)
+	small := filepath.Join(dir, "small-otadata.flash")
+	os.WriteFile(small, b, 0o644)
+	out, _, err := runDeviceCmd(t, inspect, small)
+	if err != (exitError{1}) {
+		t.Errorf("exit %v, want 1", err)
+	}
+	if !strings.Contains(out, "on boot the bootloader resets before trying any app: otadata partition smaller than two sectors") {
+		t.Errorf("output:\n%s", out)
+	}
+}

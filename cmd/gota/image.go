@@ -164,7 +164,10 @@ func inspectFile(name string) (imageRecord, *espimage.Image) {
 		})
 	}
 	rec.imageFields = f
-	if err := img.Verify(espimage.VerifyOptions{}); err != nil {
+	// An app must also pass the bootloader's load-address check
+	// (verify_load_addresses) or it is written and then never boots; a
+	// bootloader image is loaded by the ROM, which makes no such check.
+	if err := img.Verify(espimage.VerifyOptions{LoadAddresses: img.App != nil}); err != nil {
 		rec.Error = err.Error()
 	} else {
 		rec.Valid = true

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"os"
@@ -125,6 +126,29 @@ func TestImageInfoExitStatus(t *testing.T) {
 	if err := os.WriteFile(corruptPath, corrupt, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// hash_appended = 2: esp_image_format.c (v5.1.3) treats any non-zero
+	// byte as "SHA-256 appended", so the image is valid and its digest is
+	// reported. The digest covers byte 23, so it is recomputed.
+	hash2 := append([]byte(nil), led...)
+	hash2[23] = 2
+	sum := sha256.Sum256(hash2[:len(hash2)-32])
+	copy(hash2[len(hash2)-32:], sum[:])
+	hash2Path := filepath.Join(tmp, "hash2.bin")
+	if err := os.WriteFile(hash2Path, hash2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A RAM segment over the bootloader's own data: esp_ota_end takes it,
+	// the bootloader's verify_load_addresses refuses it, so it is invalid.
+	overBoot, err := espimage.Build(espimage.Header{Chip: espimage.ChipESP32, HashAppended: true},
+		[]espimage.Segment{{LoadAddr: 0x3F400020, Data: make([]byte, 512)}, {LoadAddr: 0x3FFF0100, Data: make([]byte, 64)}},
+		&espimage.AppDesc{ProjectName: "overboot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overBootPath := filepath.Join(tmp, "overboot.bin")
+	if err := os.WriteFile(overBootPath, overBoot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	good := filepath.Join(dir, "esp32-ledcontroller-v1.1.bin")
 	minrev := filepath.Join(dir, "esp32c3-header-min-rev.bin")
 	missing := filepath.Join(tmp, "missing.bin")
@@ -142,6 +166,9 @@ func TestImageInfoExitStatus(t *testing.T) {
 			"load 0x3f400020", "DROM", "checksum    0x", "(ok)", "arduino-lib-builder 37d69ca", "verdict     valid"}},
 		{"checksum mismatch", []string{"--json", good, corruptPath}, 1, []string{`"checksum_ok":false`, `checksum mismatch`, `"file":"corrupt.bin"`}},
 		{"checksum mismatch, human", []string{corruptPath}, 1, []string{"MISMATCH, computed 0x", "verdict     INVALID: checksum byte at offset 0x4d5ef"}},
+		{"hash_appended byte 2", []string{"--json", hash2Path}, 0, []string{`"hash_appended":true`, `"sha256_ok":true`, `"valid":true`}},
+		{"segment over bootloader RAM", []string{overBootPath}, 1, []string{"verdict     INVALID: segment 1: the bootloader refuses to load 0x3fff0100-0x3fff0140: overlaps bootloader data"}},
+		{"bootloader image loads where it loads", []string{"--json", filepath.Join(dir, "bootloader-esp32-arduino.bin")}, 0, []string{`"valid":true`}},
 		{"missing file", []string{"--json", missing}, 1, []string{`"file":"missing.bin"`, `"valid":false`, `no such file`}},
 		{"no files", nil, 2, nil},
 		{"unknown flag", []string{"--bogus", good}, 2, nil},

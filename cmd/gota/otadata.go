@@ -67,7 +67,7 @@ func otadataShow(stdout, stderr io.Writer, args []string) error {
 	}
 	n := *slots
 	if *tableFile != "" {
-		tb, _, err := loadPartitionTable(*tableFile, partition.DefaultTableOffset)
+		tb, _, err := loadPartitionTable(*tableFile, partition.DefaultTableOffset, partition.IDFNewest, false)
 		if err != nil {
 			return err
 		}

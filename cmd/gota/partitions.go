@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,12 +17,12 @@ import (
 func init() {
 	register(&command{
 		name:  "partitions show",
-		usage: "[--json] [--offset 0x8000] FILE   show a partition table (CSV or binary)",
+		usage: "[--json] [--offset 0x8000] [--idf-version v5.5] FILE   show a partition table (CSV or binary)",
 		run:   func(args []string) error { return partitionsShow(os.Stdout, os.Stderr, args) },
 	})
 	register(&command{
 		name:  "partitions convert",
-		usage: "[--offset 0x8000] [--no-verify] INPUT OUTPUT   CSV to binary or binary to CSV, as gen_esp32part.py (OUTPUT - is stdout)",
+		usage: "[--offset 0x8000] [--no-verify] [--idf-version v5.5] INPUT OUTPUT   CSV to binary or binary to CSV, as gen_esp32part.py (OUTPUT - is stdout)",
 		run:   func(args []string) error { return partitionsConvert(os.Stdout, os.Stderr, args) },
 	})
 }
@@ -42,10 +43,31 @@ func (f *partitionOffsetFlag) Set(s string) error {
 	return nil
 }
 
+// idfVersionFlag is --idf-version: whose gen_esp32part.py rules apply
+// (partition.IDFVersion lists where releases differ).
+type idfVersionFlag partition.IDFVersion
+
+func (f *idfVersionFlag) String() string { return partition.IDFVersion(*f).String() }
+func (f *idfVersionFlag) Set(s string) error {
+	v, err := partition.ParseIDFVersion(s)
+	if err != nil {
+		return err
+	}
+	*f = idfVersionFlag(v)
+	return nil
+}
+
+func addIDFVersionFlag(fs *flag.FlagSet) *idfVersionFlag {
+	v := idfVersionFlag(partition.IDFNewest)
+	fs.Var(&v, "idf-version", fmt.Sprintf("ESP-IDF release whose gen_esp32part.py rules apply, %s to %s", partition.IDFv513, partition.IDFNewest))
+	return &v
+}
+
 // loadPartitionTable reads a table file as binary or CSV, telling them apart by the
-// first bytes the way gen_esp32part.py does. CSV input is verified while
-// parsing unless noVerify; binary input is returned as decoded (callers verify).
-func loadPartitionTable(name string, tableOffset uint32, noVerify ...bool) (tb *partition.Table, binary bool, err error) {
+// first bytes the way gen_esp32part.py does. CSV input is verified with the
+// rules of release v while parsing unless noVerify; binary input is
+// returned as decoded (callers verify).
+func loadPartitionTable(name string, tableOffset uint32, v partition.IDFVersion, noVerify bool) (tb *partition.Table, binary bool, err error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, false, err
@@ -57,11 +79,11 @@ func loadPartitionTable(name string, tableOffset uint32, noVerify ...bool) (tb *
 		}
 		return tb, true, nil
 	}
-	parse := partition.ParseCSV
-	if len(noVerify) > 0 && noVerify[0] {
-		parse = partition.ParseCSVUnverified
+	parse := partition.ParseCSVFor
+	if noVerify {
+		parse = partition.ParseCSVUnverifiedFor
 	}
-	tb, err = parse(b, tableOffset)
+	tb, err = parse(b, tableOffset, v)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", name, err)
 	}
@@ -94,19 +116,21 @@ type partitionTableJSON struct {
 // does not pass gen_esp32part.py's checks (the partitions are still shown
 // when the file could be decoded).
 func partitionsShow(stdout, stderr io.Writer, args []string) error {
-	fs := newFlagSet("partitions show", stderr, "partitions show [--json] [--offset 0x8000] FILE")
+	fs := newFlagSet("partitions show", stderr, "partitions show [--json] [--offset 0x8000] [--idf-version v5.5] FILE")
 	asJSON := fs.Bool("json", false, "print a JSON object")
 	offset := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&offset, "offset", "flash offset of the partition table")
+	idf := addIDFVersionFlag(fs)
 	files, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	tb, binary, err := loadPartitionTable(files[0], uint32(offset))
+	v := partition.IDFVersion(*idf)
+	tb, binary, err := loadPartitionTable(files[0], uint32(offset), v, false)
 	if err != nil {
 		return err
 	}
-	verr := tb.Verify(uint32(offset))
+	verr := tb.VerifyFor(uint32(offset), v)
 
 	if *asJSON {
 		out := partitionTableJSON{File: files[0], Format: "csv", Partitions: []partitionJSON{}, Valid: verr == nil}
@@ -118,12 +142,12 @@ func partitionsShow(stdout, stderr io.Writer, args []string) error {
 			out.Error = verr.Error()
 		}
 		for _, p := range tb.Partitions {
-			flags := p.FlagNames()
+			flags := p.FlagNamesFor(v)
 			if flags == nil {
 				flags = []string{}
 			}
 			out.Partitions = append(out.Partitions, partitionJSON{
-				Name: p.Name, Type: p.TypeName(), Subtype: p.SubtypeName(),
+				Name: p.Name, Type: p.TypeNameFor(v), Subtype: p.SubtypeNameFor(v),
 				TypeID: uint8(p.Type), SubtypeID: p.Subtype,
 				Offset: p.Offset, Size: p.Size, Flags: flags, FlagBits: p.Flags,
 			})
@@ -138,11 +162,15 @@ func partitionsShow(stdout, stderr io.Writer, args []string) error {
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "Name\tType\tSubType\tOffset\tSize\t\tFlags")
 		for _, p := range tb.Partitions {
-			flags := strings.Join(p.FlagNames(), ":")
-			if unknown := p.Flags &^ (partition.FlagEncrypted | partition.FlagReadonly); unknown != 0 {
+			flags := strings.Join(p.FlagNamesFor(v), ":")
+			known := partition.FlagEncrypted
+			if v.AtLeast(partition.IDFv52) {
+				known |= partition.FlagReadonly // the flag v5.2 added
+			}
+			if unknown := p.Flags &^ known; unknown != 0 {
 				flags = strings.TrimPrefix(flags+fmt.Sprintf(":0x%x", unknown), ":")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t0x%x\t0x%x\t%s\t%s\n", p.Name, p.TypeName(), p.SubtypeName(),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t0x%x\t0x%x\t%s\t%s\n", p.Name, p.TypeNameFor(v), p.SubtypeNameFor(v),
 				p.Offset, p.Size, partition.FormatSize(p.Size), flags)
 		}
 		tw.Flush()
@@ -165,25 +193,27 @@ func partitionsShow(stdout, stderr io.Writer, args []string) error {
 // partitionsConvert turns CSV into a binary table or a binary table into
 // CSV, refusing what gen_esp32part.py refuses. OUTPUT "-" is stdout.
 func partitionsConvert(stdout, stderr io.Writer, args []string) error {
-	fs := newFlagSet("partitions convert", stderr, "partitions convert [--offset 0x8000] [--no-verify] INPUT OUTPUT")
+	fs := newFlagSet("partitions convert", stderr, "partitions convert [--offset 0x8000] [--no-verify] [--idf-version v5.5] INPUT OUTPUT")
 	offset := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&offset, "offset", "flash offset of the partition table")
 	noVerify := fs.Bool("no-verify", false, "skip gen_esp32part.py's table checks (alignment, overlaps, names, otadata)")
+	idf := addIDFVersionFlag(fs)
 	files, err := parseArgs(fs, args, 2, 2)
 	if err != nil {
 		return err
 	}
+	v := partition.IDFVersion(*idf)
 	in, out := files[0], files[1]
-	tb, binary, err := loadPartitionTable(in, uint32(offset), *noVerify)
+	tb, binary, err := loadPartitionTable(in, uint32(offset), v, *noVerify)
 	if err != nil {
 		return err
 	}
 	var data []byte
 	if binary {
-		if err := tb.Verify(uint32(offset)); err != nil && !*noVerify {
+		if err := tb.VerifyFor(uint32(offset), v); err != nil && !*noVerify {
 			return fmt.Errorf("%s: %w", in, err)
 		}
-		data = tb.CSV()
+		data = tb.CSVFor(v)
 	} else {
 		if data, err = tb.Encode(); err != nil {
 			return fmt.Errorf("%s: %w", in, err)

@@ -102,7 +102,7 @@ func TestPartitionsConvertRefusals(t *testing.T) {
 			[]string{"CSV Error at line 3", "Partitions overlap"}},
 		{"misaligned app", write("align.csv", []byte("a,app,factory,0x18000,64K\n")),
 			[]string{"Error at line 1", "Offset 0x18000 is not aligned to 0x10000"}},
-		{"duplicate", write("dup.csv", []byte("a,data,nvs,,4K\na,data,nvs,,4K\n")),
+		{"duplicate", write("dup.csv", []byte("a,data,nvs,,16K\na,data,nvs,,16K\n")),
 			[]string{"Error at line 2", "Partition names must be unique"}},
 		{"bad md5", write("md5.bin", badMD5), []string{"MD5 checksums don't match", "computed: 0x", "parsed: 0x"}},
 		{"bad magic", write("magic.bin", badMagic), []string{"record 2 at byte 0x40", "Invalid magic bytes"}},
@@ -204,5 +204,68 @@ func TestPartitionsShowInvalidTable(t *testing.T) {
 	}
 	if !strings.Contains(out, "otadata") || !strings.Contains(stderr, "otadata partition must have size = 0x2000") {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", out, stderr)
+	}
+}
+
+// TestPartitionsIDFVersion: convert and show apply the gen_esp32part.py
+// rules of --idf-version (default: the newest known, v5.5), where releases
+// disagree (partition.IDFVersion).
+func TestPartitionsIDFVersion(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	littlefs := write("littlefs.csv", "nvs,data,nvs,,16K\nfs,data,littlefs,,64K\n")
+	smallNVS := write("small-nvs.csv", "nvs,data,nvs,,8K\napp,app,factory,,1M\n")
+	roTable := &partition.Table{Partitions: []partition.Partition{
+		{Name: "ro", Type: partition.TypeData, Subtype: partition.SubtypeNVS, Offset: 0x9000, Size: 0x4000, Flags: partition.FlagReadonly},
+	}}
+	rob, _ := roTable.Encode()
+	roBin := filepath.Join(dir, "ro.bin")
+	os.WriteFile(roBin, rob, 0o644)
+
+	// littlefs: v5.1.4 on.
+	if _, _, err := runCmd(convertCmd, littlefs, filepath.Join(dir, "lfs.bin")); err != nil {
+		t.Errorf("littlefs, default version: %v", err)
+	}
+	_, _, err := runCmd(convertCmd, "--idf-version", "v5.1.3", littlefs, filepath.Join(dir, "lfs513.bin"))
+	if err == nil || !strings.Contains(err.Error(), "Value 'littlefs' is not valid") {
+		t.Errorf("littlefs, v5.1.3: %v, want the unknown keyword", err)
+	}
+
+	// Read/write NVS of at least 0x3000 bytes: v5.5 on.
+	var ee exitError
+	_, _, err = runCmd(showCmd, smallNVS)
+	if err == nil || !strings.Contains(err.Error(), "Error at line 1: Partition nvs invalid") ||
+		!strings.Contains(err.Error(), "the size of read/write NVS has to be at least 0x3000") {
+		t.Errorf("small NVS, default version: %v, want the NVS minimum", err)
+	}
+	if out, _, err := runCmd(showCmd, "--json", "--idf-version", "v5.4", smallNVS); err != nil || !strings.Contains(out, `"valid": true`) {
+		t.Errorf("small NVS, v5.4: %v\n%s", err, out)
+	}
+
+	// readonly: a flag v5.1.3's script does not know; its CSV drops it.
+	out, _, err := runCmd(convertCmd, "--idf-version", "5.1.3", roBin, "-")
+	if err != nil || !strings.HasSuffix(out, "ro,data,nvs,0x9000,16K,\n") {
+		t.Errorf("readonly binary to v5.1.3 CSV: %v\n%s", err, out)
+	}
+	out, _, err = runCmd(convertCmd, roBin, "-")
+	if err != nil || !strings.HasSuffix(out, "ro,data,nvs,0x9000,16K,readonly\n") {
+		t.Errorf("readonly binary to CSV: %v\n%s", err, out)
+	}
+	out, _, _ = runCmd(showCmd, "--idf-version", "v5.1.3", roBin)
+	if !strings.Contains(out, "0x2") {
+		t.Errorf("show v5.1.3 does not list the readonly bit as unknown:\n%s", out)
+	}
+
+	for _, bad := range []string{"v4.4", "v6.0", "five"} {
+		_, stderr, err := runCmd(showCmd, "--idf-version", bad, roBin)
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(stderr, "ESP-IDF version") {
+			t.Errorf("--idf-version %s: %v %q, want a usage error", bad, err, stderr)
+		}
 	}
 }

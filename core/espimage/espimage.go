@@ -245,4 +245,7 @@ var (
 	ErrTooBig    = errors.New("image larger than partition")
 	ErrAlignment = errors.New("flash-mapped segment misaligned")
 	ErrNotApp    = errors.New("not an app image")
+	// ErrLoadAddress: the bootloader refuses to copy a segment to the
+	// address in its header (verify_load_addresses).
+	ErrLoadAddress = errors.New("segment load address refused by the bootloader")
 )

@@ -3,6 +3,7 @@ package espimage
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -729,4 +730,39 @@ func ExampleBuild() {
 	// Output:
 	// 80 esp32c3 DIO 4MB true true
 	// header bytes 12-13: image is for esp32c3 (chip ID 0x0005), device is esp32 (chip ID 0x0000): wrong chip
+}
+
+// TestHashAppendedNonZero follows esp_image_format.c (v5.1.3,
+// process_appended_hash_and_sig): "if (data->image.hash_appended)" treats
+// any non-zero byte 23 as "SHA-256 appended", not only the 1 esptool writes.
+func TestHashAppendedNonZero(t *testing.T) {
+	h, segs, app := synthetic(t)
+	b, err := Build(h, segs, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []byte{1, 2, 0x80, 0xFF} {
+		c := append([]byte(nil), b...)
+		c[23] = v
+		end := len(c) - DigestSize
+		sum := sha256.Sum256(c[:end])
+		copy(c[end:], sum[:])
+		img, err := Parse(c)
+		if err != nil {
+			t.Fatalf("byte 23 = 0x%02x: %v", v, err)
+		}
+		if !img.HashAppended || !img.DigestOK || img.Length != len(c) {
+			t.Errorf("byte 23 = 0x%02x: HashAppended=%v DigestOK=%v Length=%d, want true true %d",
+				v, img.HashAppended, img.DigestOK, img.Length, len(c))
+		}
+	}
+	c := append([]byte(nil), b...)
+	c[23] = 0
+	img, err := Parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.HashAppended || img.Length != len(c)-DigestSize {
+		t.Errorf("byte 23 = 0: HashAppended=%v Length=%d, want false %d", img.HashAppended, img.Length, len(c)-DigestSize)
+	}
 }

@@ -109,7 +109,11 @@ func decodeHeader(b []byte) Header {
 		MinChipRev:     b[14],
 		MinChipRevFull: le.Uint16(b[15:]),
 		MaxChipRevFull: le.Uint16(b[17:]),
-		HashAppended:   b[23] == 1,
+		// esp_image_format.c (v5.1.3) tests the hash_appended byte for
+		// truth (process_image_header, process_appended_hash_and_sig:
+		// "if (data->image.hash_appended)"), so any non-zero value means a
+		// SHA-256 follows, not only the 1 esptool writes.
+		HashAppended: b[23] != 0,
 	}
 }
 

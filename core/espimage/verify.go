@@ -12,6 +12,11 @@ type VerifyOptions struct {
 	PartitionOffset uint32 // flash offset the image sits at (alignment check)
 	PartitionSize   int    // 0 = no size limit
 	RequireApp      bool   // fail with ErrNotApp when there is no app descriptor
+	// LoadAddresses also applies the check the second-stage bootloader
+	// makes before it copies a segment to RAM (Chip.LoadRefusal), which
+	// esp_image_verify in an app does not: an image that fails it is
+	// written and verified by esp_ota_end, then refused at boot.
+	LoadAddresses bool
 }
 
 // MMUPageSize is the flash cache page size: a flash-mapped segment's
@@ -85,6 +90,9 @@ func (img *Image) Verify(opt VerifyOptions) error {
 		return fmt.Errorf("header byte 1: segment count %d (%d segments read), maximum %d: %w",
 			img.SegmentCount, len(img.Segments), MaxSegments, ErrSegments)
 	}
+	// A refusal for want of an app descriptor says more than one about a
+	// bootloader's load addresses.
+	checkLoad := opt.LoadAddresses && !(opt.RequireApp && img.App == nil)
 	for i, s := range img.Segments {
 		n := len(s.Data)
 		if n%4 != 0 {
@@ -94,6 +102,12 @@ func (img *Image) Verify(opt VerifyOptions) error {
 		if n >= MaxSegmentLen {
 			return fmt.Errorf("segment %d: data at offset 0x%x: length 0x%x is not below the 16 MiB limit: %w",
 				i, s.Offset, n, ErrSegments)
+		}
+		if checkLoad {
+			if why := img.Chip.LoadRefusal(s.LoadAddr, uint32(n)); why != "" {
+				return fmt.Errorf("segment %d: the bootloader refuses to load 0x%08x-0x%08x: %s: %w",
+					i, s.LoadAddr, uint64(s.LoadAddr)+uint64(n), why, ErrLoadAddress)
+			}
 		}
 		if region := img.Chip.MappedRegion(s.LoadAddr); region != "" {
 			flashOff := opt.PartitionOffset + uint32(s.Offset)

@@ -15,37 +15,6 @@ type keyword struct {
 	value int64
 }
 
-var typeNames = []keyword{{"app", 0x00}, {"data", 0x01}}
-
-var appSubtypeNames = func() []keyword {
-	k := []keyword{{"factory", 0x00}, {"test", 0x20}}
-	for n := 0; n < 16; n++ {
-		k = append(k, keyword{fmt.Sprintf("ota_%d", n), int64(SubtypeOTA0) + int64(n)})
-	}
-	return k
-}()
-
-var dataSubtypeNames = []keyword{
-	{"ota", 0x00}, {"phy", 0x01}, {"nvs", 0x02}, {"coredump", 0x03},
-	{"nvs_keys", 0x04}, {"efuse", 0x05}, {"undefined", 0x06},
-	{"esphttpd", 0x80}, {"fat", 0x81}, {"spiffs", 0x82}, {"littlefs", 0x83},
-}
-
-func subtypeNames(t Type) []keyword {
-	switch t {
-	case TypeApp:
-		return appSubtypeNames
-	case TypeData:
-		return dataSubtypeNames
-	}
-	return nil
-}
-
-var flagNames = []struct {
-	name string
-	bit  uint32
-}{{"encrypted", FlagEncrypted}, {"readonly", FlagReadonly}}
-
 func lookupKeyword(v int64, keywords []keyword) string {
 	for _, k := range keywords {
 		if k.value == v {
@@ -55,36 +24,27 @@ func lookupKeyword(v int64, keywords []keyword) string {
 	return fmt.Sprintf("%d", v)
 }
 
-// alignment returns the offset alignment gen_esp32part.py requires (and
-// pads empty offsets to): 64 KiB for apps, 4 KiB for everything else.
-func alignment(t int64) int64 {
-	if t == int64(TypeApp) {
-		return 0x10000
-	}
-	return 0x1000
-}
-
-// appSizeAlign is the size alignment for apps without secure boot (the
-// script's default): the minimum flash erase size.
-const appSizeAlign = 0x1000
-
 // CSV writes the table as gen_esp32part.py writes it when converting a
 // binary to CSV: two comment lines, then name,type,subtype,offset,size,flags
 // with no spaces; offsets in hex, sizes in M or K when they divide evenly,
 // names for known types and subtypes, decimal numbers for others. Flag bits
-// without a name are not written, as in the script.
-func (t *Table) CSV() []byte {
+// without a name are not written, as in the script. Names are those of
+// IDFNewest; CSVFor picks the release.
+func (t *Table) CSV() []byte { return t.CSVFor(IDFNewest) }
+
+// CSVFor is CSV with the keywords gen_esp32part.py of release v knows.
+func (t *Table) CSVFor(v IDFVersion) []byte {
 	var b strings.Builder
 	b.WriteString("# ESP-IDF Partition Table\n")
 	b.WriteString("# Name, Type, SubType, Offset, Size, Flags\n")
 	for _, p := range t.Partitions {
 		b.WriteString(strings.Join([]string{
 			p.Name,
-			p.TypeName(),
-			p.SubtypeName(),
+			p.TypeNameFor(v),
+			p.SubtypeNameFor(v),
 			fmt.Sprintf("0x%x", p.Offset),
 			FormatSize(p.Size),
-			strings.Join(p.FlagNames(), ":"),
+			strings.Join(p.FlagNamesFor(v), ":"),
 		}, ","))
 		b.WriteByte('\n')
 	}
@@ -114,10 +74,12 @@ type row struct {
 	hasOff  bool
 	size    int64
 	flags   uint32
+	primary bool // v5.5 bootloader/partition_table "primary"
 }
 
-// ParseCSV parses CSV with gen_esp32part.py's rules; tableOffset is where
-// the table sits (DefaultTableOffset normally). Errors name the line and rule.
+// ParseCSV parses CSV with the rules of IDFNewest's gen_esp32part.py;
+// tableOffset is where the table sits (DefaultTableOffset normally). Errors
+// name the line and rule. ParseCSVFor picks the release.
 //
 // It also runs the script's verification (on by default in the script), so
 // a returned table is ready to Encode. Differences from the script: no
@@ -128,11 +90,17 @@ type row struct {
 // script would crash or truncate; its warnings (names that look like types
 // or subtypes, unknown flags in binaries) are not reported.
 func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
-	t, lines, err := parseCSV(csv, tableOffset)
+	return ParseCSVFor(csv, tableOffset, IDFNewest)
+}
+
+// ParseCSVFor is ParseCSV with the rules of release v (see IDFVersion).
+func ParseCSVFor(csv []byte, tableOffset uint32, v IDFVersion) (*Table, error) {
+	v = v.orNewest()
+	t, lines, err := parseCSV(csv, tableOffset, v)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.verify(tableOffset, "Error at ", func(i int) string { return fmt.Sprintf("line %d", lines[i]) }); err != nil {
+	if err := t.verify(tableOffset, v, "Error at ", func(i int) string { return fmt.Sprintf("line %d", lines[i]) }); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -142,12 +110,17 @@ func ParseCSV(csv []byte, tableOffset uint32) (*Table, error) {
 // gen_esp32part.py --no-verify: offsets are still placed and overlaps in
 // file order, syntax and field ranges still refused.
 func ParseCSVUnverified(csv []byte, tableOffset uint32) (*Table, error) {
-	t, _, err := parseCSV(csv, tableOffset)
+	return ParseCSVUnverifiedFor(csv, tableOffset, IDFNewest)
+}
+
+// ParseCSVUnverifiedFor is ParseCSVUnverified with the rules of release v.
+func ParseCSVUnverifiedFor(csv []byte, tableOffset uint32, v IDFVersion) (*Table, error) {
+	t, _, err := parseCSV(csv, tableOffset, v.orNewest())
 	return t, err
 }
 
 // parseCSV is the script's from_csv; it returns each partition's line number.
-func parseCSV(csv []byte, tableOffset uint32) (*Table, []int, error) {
+func parseCSV(csv []byte, tableOffset uint32, v IDFVersion) (*Table, []int, error) {
 	if !utf8.Valid(csv) {
 		return nil, nil, errorf(ErrSyntax, "CSV input is not valid UTF-8")
 	}
@@ -162,7 +135,7 @@ func parseCSV(csv []byte, tableOffset uint32) (*Table, []int, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		r, err := parseRow(line)
+		r, err := parseRow(line, v, tableOffset)
 		if err != nil {
 			return nil, nil, &ruleError{rule: ruleOf(err), msg: fmt.Sprintf("Error at line %d: %v", lineNo, err)}
 		}
@@ -174,6 +147,9 @@ func parseCSV(csv []byte, tableOffset uint32) (*Table, []int, error) {
 	lastEnd := int64(tableOffset) + TableSectorSize
 	for i := range rows {
 		e := &rows[i]
+		if e.primary {
+			continue // v5.5: primary bootloader and table entries sit where they sit
+		}
 		if e.hasOff && e.offset < lastEnd {
 			if i == 0 || e.sameAs(rows[0]) {
 				return nil, nil, errorf(ErrOverlap, "CSV Error at line %d: Partitions overlap. Partition sets offset 0x%x. "+
@@ -184,7 +160,7 @@ func parseCSV(csv []byte, tableOffset uint32) (*Table, []int, error) {
 				e.line, e.offset, lastEnd)
 		}
 		if !e.hasOff {
-			pad := alignment(e.typ)
+			pad := offsetAlign(e.typ)
 			if lastEnd%pad != 0 {
 				lastEnd += pad - lastEnd%pad
 			}
@@ -281,8 +257,8 @@ func leadingVariable(line string) (string, bool) {
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// parseRow is PartitionDefinition.from_csv.
-func parseRow(line string) (row, error) {
+// parseRow is PartitionDefinition.from_csv of release v.
+func parseRow(line string, v IDFVersion, tableOffset uint32) (row, error) {
 	fields := strings.Split(line+",,,,", ",")
 	for i := range fields {
 		fields[i] = strings.TrimSpace(fields[i])
@@ -293,7 +269,7 @@ func parseRow(line string) (row, error) {
 	if fields[1] == "" {
 		return r, errorf(ErrSyntax, "Field 'type' can't be left empty.")
 	}
-	if r.typ, err = parseInt(fields[1], typeNames); err != nil {
+	if r.typ, err = parseInt(fields[1], typeNamesFor(v)); err != nil {
 		return r, err
 	}
 	if fields[2] == "" {
@@ -304,27 +280,33 @@ func parseRow(line string) (row, error) {
 	} else {
 		var kw []keyword
 		if r.typ >= 0 && r.typ <= 0xFF {
-			kw = subtypeNames(Type(r.typ))
+			kw = subtypeNamesFor(Type(r.typ), v)
 		}
 		if r.subtype, err = parseInt(fields[2], kw); err != nil {
 			return r, err
 		}
 	}
-	if fields[3] != "" {
-		if r.offset, err = parseInt(fields[3], nil); err != nil {
+	if done, err := r.placeV55(v, tableOffset, fields[4]); done || err != nil {
+		if err != nil {
 			return r, err
 		}
-		r.hasOff = true
-	}
-	if fields[4] == "" {
-		return r, errorf(ErrSyntax, "Size field can't be empty")
-	}
-	if r.size, err = parseInt(fields[4], nil); err != nil {
-		return r, err
+	} else {
+		if fields[3] != "" {
+			if r.offset, err = parseInt(fields[3], nil); err != nil {
+				return r, err
+			}
+			r.hasOff = true
+		}
+		if fields[4] == "" {
+			return r, errorf(ErrSyntax, "Size field can't be empty")
+		}
+		if r.size, err = parseInt(fields[4], nil); err != nil {
+			return r, err
+		}
 	}
 	for _, flag := range strings.Split(fields[5], ":") {
 		known := false
-		for _, f := range flagNames {
+		for _, f := range flagNamesFor(v) {
 			if flag == f.name {
 				r.flags |= f.bit
 				known = true
@@ -335,6 +317,33 @@ func parseRow(line string) (row, error) {
 		}
 	}
 	return r, nil
+}
+
+// placeV55 is what v5.5's parse_address and parse_size do for bootloader
+// and partition_table entries: a bootloader entry needs
+// --primary-bootloader-offset (and a recovery one
+// --recovery-bootloader-offset), which gota does not take, so it is
+// refused with the script's message; a partition_table entry is 0x1000
+// bytes, the primary one at the table offset. done reports that r's
+// offset and size are set.
+func (r *row) placeV55(v IDFVersion, tableOffset uint32, size string) (done bool, err error) {
+	if !v.AtLeast(IDFv55) {
+		return false, nil
+	}
+	switch Type(r.typ) {
+	case TypeBootloader:
+		if r.subtype == 0x02 {
+			return false, errorf(ErrSyntax, "Recovery bootloader offset is not defined. Please use --recovery-bootloader-offset")
+		}
+		return false, errorf(ErrSyntax, "Primary bootloader offset is not defined. Please use --primary-bootloader-offset")
+	case TypePartitionTable:
+		if r.subtype != 0x00 {
+			return false, nil
+		}
+		r.offset, r.hasOff, r.size, r.primary = int64(tableOffset), true, TableSectorSize, true
+		return true, nil
+	}
+	return false, nil
 }
 
 // parseInt is the script's parse_int: Python's int(v, 0) with k/m
@@ -465,28 +474,38 @@ func digitValue(c byte) int {
 // app size alignment to 4 KiB, readonly otadata/coredump, and here the
 // label length), then unique names, then offsets in ascending order (below
 // the table's sector, overlaps), then otadata count and size.
-func (t *Table) Verify(tableOffset uint32) error {
-	return t.verify(tableOffset, "", func(i int) string {
+//
+// Verify applies IDFNewest's rules; VerifyFor picks the release.
+func (t *Table) Verify(tableOffset uint32) error { return t.VerifyFor(tableOffset, IDFNewest) }
+
+// VerifyFor is Verify with the rules of release v (see IDFVersion).
+func (t *Table) VerifyFor(tableOffset uint32, v IDFVersion) error {
+	return t.verify(tableOffset, v.orNewest(), "", func(i int) string {
 		return fmt.Sprintf("partition %d (%q)", i, t.Partitions[i].Name)
 	})
 }
 
 // verify runs the checks; loc names partition i ("line 7" for CSV input)
 // and prefix comes before it in messages.
-func (t *Table) verify(tableOffset uint32, prefix string, loc func(int) string) error {
+func (t *Table) verify(tableOffset uint32, v IDFVersion, prefix string, loc func(int) string) error {
 	fail := func(i int, rule error, format string, args ...any) error {
 		return &ruleError{rule: rule, msg: prefix + loc(i) + ": " + fmt.Sprintf(format, args...)}
 	}
 	for i, p := range t.Partitions {
-		if align := alignment(int64(p.Type)); int64(p.Offset)%align != 0 {
+		if align := offsetAlign(int64(p.Type)); int64(p.Offset)%align != 0 {
 			return fail(i, ErrAlign, "Partition %s invalid: Offset 0x%x is not aligned to 0x%x", p.Name, p.Offset, align)
 		}
-		if p.Type == TypeApp && p.Size%appSizeAlign != 0 {
-			return fail(i, ErrAlign, "Partition %s invalid: Size 0x%x is not aligned to 0x%x", p.Name, p.Size, appSizeAlign)
+		if align := appSizeAlign(v); p.Type == TypeApp && int64(p.Size)%align != 0 {
+			return fail(i, ErrAlign, "Partition %s invalid: Size 0x%x is not aligned to 0x%x", p.Name, p.Size, align)
 		}
-		if p.Type == TypeData && (p.Subtype == SubtypeOTAData || p.Subtype == SubtypeCoredump) && p.Flags&FlagReadonly != 0 {
+		readonly := v.AtLeast(IDFv52) && p.Flags&FlagReadonly != 0
+		if p.Type == TypeData && (p.Subtype == SubtypeOTAData || p.Subtype == SubtypeCoredump) && readonly {
 			return fail(i, ErrFlags, "Partition %s invalid: '%s' partition of type %d and subtype %d is always read-write and cannot be read-only",
 				p.Name, p.Name, p.Type, p.Subtype)
+		}
+		if v.AtLeast(IDFv55) && p.Type == TypeData && p.Subtype == SubtypeNVS && p.Size < nvsRWMinSize && !readonly {
+			return fail(i, ErrRange, "Partition %s invalid: '%s' partition of type %d and subtype %d of this size (0x%x) must be flagged as 'readonly' "+
+				"(the size of read/write NVS has to be at least 0x%x)", p.Name, p.Name, p.Type, p.Subtype, p.Size, nvsRWMinSize)
 		}
 		if len(p.Name) > MaxNameLen {
 			return fail(i, ErrName, "Partition %s invalid: name is %d bytes, longer than %d", p.Name, len(p.Name), MaxNameLen)
@@ -510,7 +529,8 @@ func (t *Table) verify(tableOffset uint32, prefix string, loc func(int) string) 
 	last := -1
 	for _, i := range order {
 		p := t.Partitions[i]
-		if uint64(p.Offset) < minOffset {
+		primary := v.AtLeast(IDFv55) && p.Subtype == 0x00 && (p.Type == TypeBootloader || p.Type == TypePartitionTable)
+		if uint64(p.Offset) < minOffset && !primary {
 			return fail(i, ErrBelowTable, "Partition offset 0x%x is below 0x%x", p.Offset, minOffset)
 		}
 		if last >= 0 {
@@ -533,6 +553,20 @@ func (t *Table) verify(tableOffset uint32, prefix string, loc func(int) string) 
 	}
 	if otadata >= 0 && t.Partitions[otadata].Size != OTADataSize {
 		return fail(otadata, ErrOTAData, "otadata partition must have size = 0x2000")
+	}
+	if v.AtLeast(IDFv55) {
+		tee := -1
+		for i, p := range t.Partitions {
+			if p.Type == TypeData && p.Subtype == SubtypeTEEOTA {
+				if tee >= 0 {
+					return fail(i, ErrOTAData, "Found multiple TEE otadata partitions. Only one partition can be defined with type=\"data\"(1) and subtype=\"tee_ota\"(0x90).")
+				}
+				tee = i
+			}
+		}
+		if tee >= 0 && t.Partitions[tee].Size != OTADataSize {
+			return fail(tee, ErrOTAData, "TEE otadata partition must have size = 0x2000")
+		}
 	}
 	return nil
 }

@@ -2,10 +2,13 @@
 // binary form the bootloader reads and the CSV form gen_esp32part.py takes.
 //
 // The rules, the output formats and the error texts follow ESP-IDF's
-// components/partition_table/gen_esp32part.py (v5.x, format version 1.3,
-// which adds the "readonly" flag to v5.1.3's rules). Where the script would
-// crash, silently truncate or lose data this package refuses with an error
-// instead; see the package tests and ParseCSV for the list.
+// components/partition_table/gen_esp32part.py. Its rules changed between
+// releases (v5.1.3 to v5.5); IDFVersion lists which rule each release
+// brought, and the ...For functions take the release (default: the newest
+// known). Where the script would crash, silently truncate or lose data
+// this package refuses with an error instead; see the package tests and
+// ParseCSV for the list. DecodeAsBootloader reads a binary table the way
+// the second-stage bootloader does, which differs from the script.
 package partition
 
 import (
@@ -96,20 +99,34 @@ func (p Partition) OTAIndex() int {
 // End returns the offset just past p, as a 64-bit value so that it cannot wrap.
 func (p Partition) End() uint64 { return uint64(p.Offset) + uint64(p.Size) }
 
-// TypeName returns the type as gen_esp32part.py writes it: "app", "data",
-// or the decimal number.
-func (p Partition) TypeName() string { return lookupKeyword(int64(p.Type), typeNames) }
+// TypeName returns the type as gen_esp32part.py (IDFNewest) writes it:
+// "app", "data", or the decimal number.
+func (p Partition) TypeName() string { return p.TypeNameFor(IDFNewest) }
 
-// SubtypeName returns the subtype as gen_esp32part.py writes it: the name
-// known for the type ("ota_0", "nvs", ...) or the decimal number.
-func (p Partition) SubtypeName() string {
-	return lookupKeyword(int64(p.Subtype), subtypeNames(p.Type))
+// TypeNameFor is TypeName for the script of release v.
+func (p Partition) TypeNameFor(v IDFVersion) string {
+	return lookupKeyword(int64(p.Type), typeNamesFor(v.orNewest()))
 }
 
-// FlagNames returns the known flags set in p, in gen_esp32part.py's order.
-func (p Partition) FlagNames() []string {
+// SubtypeName returns the subtype as gen_esp32part.py (IDFNewest) writes
+// it: the name known for the type ("ota_0", "nvs", ...) or the decimal
+// number.
+func (p Partition) SubtypeName() string { return p.SubtypeNameFor(IDFNewest) }
+
+// SubtypeNameFor is SubtypeName for the script of release v.
+func (p Partition) SubtypeNameFor(v IDFVersion) string {
+	return lookupKeyword(int64(p.Subtype), subtypeNamesFor(p.Type, v.orNewest()))
+}
+
+// FlagNames returns the known flags set in p, in gen_esp32part.py's order
+// (IDFNewest).
+func (p Partition) FlagNames() []string { return p.FlagNamesFor(IDFNewest) }
+
+// FlagNamesFor is FlagNames for the script of release v: v5.1.3 knows
+// only "encrypted".
+func (p Partition) FlagNamesFor(v IDFVersion) []string {
 	var names []string
-	for _, f := range flagNames {
+	for _, f := range flagNamesFor(v.orNewest()) {
 		if p.Flags&f.bit != 0 {
 			names = append(names, f.name)
 		}

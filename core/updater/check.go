@@ -108,7 +108,10 @@ func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 	if target != nil && target.Size > 0 && len(image) > int(target.Size) {
 		refuse("image %s does not fit %s (%s)", human(len(image)), target.Label, human(int(target.Size)))
 	}
-	vo := espimage.VerifyOptions{RequireApp: true}
+	// LoadAddresses: the device's esp_ota_end does not check where RAM
+	// segments load, its bootloader does; refuse here what would be
+	// written, accepted and then never boot.
+	vo := espimage.VerifyOptions{RequireApp: true, LoadAddresses: true}
 	if target != nil {
 		vo.PartitionOffset = target.Offset
 	}

@@ -62,6 +62,12 @@ func TestCheck(t *testing.T) {
 	semver11 := setVersion(t, v11, "1.1.0")
 	semver09 := setVersion(t, v11, "v0.9")
 	big := append(append([]byte(nil), v11...), make([]byte, 1468006-len(v11))...)
+	overBoot, err := espimage.Build(espimage.Header{Chip: espimage.ChipESP32, HashAppended: true},
+		[]espimage.Segment{{LoadAddr: 0x3F400020, Data: make([]byte, 512)}, {LoadAddr: 0x3FFF0100, Data: make([]byte, 64)}},
+		&espimage.AppDesc{ProjectName: "overboot", Version: "9.9.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	corrupt := append([]byte(nil), v11...)
 	corrupt[5000] ^= 0x40
 
@@ -93,6 +99,8 @@ func TestCheck(t *testing.T) {
 		{name: "chip revision", running: v10, state: "valid", image: withMinRev(t, v11, 301),
 			refused: "image needs chip revision v3.1 or later, device is v3.0"},
 		{name: "bootloader", running: v10, state: "valid", image: boot, refused: "image is not an app"},
+		{name: "segment over bootloader RAM", running: v10, state: "valid", image: overBoot,
+			refused: "image: segment 1: the bootloader refuses to load 0x3fff0100-0x3fff0140: overlaps bootloader data"},
 		{name: "corrupt", running: v10, state: "valid", image: corrupt, refused: "image: "},
 		{name: "not an image", running: v10, state: "valid", image: []byte("hello"), refused: "image: "},
 		{name: "not an image forced", running: v10, state: "valid", image: []byte("hello"), opt: CheckOptions{Force: true}, warning: "forced: image: "},

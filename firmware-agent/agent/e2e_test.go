@@ -347,6 +347,10 @@ func testRefusals(t *testing.T, k agentKind) {
 		{"too big", huge, "does not fit app1 (1.5 MiB)", device.ErrInvalidSize, device.MsgOTAError},
 		{"older", older, "older than the running 1.0.0", 0, ""},
 		{"not an image", []byte("hello world, not an image at all"), "image:", device.ErrOTAValidateFailed, device.MsgNotValidImage},
+		// esp_ota_end (v5.1.3) asks for no app descriptor: forced, the
+		// device takes a bootloader and refuses it only at boot, so the
+		// host's refusal is what keeps it off the device.
+		{"bootloader", image(t, "bootloader-esp32-arduino.bin"), "image is not an app (no app descriptor; a bootloader?)", 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

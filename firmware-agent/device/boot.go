@@ -60,7 +60,14 @@ type BootPlan struct {
 	BootIndex  int
 	Image      *espimage.Image // the image that runs
 	Log        []LogLine
+	// Reset is why the bootloader reset before trying any app (nil when
+	// it tried them): the chip then resets in a loop.
+	Reset error
 }
+
+// ErrOtadataTooSmall means the otadata partition is smaller than the two
+// sectors read_otadata needs.
+var ErrOtadataTooSmall = errors.New("otadata partition smaller than two sectors")
 
 // bootState is bootloader_state_t: the partitions the bootloader cares
 // about, OTA slots indexed by subtype & 0x0F.
@@ -120,6 +127,10 @@ func ReadOtadata(r io.ReaderAt, p partition.Partition) (otadata.Data, error) {
 // VerifyPartition reads the image in p and checks it as esp_image_verify
 // does for this chip; requireApp also demands an app descriptor.
 func VerifyPartition(r io.ReaderAt, p partition.Partition, cfg BootConfig, requireApp bool) (*espimage.Image, error) {
+	if p.Size > sixteenMB {
+		// image_load refuses these too; and the buffer stays bounded.
+		return nil, fmt.Errorf("partition %q: size 0x%x invalid, larger than 16MB: %w", p.Name, p.Size, espimage.ErrTooBig)
+	}
 	buf := make([]byte, p.Size)
 	if _, err := r.ReadAt(buf, int64(p.Offset)); err != nil {
 		return nil, fmt.Errorf("read partition %q at 0x%x: %w", p.Name, p.Offset, err)
@@ -155,6 +166,15 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 
 	initialContents := false
 	if bs.otaInfo != nil {
+		// bootloader_utility.c read_otadata (v5.1.3) fails on a partition
+		// under two sectors; get_selected_boot_partition then returns
+		// INVALID_INDEX and call_start_cpu0 calls bootloader_reset.
+		if bs.otaInfo.Size < 2*otadata.SectorSize {
+			logf('E', "boot", "ota_info partition size %d is too small (minimum %d bytes)", bs.otaInfo.Size, 2*otadata.SectorSize)
+			pl.Reset = fmt.Errorf("%w: %q is 0x%x bytes, the bootloader reads 0x%x",
+				ErrOtadataTooSmall, bs.otaInfo.Name, bs.otaInfo.Size, 2*otadata.SectorSize)
+			return pl, nil
+		}
 		d, err := ReadOtadata(r, *bs.otaInfo)
 		if err != nil {
 			return nil, err
@@ -199,19 +219,14 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 		if p == nil || p.Size == 0 {
 			return false
 		}
-		img, err := VerifyPartition(r, *p, cfg, false)
+		// bootloader_load_image: ESP_IMAGE_LOAD, which logs each segment
+		// as it goes and checks load addresses (esp_image_format.c).
+		img, err := loadImage(r, *p, cfg, modeBoot, func(level byte, tag, text string) {
+			pl.Log = append(pl.Log, LogLine{level, tag, text})
+		})
 		pl.Attempts = append(pl.Attempts, BootAttempt{Index: index, Partition: *p, Err: err})
 		if err != nil {
-			logf('E', "esp_image", "image at 0x%x: %v", p.Offset, err)
 			return false
-		}
-		for i, s := range img.Segments {
-			kind := "load"
-			if cfg.Chip.MappedRegion(s.LoadAddr) != "" {
-				kind = "map"
-			}
-			logf('I', "esp_image", "segment %d: paddr=%08x vaddr=%08x size=%05xh (%6d) %s",
-				i, p.Offset+uint32(s.Offset), s.LoadAddr, len(s.Data), len(s.Data), kind)
 		}
 		logf('I', "boot", "Loaded app from partition at offset 0x%x", p.Offset)
 		// set_actual_ota_seq: a blank otadata gets an entry for what booted.

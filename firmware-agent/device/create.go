@@ -45,8 +45,9 @@ func InitialApp(t *partition.Table) (*partition.Partition, error) {
 	return nil, fmt.Errorf("partition table has neither a factory nor an OTA app partition")
 }
 
-// Create writes a new flash file ready to boot: the partition table at
-// the table offset, blank otadata and the app in its first app partition.
+// Create writes a new flash file ready to boot: a stand-in second-stage
+// bootloader (StandInBootloader), the partition table at the table
+// offset, blank otadata and the app in its first app partition.
 // An existing file is replaced; the file appears whole or not at all.
 func Create(path string, opt CreateOptions) error {
 	img, err := Build(opt)
@@ -85,7 +86,8 @@ func Build(opt CreateOptions) ([]byte, error) {
 	if off%flash.SectorSize != 0 || int(off)+partition.MaxTableSize > size {
 		return nil, fmt.Errorf("partition table offset 0x%x: must be a multiple of 0x1000 inside the flash", off)
 	}
-	if err := t.Verify(off); err != nil {
+	// The table a v5.1.3 build would have: gen_esp32part.py v5.1.3's rules.
+	if err := t.VerifyFor(off, partition.IDFv513); err != nil {
 		return nil, fmt.Errorf("partition table: %w", err)
 	}
 	for _, p := range t.Partitions {
@@ -115,7 +117,7 @@ func Build(opt CreateOptions) ([]byte, error) {
 	if err == nil {
 		err = parsed.Verify(espimage.VerifyOptions{
 			Chip: opt.Chip, CheckChip: true, ChipRev: rev,
-			PartitionOffset: target.Offset, PartitionSize: int(target.Size), RequireApp: true,
+			PartitionOffset: target.Offset, PartitionSize: int(target.Size), RequireApp: true, LoadAddresses: true,
 		})
 	}
 	if err != nil {
@@ -127,5 +129,12 @@ func Build(opt CreateOptions) ([]byte, error) {
 	}
 	copy(b[off:], tb)
 	copy(b[target.Offset:], opt.App)
+	boot, err := StandInBootloader(opt.Chip)
+	if err != nil {
+		return nil, err
+	}
+	if bo := BootloaderOffset(opt.Chip); int(bo)+len(boot) <= int(off) {
+		copy(b[bo:], boot)
+	}
 	return b, nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/gota-dev/gota/core/espimage"
@@ -102,17 +103,38 @@ type Device struct {
 	onReboot []func()
 }
 
-// ReadTable reads and decodes the partition table at off.
-func ReadTable(r io.ReaderAt, off uint32) (*partition.Table, error) {
+// ReadTable reads the partition table at off as the second-stage
+// bootloader does (partition.DecodeAsBootloader, esp_partition_table_verify):
+// flashSize is the flash size the bootloader believes in, see
+// BootFlashSize.
+func ReadTable(r io.ReaderAt, off, flashSize uint32) (*partition.Table, error) {
 	buf := make([]byte, partition.MaxTableSize)
 	if _, err := r.ReadAt(buf, int64(off)); err != nil {
 		return nil, fmt.Errorf("read partition table at 0x%x: %w", off, err)
 	}
-	t, err := partition.Decode(buf)
+	t, err := partition.DecodeAsBootloader(buf, flashSize)
 	if err != nil {
 		return nil, fmt.Errorf("partition table at 0x%x: %w", off, err)
 	}
 	return t, nil
+}
+
+// BootFlashSize returns the flash size the second-stage bootloader uses
+// as g_rom_flashchip.chip_size: the size in its own image header, set by
+// update_flash_config through esp_rom_spiflash_config_param (ESP-IDF
+// v5.1.3 bootloader_flash_config_esp32.c; an unknown code means 2 MB). A
+// virtual flash usually holds no bootloader; then the bootloader is taken
+// to be built for the chip, chipSize.
+func BootFlashSize(r io.ReaderAt, chipSize int) uint32 {
+	var h [4]byte
+	if _, err := r.ReadAt(h[:], int64(BootloaderOffset(espimage.ChipESP32))); err != nil || h[0] != espimage.Magic {
+		return uint32(chipSize)
+	}
+	hdr := espimage.Header{FlashSize: h[3] >> 4}
+	if n := hdr.FlashSizeBytes(); n > 0 && n <= 16<<20 {
+		return uint32(n)
+	}
+	return 2 << 20 // update_flash_config's default case
 }
 
 // Open boots the device on cfg.Flash (reads the table, applies the
@@ -130,10 +152,15 @@ func Open(cfg Config) (*Device, error) {
 		cfg.ChipRev = DefaultChipRev
 	}
 	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log)}
-	t, err := ReadTable(cfg.Flash, cfg.TableOffset)
+	t, err := ReadTable(cfg.Flash, cfg.TableOffset, BootFlashSize(cfg.Flash, cfg.Flash.Size()))
 	if err != nil {
-		d.log.rom(true)
+		// bootloader_utility_load_partition_table, then call_start_cpu0
+		// resets: the chip loops here.
+		d.log.rom(true, d.cfg.ChipRev)
 		d.log.bootHeader(d)
+		if cause := errors.Unwrap(err); cause != nil && !strings.HasPrefix(err.Error(), "read ") {
+			d.log.line('E', "flash_parts", cause.Error())
+		}
 		d.log.line('E', "boot", "Failed to verify partition table")
 		d.log.line('E', "boot", "load partition table error!")
 		return nil, fmt.Errorf("device: %w", err)
@@ -177,7 +204,7 @@ func (d *Device) boot(powerOn bool) error {
 	d.ota, d.lastHandle, d.luaHandle, d.luaNext = nil, 0, 0, nil
 	d.running, d.image = nil, nil
 	d.boots++
-	d.log.rom(powerOn)
+	d.log.rom(powerOn, d.cfg.ChipRev)
 	d.log.bootHeader(d)
 	d.log.table(d.table)
 
@@ -195,6 +222,9 @@ func (d *Device) boot(powerOn bool) error {
 	}
 	for _, l := range pl.Log {
 		d.log.line(l.Level, l.Tag, l.Text)
+	}
+	if pl.Reset != nil {
+		return fmt.Errorf("device: boot: %w: %w", ErrNoBootableApp, pl.Reset)
 	}
 	if pl.Boot == nil {
 		return fmt.Errorf("device: boot: %w", ErrNoBootableApp)

@@ -3,6 +3,7 @@ package device
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,7 +89,7 @@ func TestBadImagesRefused(t *testing.T) {
 		{name: "chip revision below the image minimum", image: newRev, code: ErrOTAValidateFailed, msg: MsgValidationFailed, cause: espimage.ErrChipRev},
 		{name: "bad checksum", image: flip(v11, img11.Segments[1].Offset+8), code: ErrOTAValidateFailed, msg: MsgValidationFailed, cause: espimage.ErrChecksum},
 		{name: "bad digest", image: flip(v11, len(v11)-1), code: ErrOTAValidateFailed, msg: MsgValidationFailed, cause: espimage.ErrDigest},
-		{name: "not an app (bootloader image)", image: shareddata.File(t, "bootloader-esp32-arduino.bin"), code: ErrOTAValidateFailed, msg: MsgValidationFailed, cause: espimage.ErrNotApp},
+		// A bootloader image passes esp_ota_end: TestOTAEndAcceptsBootloaderImage.
 		{name: "flash-mapped segment misaligned", image: misaligned, code: ErrOTAValidateFailed, msg: MsgValidationFailed, cause: espimage.ErrAlignment},
 		// Erased flash follows a truncated image: its next segment header reads 0xFFFFFFFF.
 		{name: "truncated image", image: v11[:len(v11)/2], code: ErrOTAValidateFailed, msg: MsgValidationFailed, cause: espimage.ErrSegments},
@@ -249,9 +250,20 @@ func TestFileSurvivesProcessRestart(t *testing.T) {
 	f.Close()
 }
 
+// TestBootLogAndOnReboot checks the log against ESP-IDF v5.1.3: the app
+// information lines are under cpu_start with a 16-hex-digit ELF SHA
+// (startup.c start_cpu0_default, esp_app_get_elf_sha256 into buf[17]).
 func TestBootLogAndOnReboot(t *testing.T) {
 	var log bytes.Buffer
 	d, _ := realDevice(t, nil, &log)
+	v10, err := espimage.Parse(shareddata.File(t, "esp32-ledcontroller-v1.0.bin"))
+	must(t, err)
+	elf := fmt.Sprintf(") cpu_start: ELF file SHA256:  %x...\n", v10.App.ELFSHA256[:8])
+	for _, s := range []string{"app_init:", "efuse_init:"} {
+		if strings.Contains(log.String(), s) {
+			t.Errorf("boot log has the v5.3 tag %q", s)
+		}
+	}
 	for _, want := range []string{
 		"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\n",
 		") boot: ESP-IDF v5.1.3 2nd stage bootloader\n",
@@ -265,9 +277,12 @@ func TestBootLogAndOnReboot(t *testing.T) {
 		") esp_image: segment 1: paddr=000226d4 vaddr=3ffbdb60 size=03c18h ( 15384) load\n",
 		") boot: Loaded app from partition at offset 0x10000\n",
 		") boot: Set actual ota_seq=1 in otadata[0]\n",
-		") app_init: Project name:     arduino-lib-builder\n",
-		") app_init: App version:      37d69ca\n",
-		") app_init: ESP-IDF:          v5.3.2-584-g489d7a2b3a-dirty\n",
+		") cpu_start: Project name:     arduino-lib-builder\n",
+		") cpu_start: App version:      37d69ca\n",
+		elf,
+		") cpu_start: ESP-IDF:          v5.3.2-584-g489d7a2b3a-dirty\n",
+		") cpu_start: Min chip rev:     v0.0\n",
+		") cpu_start: Chip rev:         v3.0\n",
 		") main_task: Calling app_main()\n",
 	} {
 		if !strings.Contains(log.String(), want) {

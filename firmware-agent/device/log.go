@@ -40,9 +40,14 @@ func (l *logger) line(level byte, tag, text string) {
 
 // rom prints the first-stage (ROM) bootloader's banner and restarts the
 // counter.
-func (l *logger) rom(powerOn bool) {
+func (l *logger) rom(powerOn bool, chipRev uint16) {
 	l.start, l.nLines = time.Now(), 0
-	l.raw("ets Jun  8 2016 00:22:57")
+	// The ROM's build date: ESP32 v3 (ECO3) has a newer ROM.
+	if chipRev >= 300 {
+		l.raw("ets Jul 29 2019 12:21:46")
+	} else {
+		l.raw("ets Jun  8 2016 00:22:57")
+	}
 	l.raw("")
 	if powerOn {
 		l.raw("rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)")
@@ -66,7 +71,7 @@ func (l *logger) bootHeader(d *Device) {
 	l.line('I', "boot", "chip revision: "+espimage.RevString(d.cfg.ChipRev))
 	l.line('I', "boot.esp32", "SPI Speed      : 40MHz")
 	l.line('I', "boot.esp32", "SPI Mode       : DIO")
-	l.line('I', "boot.esp32", fmt.Sprintf("SPI Flash Size : %dMB", d.fl.Size()>>20))
+	l.line('I', "boot.esp32", fmt.Sprintf("SPI Flash Size : %dMB", BootFlashSize(d.fl, d.fl.Size())>>20))
 	l.line('I', "boot", "Enabling RNG early entropy source...")
 }
 
@@ -111,30 +116,39 @@ func (l *logger) table(t *partition.Table) {
 	l.line('I', "boot", "End of partition table")
 }
 
-// app prints what the app's startup code logs before app_main.
+// app prints what the app's startup code logs before app_main, as
+// ESP-IDF v5.1.3 does: everything under the cpu_start tag
+// (esp_system/port/cpu_start.c call_start_cpu0 and startup.c
+// start_cpu0_default; the app_init and efuse_init tags arrived in v5.3),
+// the ELF SHA-256 cut to CONFIG_APP_RETRIEVE_LEN_ELF_SHA = 16 hex digits
+// (esp_app_get_elf_sha256 into char buf[17]), then freertos/app_startup.c.
 func (l *logger) app(d *Device) {
 	l.line('I', "boot", "Disabling RNG early entropy source...")
 	img := d.image
 	l.line('I', "cpu_start", "Multicore app")
 	l.line('I', "cpu_start", "Pro cpu up.")
 	l.line('I', "cpu_start", fmt.Sprintf("Starting app cpu, entry point is 0x%08x", img.Entry))
+	l.line('I', "cpu_start", "App cpu up.")
 	l.line('I', "cpu_start", "Pro cpu start user code")
 	l.line('I', "cpu_start", "cpu freq: 160000000 Hz")
 	if a := img.App; a != nil {
-		l.line('I', "app_init", "Application information:")
-		l.line('I', "app_init", "Project name:     "+a.ProjectName)
-		l.line('I', "app_init", "App version:      "+a.Version)
-		l.line('I', "app_init", "Compile time:     "+a.Date+" "+a.Time)
-		l.line('I', "app_init", "ELF file SHA256:  "+fmt.Sprintf("%x", a.ELFSHA256[:5])[:9]+"...")
-		l.line('I', "app_init", "ESP-IDF:          "+a.IDFVer)
+		l.line('I', "cpu_start", "Application information:")
+		l.line('I', "cpu_start", "Project name:     "+a.ProjectName)
+		l.line('I', "cpu_start", "App version:      "+a.Version)
+		l.line('I', "cpu_start", "Compile time:     "+a.Date+" "+a.Time)
+		l.line('I', "cpu_start", "ELF file SHA256:  "+fmt.Sprintf("%x", a.ELFSHA256[:8])+"...")
+		l.line('I', "cpu_start", "ESP-IDF:          "+a.IDFVer)
 	}
+	// CONFIG_ESP_REV_MIN_FULL / CONFIG_ESP_REV_MAX_FULL are what esptool
+	// wrote into the header; v5.1.3's ESP32 maximum is v3.99.
 	maxRev := img.MaxChipRevFull
 	if maxRev == 0 || maxRev == 0xFFFF {
 		maxRev = 399
 	}
-	l.line('I', "efuse_init", "Min chip rev:     "+espimage.RevString(img.MinChipRevFull))
-	l.line('I', "efuse_init", "Max chip rev:     "+espimage.RevString(maxRev)+" ")
-	l.line('I', "efuse_init", "Chip rev:         "+espimage.RevString(d.cfg.ChipRev))
+	l.line('I', "cpu_start", "Min chip rev:     "+espimage.RevString(img.MinChipRevFull))
+	l.line('I', "cpu_start", "Max chip rev:     "+espimage.RevString(maxRev)+" ")
+	l.line('I', "cpu_start", "Chip rev:         "+espimage.RevString(d.cfg.ChipRev))
+	l.line('I', "app_start", "Starting scheduler on CPU0")
 	l.line('I', "main_task", "Started on CPU0")
 	l.line('I', "main_task", "Calling app_main()")
 }

@@ -1,10 +1,7 @@
 package device
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/otadata"
@@ -126,8 +123,15 @@ func (d *Device) defaultBoot() *partition.Partition {
 	return nil
 }
 
-func (d *Device) verifyApp(p partition.Partition, requireApp bool) (*espimage.Image, error) {
-	return VerifyPartition(d.fl, p, d.cfg.bootConfig(), requireApp)
+// verifyApp is esp_image_verify from the app: ESP_IMAGE_VERIFY logs the
+// segments and any failure; ESP_IMAGE_VERIFY_SILENT (silent) logs only
+// what ESP-IDF logs regardless (chip mismatch, bad SHA-256).
+func (d *Device) verifyApp(p partition.Partition, silent bool) (*espimage.Image, error) {
+	mode := modeVerify
+	if silent {
+		mode = modeVerifySilent
+	}
+	return loadImage(d.fl, p, d.cfg.bootConfig(), mode, d.log.line)
 }
 
 // flashErr maps a flash failure to the code esp_partition_* returns.
@@ -245,8 +249,15 @@ func (d *Device) Write(p []byte) error {
 	if err := d.notRunning(); err != nil {
 		return err
 	}
+	// esp_ota_write (v5.1.3) returns ESP_OK for size 0 before it looks
+	// the handle up, so otaupgrade.write("") succeeds even before
+	// commence().
+	if len(p) == 0 {
+		return nil
+	}
 	e := d.entry(d.luaHandle)
 	if e == nil {
+		d.log.line('E', "esp_ota_ops", "not found the handle") // sic, esp_ota_write
 		return newErr(ErrInvalidArg, MsgWriteNotPossible, nil)
 	}
 	size := uint32(e.part.Size)
@@ -313,8 +324,11 @@ func (d *Device) end(h uint32) (int, error) {
 	if e.written == 0 {
 		return ErrInvalidArg, fmt.Errorf("nothing was written to partition %q", e.part.Name)
 	}
-	if _, err := d.verifyApp(e.part, true); err != nil {
-		d.log.line('E', "esp_image", err.Error())
+	// v5.1.3's esp_ota_end runs esp_image_verify(ESP_IMAGE_VERIFY) and
+	// nothing more: an image without an app descriptor (a bootloader .bin)
+	// passes here and is refused only at boot. The host refuses such
+	// images before sending them (core/updater Check).
+	if _, err := d.verifyApp(e.part, false); err != nil {
 		return ErrOTAValidateFailed, err
 	}
 	return 0, nil
@@ -322,6 +336,7 @@ func (d *Device) end(h uint32) (int, error) {
 
 // setBoot is esp_ota_set_boot_partition.
 func (d *Device) setBoot(p *partition.Partition) (int, error) {
+	// image_validate(partition, ESP_IMAGE_VERIFY).
 	if _, err := d.verifyApp(*p, false); err != nil {
 		return ErrOTAValidateFailed, err
 	}
@@ -380,8 +395,10 @@ func (d *Device) rewriteOtaData(subtype uint8) (int, error) {
 // Complete is otaupgrade.complete(reboot): esp_ota_end then
 // esp_ota_set_boot_partition, then a reboot when reboot is true.
 //
-// Like NodeMCU it ignores what esp_ota_set_boot_partition returns (the
-// image was just verified); a flash failure is still reported.
+// Like NodeMCU's otaupgrade.c (lotaupgrade_complete) it ignores what
+// esp_ota_set_boot_partition returns, a flash failure included: the
+// device logs the failure, Complete succeeds, and the next boot shows
+// which app otadata selects.
 func (d *Device) Complete(reboot bool) error {
 	d.mu.Lock()
 	err := d.complete()
@@ -416,11 +433,9 @@ func (d *Device) complete() error {
 	}
 	next := d.luaNext
 	d.luaNext = nil
-	if code, cause := d.setBoot(next); code == ErrFlashOpFail {
-		return newErr(code, MsgOTAError, cause)
-	} else if code != 0 {
-		d.log.line('E', "esp_ota_ops", fmt.Sprintf("set boot partition %q: %v", next.Name, cause))
-	}
+	// The result is dropped, as otaupgrade.c drops it; ESP-IDF logs
+	// nothing of its own here beyond what image_validate printed.
+	d.setBoot(next)
 	return nil
 }
 
@@ -513,7 +528,7 @@ func (d *Device) rollbackImpossible(data otadata.Data, active int) error {
 		if f == nil {
 			return fmt.Errorf("otadata sector %d holds no valid entry and there is no factory app", other)
 		}
-		if _, err := d.verifyApp(*f, false); err != nil {
+		if _, err := d.verifyApp(*f, true); err != nil {
 			return fmt.Errorf("otadata sector %d holds no valid entry and the factory app does not verify: %w", other, err)
 		}
 		return nil
@@ -523,100 +538,8 @@ func (d *Device) rollbackImpossible(data otadata.Data, active int) error {
 	if p == nil {
 		return fmt.Errorf("otadata sector %d selects OTA slot %d, which does not exist", other, slot)
 	}
-	if _, err := d.verifyApp(*p, false); err != nil {
+	if _, err := d.verifyApp(*p, true); err != nil {
 		return fmt.Errorf("previous app in %q does not verify: %w", p.Name, err)
 	}
 	return nil
-}
-
-// Info is what otaupgrade.info() returns, plus chip and digests.
-type Info struct {
-	Running    string // label of the running partition
-	Next       string // label of the next boot partition
-	Chip       espimage.Chip
-	ChipRev    uint16
-	Partitions []PartitionInfo // every app partition, table order
-}
-
-// PartitionInfo describes one app partition.
-//
-// otaupgrade.info() lists only partitions with Listed set, and for those
-// with State "" it gives an empty table: a faithful Lua emulation shows
-// App fields only when State is not "".
-type PartitionInfo struct {
-	Label    string
-	Subtype  uint8
-	Offset   uint32
-	Size     uint32
-	State    string            // "new","testing","valid","invalid","aborted","undefined" or "" (no entry)
-	App      *espimage.AppDesc // nil when the descriptor is unreadable
-	SHA256   []byte            // appended digest of the image there, nil if none
-	ImageLen int               // 0 when no valid image
-	Listed   bool              // subtype ota_0..test: a key of otaupgrade.info()'s table
-	Running  bool              // the app running now
-}
-
-// Info is otaupgrade.info().
-func (d *Device) Info() (Info, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.notRunning(); err != nil {
-		return Info{}, err
-	}
-	info := Info{Running: d.running.Name, Chip: d.cfg.Chip, ChipRev: d.cfg.ChipRev}
-	if b := d.bootPartition(); b != nil {
-		info.Next = b.Name
-	}
-	for i := range d.table.Partitions {
-		p := &d.table.Partitions[i]
-		if p.Type != partition.TypeApp {
-			continue
-		}
-		pi := PartitionInfo{
-			Label: p.Name, Subtype: p.Subtype, Offset: p.Offset, Size: p.Size,
-			Listed:  p.Subtype >= partition.SubtypeOTA0 && p.Subtype <= partition.SubtypeTest,
-			Running: same(p, d.running),
-		}
-		if st, code := d.stateOf(p); code == 0 {
-			pi.State = st.String()
-		}
-		pi.App = ReadAppDesc(d.fl, *p)
-		if img, err := d.verifyApp(*p, false); err == nil {
-			pi.ImageLen = img.Length
-			if img.HashAppended {
-				pi.SHA256 = append([]byte(nil), img.Digest[:]...)
-			}
-		}
-		info.Partitions = append(info.Partitions, pi)
-	}
-	return info, nil
-}
-
-// ReadAppDesc is esp_ota_get_partition_description: the 256 bytes after
-// the image and first segment headers, if they carry the magic word, or
-// nil. It does not verify the image.
-func ReadAppDesc(r io.ReaderAt, p partition.Partition) *espimage.AppDesc {
-	b := make([]byte, espimage.AppDescSize)
-	if _, err := r.ReadAt(b, int64(p.Offset)+espimage.AppDescOffset); err != nil {
-		return nil
-	}
-	if binary.LittleEndian.Uint32(b) != espimage.AppDescMagic {
-		return nil
-	}
-	cstr := func(f []byte) string {
-		if i := bytes.IndexByte(f, 0); i >= 0 {
-			f = f[:i]
-		}
-		return string(f)
-	}
-	a := &espimage.AppDesc{
-		SecureVersion: binary.LittleEndian.Uint32(b[4:]),
-		Version:       cstr(b[16:48]),
-		ProjectName:   cstr(b[48:80]),
-		Time:          cstr(b[80:96]),
-		Date:          cstr(b[96:112]),
-		IDFVer:        cstr(b[112:144]),
-	}
-	copy(a.ELFSHA256[:], b[144:176])
-	return a
 }

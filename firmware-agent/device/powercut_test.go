@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -107,10 +108,18 @@ func TestPowerCutEveryOperation(t *testing.T) {
 		},
 	}
 
+	// Dropped, then torn (flash's random model: a torn program clears a
+	// random subset of its bits, a torn erase leaves random bits) with
+	// three seeds, each cut point drawing from its own.
+	modes := []struct {
+		torn bool
+		seed uint64
+	}{{false, 0}, {true, 1}, {true, 1000}, {true, 2000}}
 	total := 0
-	for _, torn := range []bool{false, true} {
+	for _, m := range modes {
+		torn := m.torn
 		for _, c := range cycles {
-			t.Run(fmt.Sprintf("%s/torn=%v", c.name, torn), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/torn=%v/seed=%d", c.name, torn, m.seed), func(t *testing.T) {
 				start := base
 				if c.openArmed {
 					start = blankBase
@@ -155,6 +164,7 @@ func TestPowerCutEveryOperation(t *testing.T) {
 						}
 					}
 					validBefore := validSectors(t, f, tb)
+					f.SetTornSeed(m.seed + uint64(n))
 					f.CutPowerAfter(n, torn)
 					if c.openArmed {
 						d, err = Open(Config{Flash: f})
@@ -256,8 +266,11 @@ func TestTornOtadataEntry(t *testing.T) {
 				d := mustOpen(t, f)
 				must(t, c.setup(d))
 				f.CutPowerPartial(1, k) // the sector erase completes, the program is torn
-				if err := c.write(d); !errors.Is(err, flash.ErrPowerCut) {
-					t.Fatalf("k=%d: %v, want a power cut", k, err)
+				// Complete(false) succeeds: otaupgrade.c ignores what
+				// esp_ota_set_boot_partition returns. The cut happened all
+				// the same.
+				if err := c.write(d); err != nil && !errors.Is(err, flash.ErrPowerCut) || !f.PoweredOff() {
+					t.Fatalf("k=%d: %v, powered off %v; want a power cut", k, err, f.PoweredOff())
 				}
 				f.PowerOn()
 				if validSectors(t, f, tb) == 0 {
@@ -274,6 +287,51 @@ func TestTornOtadataEntry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTornOtadataEntryRandom tears the set-boot entry program with the
+// flash's random model (a random subset of its bits cleared), over many
+// seeds. The entry's CRC (bootloader_common_ota_select_valid: CRC32 of
+// ota_seq) decides: the device runs the new build only when the entry
+// reads back exactly as written, else the old one, and a torn entry
+// never counts as some other valid entry.
+func TestTornOtadataEntryRandom(t *testing.T) {
+	v1, v2 := synthApp(t, "v1"), synthApp(t, "v2")
+	builds := map[[32]byte]string{digestOf(t, v1): "v1", digestOf(t, v2): "v2"}
+	tb := smallTable(false, 2)
+	od := tb.OTAData()
+	// What Complete programs into sector 1: seq 2 (ota_1), NEW.
+	intended := otadata.NewEntry(2, otadata.StateNew)
+	whole := 0
+	for seed := uint64(1); seed <= 200; seed++ {
+		f := layout{table: tb, images: map[string][]byte{"ota_0": v1}, od: [2]*otadata.Entry{entry(1, sValid), nil}}.build(t)
+		d := mustOpen(t, f)
+		must(t, otaUpdateNoComplete(d, v2))
+		f.SetTornSeed(seed)
+		f.CutPowerAfter(1, true) // the sector erase completes, the program is torn
+		if err := d.Complete(false); err != nil || !f.PoweredOff() {
+			t.Fatalf("seed %d: %v, powered off %v", seed, err, f.PoweredOff())
+		}
+		f.PowerOn()
+		raw := make([]byte, otadata.EntrySize)
+		_, err := f.ReadAt(raw, int64(od.Offset)+otadata.SectorSize)
+		must(t, err)
+		got, err := otadata.Parse(raw)
+		must(t, err)
+		isWhole := bytes.Equal(raw, intended.Bytes())
+		if got.Valid() && !isWhole {
+			t.Fatalf("seed %d: torn entry %+v passes its CRC", seed, got)
+		}
+		want := "v1"
+		if isWhole {
+			want, whole = "v2", whole+1
+		}
+		d2 := mustOpen(t, f)
+		if b := builds[d2.image.Digest]; b != want {
+			t.Fatalf("seed %d: running %q, want %s; otadata %s", seed, b, want, describeOtadata(otadataBytes(t, f, tb)))
+		}
+	}
+	t.Logf("%d of 200 torn programs left the entry whole", whole)
 }
 
 func otaUpdateNoComplete(d *Device, img []byte) error {
@@ -321,6 +379,7 @@ func TestPowerCutRealImage(t *testing.T) {
 		for _, n := range points {
 			f := base.Clone()
 			d := mustOpen(t, f)
+			f.SetTornSeed(uint64(n) + 1)
 			f.CutPowerAfter(n, torn)
 			err := cycle(d)
 			if f.PoweredOff() != (n < total) || (err != nil) != (n < total) {

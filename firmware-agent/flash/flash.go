@@ -8,13 +8,32 @@
 // call returns, so killing the process at any moment leaves the file as a
 // power cut leaves a real chip. For tests, CutPowerAfter injects a power
 // cut after a given number of operations, optionally tearing the
-// interrupted operation half-way.
+// interrupted operation.
+//
+// A torn operation leaves what real NOR leaves: the content of the
+// interrupted unit is undefined ("If power is lost during erase, contents
+// of the page are undefined"; "if power is lost during write, the
+// contents of the written words are undefined, but the rest of the page
+// is guaranteed to be unchanged": the embedded-storage NorFlash contract,
+// docs.rs/embedded-storage 0.3; Microchip's flash controller chapters,
+// "Reset During Operation": "The content of a block or a page is
+// unpredictable"). The model, drawn from a seeded generator so every run
+// is repeatable:
+//   - an interrupted page program has cleared a random subset of the bits
+//     it was clearing; bits it was not clearing keep their value;
+//   - an interrupted erase leaves every bit of the sector or block at
+//     random.
+//
+// ESP-IDF's protections are what survive this: otadata entries carry a
+// CRC and images a SHA-256 (bootloader_common_ota_select_valid,
+// esp_image_format.c verify_simple_hash).
 package flash
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
@@ -69,10 +88,16 @@ type Flash struct {
 	// Fault injection.
 	cutArmed bool
 	cutLeft  int  // operations still allowed before the cut
-	tornKeep int  // bytes of the interrupted op applied (-1: half, 0: none)
+	torn     bool // the interrupted operation takes partial effect
+	tornKeep int  // with torn: bytes applied cleanly (-1: random model)
 	off      bool // power is cut
 	closed   bool
+	seed     uint64
+	rng      *rand.Rand // draws the torn operation's content
 }
+
+// DefaultTornSeed seeds the torn-operation model until SetTornSeed.
+const DefaultTornSeed = 1
 
 // Create makes a new flash file of size bytes (2, 4, 8 or 16 MiB), all 0xFF.
 // An existing file is replaced.
@@ -196,12 +221,17 @@ func (f *Flash) erase(off uint32, unit int) error {
 	if unit == BlockSize {
 		cost = f.timing.BlockErase
 	}
-	n, err := f.begin(unit)
-	if n > 0 {
-		region := f.data[off : int(off)+n]
+	region := f.data[off : int(off)+unit]
+	torn, err := f.begin()
+	switch {
+	case err == nil:
 		for i := range region {
 			region[i] = 0xFF
 		}
+	case torn:
+		f.tearErase(region)
+	}
+	if err == nil || torn {
 		if werr := f.persist(int(off), region); werr != nil {
 			err = werr
 		}
@@ -214,33 +244,70 @@ func (f *Flash) erase(off uint32, unit int) error {
 	return nil
 }
 
-// begin accounts for one operation of size bytes and says how many of its
-// bytes take effect: all of them normally, part when this is the
-// operation the power cut interrupts (then err is ErrPowerCut).
-func (f *Flash) begin(size int) (apply int, err error) {
+// begin accounts for one operation. err is nil when it takes full
+// effect; it is ErrPowerCut when the power is off or goes off now, and
+// then torn says whether this operation takes partial effect.
+func (f *Flash) begin() (torn bool, err error) {
 	if f.closed {
-		return 0, ErrClosed
+		return false, ErrClosed
 	}
 	if f.off {
-		return 0, ErrPowerCut
+		return false, ErrPowerCut
 	}
 	if f.cutArmed {
 		if f.cutLeft == 0 {
 			f.off = true
 			f.cutArmed = false
-			keep := f.tornKeep
-			if keep < 0 {
-				keep = size / 2
-			}
-			if keep > size {
-				keep = size
-			}
-			return keep, ErrPowerCut
+			return f.torn, ErrPowerCut
 		}
 		f.cutLeft--
 	}
 	f.ops++
-	return size, nil
+	return false, nil
+}
+
+func (f *Flash) random() *rand.Rand {
+	if f.rng == nil {
+		if f.seed == 0 {
+			f.seed = DefaultTornSeed
+		}
+		f.rng = rand.New(rand.NewPCG(f.seed, 0))
+	}
+	return f.rng
+}
+
+// tearErase leaves an interrupted erase's region: with CutPowerPartial,
+// its first keep bytes erased and the rest untouched; otherwise every
+// bit at random.
+func (f *Flash) tearErase(region []byte) {
+	if f.tornKeep >= 0 {
+		for i := range region[:min(f.tornKeep, len(region))] {
+			region[i] = 0xFF
+		}
+		return
+	}
+	r := f.random()
+	for i := range region {
+		region[i] = byte(r.Uint32())
+	}
+}
+
+// tearProgram leaves an interrupted page program of p over dst: with
+// CutPowerPartial, its first keep bytes programmed and the rest
+// untouched; otherwise a random subset of the bits it was clearing
+// cleared.
+func (f *Flash) tearProgram(dst, p []byte) {
+	if f.tornKeep >= 0 {
+		for i := range dst[:min(f.tornKeep, len(dst))] {
+			dst[i] &= p[i]
+		}
+		return
+	}
+	r := f.random()
+	for i := range dst {
+		clearing := dst[i] &^ p[i]
+		dst[i] &^= clearing & byte(r.Uint32())
+	}
 }
 
 // persist mirrors data[off:off+len(b)] (b aliases it) to the file.
@@ -294,13 +361,18 @@ func (f *Flash) Program(off uint32, p []byte) error {
 		if n > len(p) {
 			n = len(p)
 		}
-		var apply int
-		apply, err = f.begin(n)
-		if apply > 0 {
-			dst := f.data[off : int(off)+apply]
+		dst := f.data[off : int(off)+n]
+		var torn bool
+		torn, err = f.begin()
+		switch {
+		case err == nil:
 			for i := range dst {
 				dst[i] &= p[i]
 			}
+		case torn:
+			f.tearProgram(dst, p[:n])
+		}
+		if err == nil || torn {
 			if werr := f.persist(int(off), dst); werr != nil {
 				err = werr
 			}
@@ -339,24 +411,34 @@ func (f *Flash) Ops() int {
 }
 
 // CutPowerAfter makes the flash fail with ErrPowerCut after n more
-// operations; when torn is true, operation n+1 is applied half-way first.
+// operations; when torn is true, operation n+1 is torn: it leaves the
+// undefined content of the package comment, drawn from the seeded
+// generator (SetTornSeed), instead of not happening at all.
 func (f *Flash) CutPowerAfter(n int, torn bool) {
-	keep := 0
-	if torn {
-		keep = -1
-	}
-	f.CutPowerPartial(n, keep)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cutArmed, f.cutLeft, f.torn, f.tornKeep = true, n, torn, -1
 }
 
-// CutPowerPartial is CutPowerAfter with control over the interrupted
-// operation: its first keep bytes take effect (erased to 0xFF, or
-// programmed), the rest do not. keep < 0 means half.
+// CutPowerPartial is CutPowerAfter with one chosen outcome of the torn
+// operation instead of a random one: its first keep bytes take effect
+// (erased to 0xFF, or programmed), the rest are untouched. This is one of
+// the states the random model can leave for a program (a subset of the
+// bits cleared); tests use it to reach every byte boundary. keep < 0
+// means the random model.
 func (f *Flash) CutPowerPartial(n, keep int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.cutArmed = true
-	f.cutLeft = n
-	f.tornKeep = keep
+	f.cutArmed, f.cutLeft, f.torn, f.tornKeep = true, n, true, keep
+}
+
+// SetTornSeed seeds the generator that decides what a torn operation
+// leaves, so a run can be repeated (and varied) at will; 0 means
+// DefaultTornSeed.
+func (f *Flash) SetTornSeed(seed uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seed, f.rng = seed, nil
 }
 
 // PoweredOff reports whether an injected power cut has happened.

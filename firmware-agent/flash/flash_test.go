@@ -3,6 +3,7 @@ package flash
 import (
 	"bytes"
 	"errors"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"testing"
@@ -175,20 +176,82 @@ func TestPowerCut(t *testing.T) {
 	}
 }
 
-func TestTornOperations(t *testing.T) {
-	// A torn program applies its first half within the interrupted page.
+// TestTornProgram: an interrupted page program has cleared some of the
+// bits it was clearing and not others (NOR: the written words are
+// undefined, the rest of the page unchanged); pages before it are whole,
+// pages after it untouched. The outcome repeats for a seed.
+func TestTornProgram(t *testing.T) {
+	run := func(seed uint64) []byte {
+		f := NewMemory(BlockSize)
+		// Bits that are already 0, and bits the program leaves at 1, do
+		// not change: byte 0x0F programmed with 0x3C clears bits 0-1
+		// only, so it becomes 0x0C..0x0F.
+		if err := f.Program(PageSize, bytes.Repeat([]byte{0x0F}, PageSize)); err != nil {
+			t.Fatal(err)
+		}
+		f.SetTornSeed(seed)
+		f.CutPowerAfter(1, true) // page 0 whole, page 1 torn
+		data := append(make([]byte, PageSize), bytes.Repeat([]byte{0x3C}, PageSize)...)
+		data = append(data, make([]byte, PageSize)...)
+		if err := f.Program(0, data); !errors.Is(err, ErrPowerCut) {
+			t.Fatalf("program: %v", err)
+		}
+		f.PowerOn()
+		return f.Bytes()[:3*PageSize]
+	}
+	b := run(1)
+	if !bytes.Equal(b[:PageSize], make([]byte, PageSize)) {
+		t.Error("the page before the torn one is not whole")
+	}
+	if !bytes.Equal(b[2*PageSize:], bytes.Repeat([]byte{0xFF}, PageSize)) {
+		t.Error("the page after the torn one was programmed")
+	}
+	torn := b[PageSize : 2*PageSize]
+	seen := map[byte]bool{}
+	for i, c := range torn {
+		if c&^0x0F != 0 || c&0x0C != 0x0C {
+			t.Fatalf("byte %d = 0x%02x: only bits 0-1 (cleared by 0x3C over 0x0F) may change", i, c)
+		}
+		seen[c] = true
+	}
+	if len(seen) < 3 {
+		t.Errorf("torn page took only %d distinct values: %v, want a mix", len(seen), seen)
+	}
+	if !bytes.Equal(run(1), b) {
+		t.Error("the same seed gave a different torn page")
+	}
+	if bytes.Equal(run(2), b) {
+		t.Error("another seed gave the same torn page")
+	}
+}
+
+// TestTornErase: an interrupted erase leaves the sector's bits at random
+// (NOR: "contents of the page are undefined"), the next sector untouched.
+func TestTornErase(t *testing.T) {
 	f := NewMemory(BlockSize)
-	f.CutPowerAfter(1, true)
-	err := f.Program(0, make([]byte, 2*PageSize))
-	if !errors.Is(err, ErrPowerCut) {
-		t.Fatalf("program: %v", err)
+	if err := f.Program(0, make([]byte, 2*SectorSize)); err != nil {
+		t.Fatal(err)
+	}
+	f.CutPowerAfter(0, true)
+	if err := f.EraseSector(0); !errors.Is(err, ErrPowerCut) {
+		t.Fatalf("erase: %v", err)
 	}
 	f.PowerOn()
 	b := f.Bytes()
-	if b[PageSize] != 0 || b[PageSize+PageSize/2-1] != 0 || b[PageSize+PageSize/2] != 0xFF {
-		t.Errorf("torn second page: % x .. % x", b[PageSize:PageSize+2], b[PageSize+PageSize/2-1:PageSize+PageSize/2+1])
+	ones := 0
+	for _, c := range b[:SectorSize] {
+		ones += bits.OnesCount8(c)
 	}
+	// 32768 bits at random: far from all 0 (not erased) and all 1 (erased).
+	if ones < SectorSize*8/4 || ones > SectorSize*8*3/4 {
+		t.Errorf("torn sector has %d of %d bits set, want about half", ones, SectorSize*8)
+	}
+	if !bytes.Equal(b[SectorSize:2*SectorSize], make([]byte, SectorSize)) {
+		t.Error("the next sector changed")
+	}
+}
 
+func TestTornOperations(t *testing.T) {
 	// A torn erase leaves part of the sector erased.
 	g := NewMemory(BlockSize)
 	if err := g.Program(0, make([]byte, SectorSize)); err != nil {
@@ -199,7 +262,7 @@ func TestTornOperations(t *testing.T) {
 		t.Fatalf("erase: %v", err)
 	}
 	g.PowerOn()
-	b = g.Bytes()
+	b := g.Bytes()
 	if b[99] != 0xFF || b[100] != 0 {
 		t.Errorf("torn erase keep=100: byte 99 = 0x%02x, byte 100 = 0x%02x", b[99], b[100])
 	}

@@ -17,9 +17,11 @@ func init() { agents["c"] = bootC }
 // bootC boots the device with the C agent of firmware-agent/esp-idf,
 // built for the host (package cagent): the app runs for the device's
 // lifetime, and every time the line comes back it is attached again.
-func bootC(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(context.Context) error, func(), error) {
+func bootC(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(context.Context) error, func(), error) {
 	con := cagent.NewConsole()
-	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback})
+	boot := newBootLog(uart)
+	defer boot.use(con)
+	dev, err := device.Open(deviceConfig(fl, cfg, withLog(boot, cfg.Log)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
@@ -27,5 +29,5 @@ func bootC(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(co
 	// line: ring size and whether its ISR runs during flash operations.
 	install := func(u cagent.UART) { uart.InstallDriver(link.Receiver{RingBuffer: u.RxBuffer, ISRInIRAM: u.ISRInIRAM}) }
 	a := cagent.New(dev, con, cagent.Options{SetBaud: uart.SetBaud, InstallDriver: install})
-	return dev, func(ctx context.Context) error { return a.Serve(ctx, uart) }, a.Close, nil
+	return dev, func(ctx context.Context) error { boot.wait(ctx); return a.Serve(ctx, uart) }, a.Close, nil
 }

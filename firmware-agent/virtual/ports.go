@@ -124,7 +124,8 @@ const (
 // ServeHTTP carries the serial line over a WebSocket, one connection at
 // a time: each connection is a port open (fresh line buffers), ?baud=N
 // the host's rate (default: the line's power-on rate); binary messages in
-// both directions hold raw line bytes. A new connection takes the line
+// both directions hold raw line bytes, text messages from the client set
+// DTR/RTS (signals.go). A new connection takes the line
 // over and closes the previous one, as reopening a Web Serial port does.
 func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	baud := p.line.InitialBaud()
@@ -136,17 +137,21 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		baud = b
 	}
+	// The lock is held from the handshake to the registration: a client
+	// that opened after another, once its handshake is answered, must own
+	// the line after it, however the handlers are scheduled.
+	p.mu.Lock()
 	c, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
 		// The browser UI may run from another local server.
 		OriginPatterns: []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "[::1]:*"},
 	})
 	if err != nil {
+		p.mu.Unlock()
 		return // Accept has answered
 	}
 	c.SetReadLimit(1 << 20)
 	p.startPump()
 	out := make(chan []byte, 256)
-	p.mu.Lock()
 	// A port open: fresh buffers, the host's rate.
 	p.line.Reconnect()
 	p.line.Host().SetBaudNow(baud)
@@ -181,15 +186,24 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			break
 		}
-		if typ != websocket.MessageBinary {
-			status, reason = websocket.StatusUnsupportedData, "send serial bytes as binary messages"
-			break
-		}
 		p.mu.Lock()
 		owner := p.conn == c
 		p.mu.Unlock()
 		if !owner {
 			break
+		}
+		if typ == websocket.MessageText {
+			// Modem lines (signals.go).
+			s, err := ParseSignals(data, p.line.Signals())
+			if err != nil {
+				status, reason = websocket.StatusUnsupportedData, err.Error()
+				if len(reason) > 120 {
+					reason = reason[:120]
+				}
+				break
+			}
+			p.line.SetSignals(s)
+			continue
 		}
 		if p.active.Swap(portWS) != portWS {
 			host.SetBaudNow(baud) // back from the pseudo-terminal's rate
@@ -199,7 +213,8 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.mu.Lock()
-	if p.conn == c {
+	owned := p.conn == c
+	if owned {
 		p.conn = nil
 		close(p.out)
 		p.out = nil
@@ -210,6 +225,9 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.mu.Unlock()
+	if owned && p.line.Signals() != (link.Signals{}) {
+		p.line.SetSignals(link.Signals{}) // a closed port drops DTR and RTS
+	}
 	c.Close(status, reason)
 }
 
