@@ -33,18 +33,26 @@ build() {
 # headers for the C agent's 32-bit cross build.
 deps() {
 	local missing=()
+	command -v npm >/dev/null || missing+=(npm)
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
 	command -v luac5.3 >/dev/null || missing+=(lua5.3)
 	[ -f /usr/include/mbedtls/sha256.h ] || missing+=(libmbedtls-dev)
 	command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf)
 	[ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
-	[ ${#missing[@]} -eq 0 ] && return
-	local sudo=""
-	[ "$(id -u)" -ne 0 ] && sudo="sudo"
-	echo "installing ${missing[*]} with apt-get" >&2
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	if [ ${#missing[@]} -gt 0 ]; then
+		local sudo=""
+		[ "$(id -u)" -ne 0 ] && sudo="sudo"
+		echo "installing ${missing[*]} with apt-get" >&2
+		$sudo apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	# esptool-js, pinned: the tests check the virtual ROM loader against it,
+	# and take the flasher stubs it ships (esp-flasher-stub, Apache-2.0 OR
+	# MIT) from it rather than from the repository.
+	if [ ! -f .deps/node_modules/esptool-js/package.json ]; then
+		npm install --prefix .deps --no-audit --no-fund --silent esptool-js@0.7.0 >/dev/null
+	fi
 }
 
 check_format() {

@@ -52,6 +52,9 @@ type Root struct {
 
 	Console []string
 
+	// Inst is the "Install or recover" panel (install.go).
+	Inst InstallPanel
+
 	renderPending bool // a coalesced render is scheduled
 
 	// LastFlashMS is how long the last Flash took, click to rebooted
@@ -79,6 +82,9 @@ type ImageFile struct {
 	// running build or older: the user may flash it anyway.
 	Overridable bool
 	Force       bool // the user chose to flash anyway
+	// MergedNote says that the file was a merged image and only its app
+	// part goes over the air (install.go).
+	MergedNote string
 }
 
 // Port is an open serial line the session runs over.
@@ -353,7 +359,10 @@ func (c *Root) loadFile(read func() (string, []byte, error)) {
 		}
 		c.update(func() {
 			f := &ImageFile{Name: name, Data: data}
-			f.Image, f.ParseErr = espimage.Parse(data)
+			if app, note := mergedApp(name, data); app != nil {
+				f.Data, f.MergedNote = app, note
+			}
+			f.Image, f.ParseErr = espimage.Parse(f.Data)
 			c.File = f
 			c.check()
 		})

@@ -34,7 +34,7 @@ func init() {
 	register(&command{name: "accept", usage: common + "\n                       mark the running build valid (cancel rollback)", run: runAccept})
 	register(&command{name: "rollback", usage: common + "\n                       mark the running build invalid and reboot into the previous one", run: runRollback})
 	register(&command{name: "reboot", usage: common + "\n                       restart the device", run: runReboot})
-	register(&command{name: "monitor", usage: "--port PORT [--baud N]\n                       print the device log until Ctrl-C (N: the console's rate)", run: runMonitor})
+	register(&command{name: "monitor", usage: "--port PORT [--baud N] [--reset]\n                       print the device log until Ctrl-C (N: the console's rate)", run: runMonitor})
 }
 
 // remoteFlags are the flags every remote command takes.
@@ -417,6 +417,9 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
+	if image, err = appOfMerged(stderr, pos[0], image); err != nil {
+		return err
+	}
 	var base []byte
 	if *baseFile != "" {
 		if base, err = os.ReadFile(*baseFile); err != nil {
@@ -609,6 +612,8 @@ func runMonitor(args []string) error { return remoteMonitor(os.Stdout, os.Stderr
 
 func remoteMonitor(stdout, stderr io.Writer, args []string) error {
 	rf := newRemoteFlags("monitor --port PORT [flags]", stderr, updater.DefaultBaud, "rate the device console runs at")
+	reset := rf.fs.Bool("reset", false, "reset the chip through DTR/RTS first (EN pulse, GPIO0 released), to see its boot")
+	usbJTAG := rf.fs.Bool("usb-jtag", false, "with --reset: the port is the chip's USB-Serial-JTAG")
 	if _, err := rf.parse(args, 0); err != nil {
 		return err
 	}
@@ -623,6 +628,11 @@ func remoteMonitor(stdout, stderr io.Writer, args []string) error {
 		// Monitor does not talk to the agent: --baud is the rate the
 		// device's console already runs at.
 		if err := p.SetBaud(rf.baud); err != nil {
+			return err
+		}
+	}
+	if *reset {
+		if err := resetPort(p, *usbJTAG); err != nil {
 			return err
 		}
 	}

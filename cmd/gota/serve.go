@@ -38,6 +38,7 @@ type serveOptions struct {
 	uart      link.UART
 	fastFlash bool
 	noDevice  bool
+	stubDir   string // flasher stubs for the page's installer
 }
 
 func runServe(args []string) error {
@@ -52,6 +53,7 @@ func runServe(args []string) error {
 	uartFlag(fs, &o.uart)
 	fs.BoolVar(&o.fastFlash, "fast-flash", false, "instant flash operations (default: realistic SPI NOR timing)")
 	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
+	fs.StringVar(&o.stubDir, "stub", os.Getenv("GOTA_STUB_DIR"), "directory of flasher stub JSON files by chip (e.g. node_modules/esptool-js/lib/targets/stub_flasher) for the page's installer; default $GOTA_STUB_DIR, none: ROM loader only")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -75,7 +77,7 @@ func runServe(args []string) error {
 // serve runs the page server until ctx is done. ready receives the URL
 // once the server listens; notes go to log.
 func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url string)) error {
-	cfg := server.Config{Dir: o.dir}
+	cfg := server.Config{Dir: o.dir, StubDir: o.stubDir}
 	if !o.noDevice {
 		path := o.flash
 		if path == "" {
