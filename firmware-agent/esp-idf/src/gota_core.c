@@ -1,14 +1,16 @@
 /*
- * Device side of the Gota wire protocol (protocol/SPEC.md), portable C99.
- * The Go agent (firmware-agent/agent) is the reference for every rule.
+ * Device side of the Gota wire protocol (protocol/SPEC.md), portable C99:
+ * sessions, the reply cache, requests, the line-rate rules and the task's
+ * loop; transfers are in gota_xfer.c. The Go agent (firmware-agent/agent)
+ * is the reference for every rule.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "gota_core.h"
 #include "gota_port.h"
-
 #include "gota_priv.h"
 
 static const char *const s_type_names[] = {
