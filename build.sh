@@ -72,6 +72,8 @@ build)
 	;;
 serve)
 	build
+	stubs=.deps/node_modules/esptool-js/lib/targets/stub_flasher
+	[ -d "$stubs" ] && set -- "$1" --stub "$stubs" "${@:2}"
 	exec "$DIST/gota" serve --dir "$DIST" --addr "127.0.0.1:${PORT:-8080}" "${@:2}"
 	;;
 test)

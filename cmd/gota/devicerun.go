@@ -87,6 +87,15 @@ the agent's UART ISR is in IRAM (see firmware-agent/link). A cut (--disconnect-a
 pseudo-terminal behind LINK and closes the WebSocket: the host must reopen
 its port. GOTA_LINK_TRACE=1 prints the line's rates and counters every second.
 
+DTR and RTS reach EN and GPIO0 through a dev board's auto-reset circuit
+(--reset usb-jtag: the ESP32-S3/C3 USB-Serial-JTAG), as esptool's resets
+expect; over the WebSocket a text message {"dtr": true, "rts": false} sets
+them. GPIO0 low at reset enters the ROM's download mode (esptool's serial
+protocol at 115200 baud, flasher stubs recognised by digest); a pseudo-
+terminal has no modem lines, so --boot download holds GPIO0 low instead
+(the BOOT button). A flash without a bootloader ("gota device create
+--blank") boot-loops with "invalid header" until something is installed.
+
 flags:
 `)
 		fs.PrintDefaults()

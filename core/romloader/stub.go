@@ -16,8 +16,13 @@ import (
 // behind its replies) and adds ERASE_FLASH, ERASE_REGION and READ_FLASH.
 //
 // Gota ships no stub. It loads the JSON files published with esptool and
-// esptool-js (esptool-js 0.7.0 lib/targets/stub_flasher/*.json, which are
-// esp-flasher-stub v1.2.2, Apache-2.0 OR MIT) at run time.
+// esptool-js at run time: esptool-js 0.7.0's lib/targets/stub_flasher/*.json
+// are esp-flasher-stub v1.2.2 (the ESP32 text segment's SHA-256 equals that
+// of esptool's targets/stub_flasher/2/esp32.json, whose README states the
+// binaries are dual licensed Apache-2.0 or MIT, sources at
+// github.com/espressif/esp-flasher-stub/releases/tag/v1.2.2). The licence
+// would allow shipping them; the project's rule is not to commit fetched
+// binaries, so they stay in the npm package.
 type Stub struct {
 	Entry     uint32
 	TextStart uint32
