@@ -100,6 +100,9 @@ type Options struct {
 	NoDelta       bool
 	// RateCheck and RateIdle shorten SPEC.md 7's 3 s and 5 s (tests).
 	RateCheck, RateIdle time.Duration
+	// AcceptOnBoot gives the app an accept hook that accepts every
+	// build it boots on trial (gota_agent_config_t.accept).
+	AcceptOnBoot bool
 	// SetBaud is called when the agent switches its line rate; nil means
 	// the rate is not modelled.
 	SetBaud func(baud int) error
@@ -202,6 +205,9 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 	}
 	a.host.rate_check_ms = C.uint32_t(opt.RateCheck.Milliseconds())
 	a.host.rate_idle_ms = C.uint32_t(opt.RateIdle.Milliseconds())
+	if opt.AcceptOnBoot {
+		a.host.accept_on_boot = 1
+	}
 	dev.OnReboot(func() {
 		a.changed()
 		a.rebooted.Store(true)
