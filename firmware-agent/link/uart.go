@@ -224,3 +224,16 @@ func (l *Line) serviceFIFOLocked(t time.Time) {
 	l.fifo.read(buf[:n])
 	l.h2d.rx.write(buf[:n])
 }
+
+// MarshalText returns the model's name, for flags and JSON.
+func (u UART) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// UnmarshalText parses "bridge" or "usb".
+func (u *UART) UnmarshalText(b []byte) error {
+	v, err := ParseUART(string(b))
+	if err != nil {
+		return err
+	}
+	*u = v
+	return nil
+}
