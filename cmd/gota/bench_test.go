@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/link"
 )
 
 func TestRandomAppImage(t *testing.T) {
@@ -40,43 +39,59 @@ func TestRandomAppImage(t *testing.T) {
 	}
 }
 
-// TestBenchFlash runs one benchmark flash in process (line, agent,
-// device, updater) and checks it reports sane figures; it asserts no
-// times.
-func TestBenchFlash(t *testing.T) {
-	img, err := randomAppImage(128<<10, 3)
+// TestBenchOnce times one small update per agent in process (line,
+// agent, device, updater) and checks the figures are consistent; it
+// asserts no times, only what the emulation can never do: carry bytes
+// faster than the wire.
+func TestBenchOnce(t *testing.T) {
+	img, err := randomAppImage(48<<10, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := benchFlash(context.Background(), benchImage{name: "random", data: img}, 2000000, flash.Timing{})
-	if r.Err != nil {
-		t.Fatal(r.Err)
-	}
-	if r.Gota <= 0 || r.Raw <= 0 || r.WireBytes < int64(len(img)) {
-		t.Fatalf("result %+v: incompressible data cannot take fewer wire bytes than its size", r)
-	}
-	t.Logf("%d bytes at 2 Mbaud: raw %v, gota %v, ratio %.3f", r.Size, r.Raw, r.Gota, r.Ratio())
-}
-
-func TestBenchCommand(t *testing.T) {
-	img, err := randomAppImage(64<<10, 4)
+	running, err := randomAppImage(16<<10, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := t.TempDir() + "/small.bin"
-	if err := writeFileForTest(name, img); err != nil {
-		t.Fatal(err)
-	}
-	var out, errOut bytes.Buffer
-	if err := bench(context.Background(), &out, &errOut, []string{"--baud", "2000000", "--fast-flash", name}); err != nil {
-		t.Fatalf("%v\n%s%s", err, out.String(), errOut.String())
-	}
-	if !strings.Contains(out.String(), "small.bin") || !strings.Contains(out.String(), "raw @2000000") {
-		t.Fatalf("table:\n%s", out.String())
-	}
-	if err := bench(context.Background(), &out, &errOut, []string{"--baud", "0"}); err == nil {
-		t.Fatal("--baud 0 accepted")
+	sc := benchScenario{name: "random", image: img, running: running}
+	for _, agent := range []string{"go", "lua"} {
+		t.Run(agent, func(t *testing.T) {
+			r, err := benchOnce(context.Background(), agent, sc, benchOptions{baud: 921600, runs: 1, timing: flash.RealisticTiming})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.transfer <= 0 || r.endToEnd < r.transfer {
+				t.Fatalf("transfer %v, end to end %v", r.transfer, r.endToEnd)
+			}
+			if r.wire < int64(len(img)) {
+				t.Fatalf("%d wire bytes for %d incompressible image bytes", r.wire, len(img))
+			}
+			if u := r.utilisation(); u > 1 {
+				t.Fatalf("line use %.3f: the emulated wire carried bytes faster than %d baud", u, r.baud)
+			}
+			t.Logf("%s at %d baud: transfer %v, end to end %v, %d wire bytes, line use %.3f", agent, r.baud, r.transfer, r.endToEnd, r.wire, r.utilisation())
+		})
 	}
 }
 
-func writeFileForTest(name string, b []byte) error { return os.WriteFile(name, b, 0o644) }
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{{"--baud", "0"}, {"--runs", "0"}, {"--agent", "python"}, {"--uart", "rs485"}, {"extra"}} {
+		var out, errOut bytes.Buffer
+		if err := bench(context.Background(), &out, &errOut, args); err == nil {
+			t.Errorf("bench %v: accepted", args)
+		}
+	}
+}
+
+func TestGoalNote(t *testing.T) {
+	o := benchOptions{uart: link.Bridge, timing: flash.RealisticTiming}
+	if got := goalNote("go", "LEDController v1.1 over v1.0", 921600, o, 0.57, 0.70); got != "transfer ≤ 0.58 met, e2e ≤ 0.66 MISSED" {
+		t.Errorf("goalNote = %q", got)
+	}
+	if got := goalNote("lua", "LEDController v1.1 over v1.0", 115200, o, 1, 1); got != "" {
+		t.Errorf("goalNote for another agent = %q, want none", got)
+	}
+	o.timing = flash.Timing{}
+	if got := goalNote("go", "LEDController v1.1 over v1.0", 921600, o, 1, 1); got != "" {
+		t.Errorf("goalNote with instant flash = %q, want none", got)
+	}
+}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
+	"golang.org/x/mod/semver"
 
 	"github.com/gota-dev/gota/core/espimage"
 )
@@ -156,22 +156,28 @@ func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 	return done()
 }
 
-func parseVersion(v string) *semver.Version {
-	sv, err := semver.NewVersion(strings.TrimSpace(v))
-	if err != nil {
-		return nil
+// canonicalVersion returns v as golang.org/x/mod/semver wants it ("v"
+// prefix; "1.2" means v1.2.0), or "" when v is not a semantic version
+// (a git hash, "37d69ca").
+func canonicalVersion(v string) string {
+	v = strings.TrimSpace(v)
+	if !strings.HasPrefix(v, "v") {
+		v = "v" + v
 	}
-	return sv
+	if !semver.IsValid(v) {
+		return ""
+	}
+	return v
 }
 
 func older(newV, oldV string) bool {
-	n, o := parseVersion(newV), parseVersion(oldV)
-	return n != nil && o != nil && n.LessThan(o)
+	n, o := canonicalVersion(newV), canonicalVersion(oldV)
+	return n != "" && o != "" && semver.Compare(n, o) < 0
 }
 
 func newer(newV, oldV string) bool {
-	n, o := parseVersion(newV), parseVersion(oldV)
-	return n != nil && o != nil && n.GreaterThan(o)
+	n, o := canonicalVersion(newV), canonicalVersion(oldV)
+	return n != "" && o != "" && semver.Compare(n, o) > 0
 }
 
 // nextUpdate is esp_ota_get_next_update_partition(NULL) on the reported

@@ -181,3 +181,26 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionOrder(t *testing.T) {
+	for _, tc := range []struct {
+		newV, oldV     string
+		older, isNewer bool
+	}{
+		{"1.1.0", "1.0.0", false, true},
+		{"v0.9", "1.0.0", true, false},
+		{"1.2", "1.2.0", false, false},
+		{"2.0.0-rc1", "2.0.0", true, false},
+		{"1.0.10", "1.0.9", false, true},
+		{"37d69ca", "1.0.0", false, false}, // a git hash is no version: neither
+		{" 1.0.1 ", "1.0.0", false, true},
+		{"", "1.0.0", false, false},
+	} {
+		if got := older(tc.newV, tc.oldV); got != tc.older {
+			t.Errorf("older(%q, %q) = %v", tc.newV, tc.oldV, got)
+		}
+		if got := newer(tc.newV, tc.oldV); got != tc.isNewer {
+			t.Errorf("newer(%q, %q) = %v", tc.newV, tc.oldV, got)
+		}
+	}
+}

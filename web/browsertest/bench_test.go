@@ -15,8 +15,14 @@ import (
 	"github.com/gota-dev/gota/web/server"
 )
 
+// Goals for the page (issue "Honest emulator, honest figures").
+const (
+	wasmGzipGoal = 1_500_000               // bytes of main.wasm as served, gzipped
+	coldTTIGoal  = 1000 * time.Millisecond // cold headless Chromium to an interactive page
+)
+
 // BenchmarkPageWeight reports the WebAssembly binary's size, raw and as
-// served gzip-compressed.
+// served gzip-compressed, against its goal.
 func BenchmarkPageWeight(b *testing.B) {
 	dist := buildDist(b)
 	s, err := server.New(server.Config{Dir: dist})
@@ -31,28 +37,37 @@ func BenchmarkPageWeight(b *testing.B) {
 	}
 	b.ReportMetric(float64(raw), "wasm-bytes")
 	b.ReportMetric(float64(gz), "wasm-gzip-bytes")
-	fmt.Printf("page weight: main.wasm %d bytes raw, %d bytes gzipped (%.1f%%)\n", raw, gz, 100*float64(gz)/float64(raw))
+	fmt.Printf("page weight: main.wasm %d bytes raw, %d bytes gzipped (%.1f%%); goal <= %d gzipped: %s\n",
+		raw, gz, 100*float64(gz)/float64(raw), wasmGzipGoal, verdict(gz <= wasmGzipGoal))
 }
 
-// BenchmarkTimeToInteractive loads the page in headless Chromium until
-// the WebAssembly app has rendered (data-gota-ready), per load.
+// BenchmarkTimeToInteractive starts a fresh headless Chromium (new
+// profile: no HTTP cache, no compiled WebAssembly) for each of 3 loads
+// and reports the median time from navigation to the rendered app
+// (data-gota-ready), browser start-up not included.
 func BenchmarkTimeToInteractive(b *testing.B) {
 	app, err := server.DemoApp("1.0.0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	s := startSite(b, app)
-	ctx := newBrowser(b)
-	load(b, ctx, s.URL) // warm the browser process
-	var total time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		total += load(b, ctx, s.URL+"/?n="+strconv.Itoa(i))
+	var times []time.Duration
+	for i := 0; i < b.N*3; i++ {
+		ctx := newBrowser(b)
+		times = append(times, load(b, ctx, s.URL+"/?n="+strconv.Itoa(i)))
 	}
-	b.StopTimer()
-	ms := float64(total.Milliseconds()) / float64(b.N)
-	b.ReportMetric(ms, "ms-to-interactive")
-	fmt.Printf("time to interactive (headless Chromium, local server): %.0f ms\n", ms)
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	med := times[len(times)/2]
+	b.ReportMetric(float64(med.Milliseconds()), "ms-to-interactive")
+	fmt.Printf("time to interactive (cold headless Chromium, local server, median of %d): %d ms; goal <= %d ms: %s\n",
+		len(times), med.Milliseconds(), coldTTIGoal.Milliseconds(), verdict(med <= coldTTIGoal))
+}
+
+func verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "MISSED"
 }
 
 // BenchmarkFlashBrowserVsCLI flashes the LEDController v1.1 image over an
