@@ -14,6 +14,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/otadata"
@@ -65,6 +66,12 @@ type Config struct {
 	ChipRev     uint16    // major*100+minor, default 300 (ESP32 v3.0)
 	NoRollback  bool      // CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE off
 	Log         io.Writer // boot and app log lines, ESP-IDF style; may be nil
+	// InstantBoot returns from Open and Reboot as soon as the boot is
+	// computed, without waiting the modelled boot time (the log keeps its
+	// modelled timestamps). A flash with zero Timing boots instantly too;
+	// otherwise a boot lasts as long as on a real ESP32 (see the package
+	// doc).
+	InstantBoot bool
 }
 
 func (c *Config) bootConfig() BootConfig {
@@ -89,9 +96,11 @@ type Device struct {
 	table *partition.Table
 	log   *logger
 
-	running *partition.Partition // nil when nothing booted
-	image   *espimage.Image      // the running image
-	boots   int
+	flashCfg flashConfig          // the bootloader's SPI mode and clock
+	bootTime time.Duration        // reset to app_main, last boot
+	running  *partition.Partition // nil when nothing booted
+	image    *espimage.Image      // the running image
+	boots    int
 
 	// esp_ota_ops.c state.
 	ota        *otaEntry // the one live entry (older ones are unreachable in NodeMCU)
@@ -154,13 +163,13 @@ func Open(cfg Config) (*Device, error) {
 	if cfg.ChipRev == 0 {
 		cfg.ChipRev = DefaultChipRev
 	}
-	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log)}
+	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log), flashCfg: readFlashConfig(cfg.Flash)}
 	t, err := ReadTable(cfg.Flash, cfg.TableOffset, BootFlashSize(cfg.Flash, cfg.Flash.Size()))
 	if err != nil {
 		// bootloader_utility_load_partition_table, then call_start_cpu0
 		// resets: the chip loops here.
-		d.log.rom(true)
-		d.log.bootHeader(d)
+		d.log.rom(true, d.realtime(), d.flashCfg)
+		d.log.bootHeader(d, d.flashCfg)
 		if cause := errors.Unwrap(err); cause != nil && !strings.HasPrefix(err.Error(), "read ") {
 			d.log.line('E', "flash_parts", cause.Error())
 		}
@@ -207,8 +216,11 @@ func (d *Device) boot(powerOn bool) error {
 	d.ota, d.lastHandle, d.luaHandle, d.luaNext = nil, 0, 0, nil
 	d.running, d.image = nil, nil
 	d.boots++
-	d.log.rom(powerOn)
-	d.log.bootHeader(d)
+	d.log.rom(powerOn, d.realtime(), d.flashCfg)
+	d.log.bootHeader(d, d.flashCfg)
+	// bootloader_utility_load_partition_table maps the table and checks
+	// its MD5 before printing it.
+	d.log.clock.work(d.flashCfg.verify(partition.MaxTableSize))
 	d.log.table(d.table)
 
 	pl, err := PlanBoot(d.fl, d.table, d.cfg.bootConfig())
@@ -216,15 +228,21 @@ func (d *Device) boot(powerOn bool) error {
 		d.log.line('E', "boot", err.Error())
 		return fmt.Errorf("device: boot: %w", err)
 	}
+	if pl.HasOtadata {
+		d.log.clock.work(d.flashCfg.read(otadata.PartitionSize)) // read_otadata
+	}
 	// The bootloader's otadata writes happen before it loads the app,
 	// except the initial-entry one, which follows a successful load.
 	for _, w := range pl.Writes {
 		if err := d.writeOtadata(w.Sector, w.Entry); err != nil {
 			return fmt.Errorf("device: boot: otadata sector %d (%s): %w", w.Sector, w.Reason, err)
 		}
+		t := d.fl.Timing()
+		d.log.clock.work(t.SectorErase + t.PageProgram)
 	}
 	for _, l := range pl.Log {
 		d.log.line(l.Level, l.Tag, l.Text)
+		d.log.clock.work(d.flashCfg.image(l.work))
 	}
 	if pl.Reset != nil {
 		return fmt.Errorf("device: boot: %w: %w", ErrNoBootableApp, pl.Reset)
@@ -235,7 +253,25 @@ func (d *Device) boot(powerOn bool) error {
 	p := *pl.Boot
 	d.running, d.image = &p, pl.Image
 	d.log.app(d)
+	d.bootTime = d.log.clock.appMain
 	return nil
+}
+
+// realtime reports whether boots take the modelled time on the wall
+// clock.
+func (d *Device) realtime() bool {
+	return !d.cfg.InstantBoot && d.fl.Timing() != (flash.Timing{})
+}
+
+// BootTime returns the modelled time from the last reset to app_main
+// (what the "Calling app_main()" timestamp says), 0 when nothing booted.
+func (d *Device) BootTime() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running == nil {
+		return 0
+	}
+	return d.bootTime
 }
 
 // writeOtadata erases an otadata sector and programs entry at its start,
