@@ -35,13 +35,11 @@ const (
 	// and feeds 1 KiB chunks to the SHA-256 engine; for a load segment it
 	// also writes each word, obfuscated, to IRAM/DRAM. Fitted to real
 	// ESP32 logs (see the package doc), as are the two fixed costs below.
-	mapCPUPerByte  = 245 * time.Nanosecond
+	mapCPUPerByte  = 265 * time.Nanosecond
 	loadCPUPerByte = 315 * time.Nanosecond
-	// mapSegmentCost is a fixed cost of each flash-mapped segment, and
-	// imageEndCost that of finishing an image (process_checksum,
+	// imageEndCost is that of finishing an image (process_checksum,
 	// process_appended_hash, verify_simple_hash; each maps flash again).
-	mapSegmentCost = 6 * time.Millisecond
-	imageEndCost   = 11 * time.Millisecond
+	imageEndCost = 11 * time.Millisecond
 	// bootloaderInit is bootloader_init after bootloader_console_init has
 	// waited for the ROM's output to leave the FIFO: up to the banner.
 	bootloaderInit = time.Millisecond
@@ -145,16 +143,14 @@ func (fc flashConfig) verify(n int) time.Duration {
 // imageWork is what esp_image_format.c's image_load does between two log
 // lines, in the units the model charges.
 type imageWork struct {
-	loaded      int // bytes of load segments (and their headers)
-	mapped      int // bytes of flash-mapped segments (and their headers)
-	mapSegments int
-	ends        int // images finished (checksum and digest checked)
+	loaded int // bytes of load segments (and their headers)
+	mapped int // bytes of other segments (and their headers)
+	ends   int // images finished (checksum and digest checked)
 }
 
 func (w *imageWork) add(o imageWork) {
 	w.loaded += o.loaded
 	w.mapped += o.mapped
-	w.mapSegments += o.mapSegments
 	w.ends += o.ends
 }
 
@@ -163,7 +159,6 @@ func (fc flashConfig) image(w imageWork) time.Duration {
 	return fc.read(w.loaded+w.mapped) +
 		time.Duration(w.loaded)*loadCPUPerByte +
 		time.Duration(w.mapped)*mapCPUPerByte +
-		time.Duration(w.mapSegments)*mapSegmentCost +
 		time.Duration(w.ends)*imageEndCost
 }
 

@@ -1,11 +1,3 @@
-// Package device is a virtual ESP32: emulated flash, partition table,
-// second-stage bootloader rules and ESP-IDF's OTA API as NodeMCU's
-// otaupgrade module exposes it.
-//
-// The behaviour follows ESP-IDF v5.1.3 (bootloader_utility.c,
-// esp_ota_ops.c) and NodeMCU's otaupgrade.c call for call, including
-// their quirks: see the comments at each method. The agent (issue 4) and
-// the Lua harness (issue 6) use these names.
 package device
 
 import (

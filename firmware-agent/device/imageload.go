@@ -265,7 +265,7 @@ func (l *imageLoader) segment(i int, off uint32) (uint32, byte, error) {
 	}
 	w := imageWork{loaded: espimage.SegmentHeaderSize + int(n)}
 	if !doLoad {
-		w = imageWork{mapped: w.loaded, mapSegments: 1}
+		w = imageWork{mapped: w.loaded}
 	}
 	l.did(w)
 	return n, sum, nil
