@@ -55,11 +55,11 @@ type benchGoal struct {
 
 // benchRun is one timed update.
 type benchRun struct {
-	baud      int           // the rate the transfer ran at
-	wire      int64         // bytes host to device from BEGIN to the last ACK
-	transfer  time.Duration // BEGIN sent to the last image byte acknowledged
-	endToEnd  time.Duration // connect to the new build confirmed running
-	sentBytes int
+	baud     int           // the rate the transfer ran at
+	wire     int64         // bytes host to device from BEGIN to the last ACK
+	transfer time.Duration // BEGIN sent to the last image byte acknowledged
+	endToEnd time.Duration // connect to the new build confirmed running
+	overruns int64         // host bytes the device's UART lost
 }
 
 // raw is the line time of the image's bytes alone at the run's rate.
@@ -112,17 +112,17 @@ func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	}
 	failed := false
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "agent\tscenario\tbaud\traw\twire bytes\ttransfer\tratio\tend to end\tratio\tline use\tgoal\t\n")
+	fmt.Fprintf(tw, "agent\tscenario\tbaud\traw\twire bytes\toverruns\ttransfer\tratio\tend to end\tratio\tline use\tgoal\t\n")
 	for _, agent := range o.agents {
 		for _, sc := range scenarios {
 			runs, err := benchRuns(ctx, agent, sc, o)
 			if err != nil {
 				failed = true
-				fmt.Fprintf(tw, "%s\t%s\t\t\t\t\tfailed: %v\t\t\t\t\t\n", agent, sc.name, err)
+				fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\tfailed: %v\t\t\t\t\t\n", agent, sc.name, err)
 				continue
 			}
 			if runs == nil {
-				fmt.Fprintf(tw, "%s\t%s\t115200\t\t\t\tskipped: %s a run\t\t\t\t\t\n", agent, sc.name,
+				fmt.Fprintf(tw, "%s\t%s\t115200\t\t\t\t\tskipped: %s a run\t\t\t\t\t\n", agent, sc.name,
 					benchRun{baud: 115200}.raw(len(sc.image)).Round(time.Second))
 				continue
 			}
@@ -133,15 +133,16 @@ func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 			if use > 1 {
 				failed = true
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%.3f\t%s\t%.3f\t%.3f\t%s\t\n", agent, sc.name, m.baud,
-				raw.Round(time.Millisecond), m.wire, m.transfer.Round(time.Millisecond), tr,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%.3f\t%s\t%.3f\t%.3f\t%s\t\n", agent, sc.name, m.baud,
+				raw.Round(time.Millisecond), m.wire, m.overruns, m.transfer.Round(time.Millisecond), tr,
 				m.endToEnd.Round(time.Millisecond), e2e, use, goalNote(agent, sc.name, m.baud, o, tr, e2e))
 		}
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, `medians of %d runs; line: %s UART model, %s flash timing; each run in process (link + agent + virtual device + updater, no OS port)
 raw = image bytes ×10 / baud (8N1) at the rate the transfer ran
-transfer = BEGIN sent to the last image byte acknowledged; wire bytes = host to device in that time (frames, compression, resends)
+transfer = BEGIN sent to the last image byte acknowledged; wire bytes = host to device in that time (frames, compression, resends);
+overruns = host bytes the device's UART lost (FIFO full while a flash operation stopped its ISR, or its ring full)
 end to end = Connect (HELLO, BAUD) + INFO + check + BEGIN .. END + reboot + INFO confirming the new build runs, as gota flash does
 line use = wire bytes ×10 / baud / transfer (above 1.000 the emulation would be faster than the wire: the bench fails)
 `, o.runs, o.uart, map[bool]string{true: "instant", false: "realistic"}[*fast])
@@ -271,6 +272,7 @@ func benchOnce(ctx context.Context, agent string, sc benchScenario, o benchOptio
 	}
 	r.endToEnd = time.Since(start)
 	r.transfer = sent.Sub(begin)
+	r.overruns = line.Stats().DeviceOverruns
 	// A figure for an image that did not arrive intact means nothing.
 	if err := checkRunning(vd.Device(), fl, sc.image); err != nil {
 		return r, err
@@ -325,9 +327,14 @@ func randomAppImage(size int, seed int64) ([]byte, error) {
 		SPIMode: 2, SPISpeed: 0xF, FlashSize: 2, Entry: 0x40080000, WPPin: 0xEE,
 		Chip: espimage.ChipESP32, MaxChipRevFull: 0xFFFF, HashAppended: true,
 	}
+	// Both segments are flash-mapped (DROM, then IROM), which the
+	// bootloader maps rather than loads, so their size is not bounded by
+	// RAM; each maps at an address congruent to its image offset modulo
+	// the 64 KiB MMU page.
+	d1Offset := espimage.HeaderSize + 2*espimage.SegmentHeaderSize + len(d0)
 	segs := []espimage.Segment{
 		{LoadAddr: 0x3F400020, Data: d0}, // image offset 0x20 at a 64 KiB aligned slot
-		{LoadAddr: 0x3FFB0000, Data: d1},
+		{LoadAddr: 0x400D0000 + uint32(d1Offset%0x10000), Data: d1},
 	}
 	app := &espimage.AppDesc{
 		Version:     fmt.Sprintf("random-%d", seed),

@@ -136,17 +136,21 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		baud = b
 	}
+	// The lock is held from the handshake to the registration: a client
+	// that opened after another, once its handshake is answered, must own
+	// the line after it, however the handlers are scheduled.
+	p.mu.Lock()
 	c, err := websocket.Accept(rw, r, &websocket.AcceptOptions{
 		// The browser UI may run from another local server.
 		OriginPatterns: []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "[::1]:*"},
 	})
 	if err != nil {
+		p.mu.Unlock()
 		return // Accept has answered
 	}
 	c.SetReadLimit(1 << 20)
 	p.startPump()
 	out := make(chan []byte, 256)
-	p.mu.Lock()
 	// A port open: fresh buffers, the host's rate.
 	p.line.Reconnect()
 	p.line.Host().SetBaudNow(baud)
