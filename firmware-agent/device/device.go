@@ -102,6 +102,7 @@ type Device struct {
 	luaNext   *partition.Partition
 
 	onReboot []func()
+	onReset  []func()
 }
 
 // ReadTable reads the partition table at off as the second-stage
@@ -208,6 +209,11 @@ func (d *Device) boot(powerOn bool) error {
 	d.ota, d.lastHandle, d.luaHandle, d.luaNext = nil, 0, 0, nil
 	d.running, d.image = nil, nil
 	d.boots++
+	if !powerOn {
+		for _, f := range d.onReset {
+			f()
+		}
+	}
 	d.log.rom(powerOn, d.realtime(), d.flashCfg)
 	d.log.bootHeader(d, d.flashCfg)
 	// bootloader_utility_load_partition_table maps the table and checks
@@ -284,6 +290,16 @@ func (d *Device) writeOtadata(sector int, e otadata.Entry) error {
 func (d *Device) OnReboot(f func()) {
 	d.mu.Lock()
 	d.onReboot = append(d.onReboot, f)
+	d.mu.Unlock()
+}
+
+// OnReset registers f to run at every reset of Reboot, before the ROM
+// prints anything: the ROM sets up the console UART afresh (its own
+// rate, 115200), so whatever rate the app had switched to is gone. f runs
+// with the device locked and must not call the Device.
+func (d *Device) OnReset(f func()) {
+	d.mu.Lock()
+	d.onReset = append(d.onReset, f)
 	d.mu.Unlock()
 }
 

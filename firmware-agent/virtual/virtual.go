@@ -71,6 +71,7 @@ func bootGo(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(c
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	consoleAtReset(dev, uart)
 	uart.InstallDriver(agent.UART)
 	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
 	return dev, func(ctx context.Context) error { return a.Serve(ctx, uart) }, func() {}, nil
@@ -86,6 +87,7 @@ func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	consoleAtReset(dev, uart)
 	board := nodemcu.NewBoard(dev, nodemcu.AgentScript, nodemcu.Options{
 		Console:     con,
 		Log:         cfg.Log,
@@ -96,6 +98,16 @@ func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(
 		RxBuffer: 128 + 256,
 	})
 	return dev, func(ctx context.Context) error { return board.Run(ctx, uart) }, func() { board.Close() }, nil
+}
+
+// consoleAtReset puts the device's UART back to its power-on rate at
+// every reset, before the ROM and the bootloader print: a host still at
+// the agent's fast rate reads the boot log garbled, as from a real board.
+// What the app sent before restarting leaves first at the old rate (an
+// agent waits for it, uart_wait_tx_done, before esp_restart).
+func consoleAtReset(dev *device.Device, uart *link.End) {
+	baud := uart.Baud()
+	dev.OnReset(func() { uart.SetBaud(baud) })
 }
 
 func withLog(con, log io.Writer) io.Writer {
