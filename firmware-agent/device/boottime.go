@@ -23,8 +23,10 @@ const (
 	// logLineExtra is what a default v5.1.3 build sends with each log
 	// line beyond the text this emulator writes: the ANSI colour codes
 	// (CONFIG_LOG_COLORS defaults to y; LOG_FORMAT wraps the line in
-	// "\033[0;32m" and "\033[0m") and the CR of the CRLF line end. The
-	// model charges them so lines are as far apart as a real board's.
+	// "\033[0;32m" and "\033[0m") and the CR of the CRLF line end
+	// (esp_rom_uart_putc turns '\n' into "\r\n", esp_rom_uart.h; the
+	// app's stdout defaults to CRLF, CONFIG_NEWLIB_STDOUT_LINE_ENDING_CRLF).
+	// The model charges them so lines are as far apart as a real board's.
 	logLineExtra = 7 + 4 + 1
 	// rawLineExtra is the CR the ROM sends before each LF.
 	rawLineExtra = 1
@@ -34,7 +36,7 @@ const (
 	// flash cache: process_segment_data XORs each word into the checksum
 	// and feeds 1 KiB chunks to the SHA-256 engine; for a load segment it
 	// also writes each word, obfuscated, to IRAM/DRAM. Fitted to real
-	// ESP32 logs (see the package doc), as are the two fixed costs below.
+	// ESP32 logs (see the package doc), as are the fixed costs below.
 	mapCPUPerByte  = 265 * time.Nanosecond
 	loadCPUPerByte = 315 * time.Nanosecond
 	// imageEndCost is that of finishing an image (process_checksum,
