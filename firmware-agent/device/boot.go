@@ -49,6 +49,10 @@ type LogLine struct {
 	// the next: a segment's bytes after its "segment N: ..." line. The
 	// boot-time model charges it.
 	work imageWork
+	// writes is how many of BootPlan.Writes, in order, the bootloader
+	// makes before it logs this line (set_actual_ota_seq writes, then
+	// logs).
+	writes int
 }
 
 // BootPlan is what the second-stage bootloader does on the next reset,
@@ -244,6 +248,7 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 			e := otadata.NewEntry(uint32(index)+1, otadata.StateValid)
 			pl.Writes = append(pl.Writes, OtadataWrite{0, e, "initial otadata"})
 			logf('I', "boot", "Set actual ota_seq=%d in otadata[0]", e.Seq)
+			pl.Log[len(pl.Log)-1].writes = 1
 		}
 		pl.Boot, pl.BootIndex, pl.Image = p, index, img
 		return true

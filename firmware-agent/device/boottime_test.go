@@ -386,3 +386,21 @@ func TestBootFlashSpeed(t *testing.T) {
 		t.Errorf("QIO 80 MHz boots %v faster than DIO 40 MHz (%v vs %v), want about 24 ms", d, qio, dio)
 	}
 }
+
+// TestBootWritesWhereTheBootloaderDoes: on blank otadata the bootloader
+// writes the initial entry after loading the app and before it says so;
+// the erase shows between the two lines.
+func TestBootWritesWhereTheBootloaderDoes(t *testing.T) {
+	content, err := Build(CreateOptions{App: synthApp(t, "v1"), Table: smallTable(false, 2), FlashSize: 4 << 20})
+	must(t, err)
+	fl := flash.FromBytes(content)
+	fl.SetTiming(flash.Timing{SectorErase: 300 * time.Millisecond, PageProgram: time.Millisecond})
+	var log bytes.Buffer
+	_, err = Open(Config{Flash: fl, Log: &log, InstantBoot: true})
+	must(t, err)
+	ss := stamps(t, log.String())
+	seg0, loaded, set := at(t, ss, "esp_image: segment 0:"), at(t, ss, "boot: Loaded app"), at(t, ss, "boot: Set actual ota_seq=1")
+	if loaded-seg0 > 100 || set-loaded < 301 {
+		t.Errorf("segment 0 at %d ms, Loaded app at %d, Set actual ota_seq at %d: want the 301 ms write between the last two", seg0, loaded, set)
+	}
+}

@@ -230,15 +230,25 @@ func (d *Device) boot(powerOn bool) error {
 		d.log.clock.work(d.flashCfg.read(otadata.PartitionSize)) // read_otadata
 	}
 	// The bootloader's otadata writes happen before it loads the app,
-	// except the initial-entry one, which follows a successful load.
-	for _, w := range pl.Writes {
-		if err := d.writeOtadata(w.Sector, w.Entry); err != nil {
-			return fmt.Errorf("device: boot: otadata sector %d (%s): %w", w.Sector, w.Reason, err)
-		}
-		t := d.fl.Timing()
-		d.log.clock.work(t.SectorErase + t.PageProgram)
-	}
+	// except the initial-entry one, which follows a successful load: the
+	// log line that follows it says how many it makes first.
+	late := 0
 	for _, l := range pl.Log {
+		late += l.writes
+	}
+	for _, w := range pl.Writes[:len(pl.Writes)-late] {
+		if err := d.bootWrite(w); err != nil {
+			return err
+		}
+	}
+	next := len(pl.Writes) - late
+	for _, l := range pl.Log {
+		for ; l.writes > 0; l.writes-- {
+			if err := d.bootWrite(pl.Writes[next]); err != nil {
+				return err
+			}
+			next++
+		}
 		d.log.line(l.Level, l.Tag, l.Text)
 		d.log.clock.work(d.flashCfg.image(l.work))
 	}
@@ -252,6 +262,17 @@ func (d *Device) boot(powerOn bool) error {
 	d.running, d.image = &p, pl.Image
 	d.log.app(d)
 	d.bootTime = d.log.clock.appMain
+	return nil
+}
+
+// bootWrite makes one of the bootloader's otadata writes, charging the
+// boot clock what the flash takes for it.
+func (d *Device) bootWrite(w OtadataWrite) error {
+	if err := d.writeOtadata(w.Sector, w.Entry); err != nil {
+		return fmt.Errorf("device: boot: otadata sector %d (%s): %w", w.Sector, w.Reason, err)
+	}
+	t := d.fl.Timing()
+	d.log.clock.work(t.SectorErase + t.PageProgram)
 	return nil
 }
 
