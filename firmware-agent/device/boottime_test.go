@@ -220,6 +220,18 @@ func TestBootLogTimestamps(t *testing.T) {
 	if got, want := at(t, ss, "main_task: Calling app_main()"), int64(389); got != want {
 		t.Errorf("reboot: app_main at %d ms, the package doc says %d", got, want)
 	}
+
+	// With flash.RealisticTiming the first boot's otadata write costs a
+	// sector erase.
+	fl := flash.FromBytes(content)
+	fl.SetTiming(flash.RealisticTiming)
+	log.Reset()
+	d, err = Open(Config{Flash: fl, Log: &log, InstantBoot: true})
+	must(t, err)
+	ss = check("power-on, realistic flash")
+	if got, want := at(t, ss, "main_task: Calling app_main()"), int64(440); got != want {
+		t.Errorf("power-on with realistic flash timing: app_main at %d ms, the package doc says %d", got, want)
+	}
 }
 
 // stampedWriter records when each line arrives.
