@@ -27,13 +27,18 @@ build() {
 }
 
 # deps installs the system packages the tests drive: Debian's Chromium for
-# the browser tests, and Lua 5.1 and 5.3 to check the NodeMCU agent parses and
-# runs on both interpreters NodeMCU builds use.
+# the browser tests, Lua 5.1 and 5.3 to check the NodeMCU agent parses and
+# runs on both interpreters NodeMCU builds use, mbedTLS for the host build of
+# the C agent (firmware-agent/cagent), and a RISC-V compiler with picolibc's
+# headers for the C agent's 32-bit cross build.
 deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
 	command -v luac5.3 >/dev/null || missing+=(lua5.3)
+	[ -f /usr/include/mbedtls/sha256.h ] || missing+=(libmbedtls-dev)
+	command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf)
+	[ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
 	[ ${#missing[@]} -eq 0 ] && return
 	local sudo=""
 	[ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -67,6 +72,8 @@ test)
 	check_format
 	go vet ./...
 	GOOS=js GOARCH=wasm go vet ./core/... ./protocol/... ./wasm/... ./web/
+	# The C agent's portable part: warning-free for rv32, within its budget.
+	firmware-agent/esp-idf/cross-build.sh
 	# The Web Serial binding's tests run under Node (skipped without it).
 	if command -v node >/dev/null; then
 		GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/...

@@ -14,7 +14,9 @@ const highBaud = "2000000"
 // against a virtual ESP32 on a pseudo-terminal: create, info, flash (on
 // trial), accept, flash again, rollback, and a corrupt image refused with
 // the running build untouched.
-func TestUpdateCycleOverPTY(t *testing.T) {
+func TestUpdateCycleOverPTY(t *testing.T) { forAgents(t, testUpdateCycleOverPTY) }
+
+func testUpdateCycleOverPTY(t *testing.T, agent string) {
 	base := shared(t, "esp32-ledcontroller-v1.1.bin")
 	v1 := writeFile(t, "v1.bin", newBuild(t, base, "1.0.0"))
 	v2img := newBuild(t, base, "2.0.0")
@@ -27,7 +29,7 @@ func TestUpdateCycleOverPTY(t *testing.T) {
 
 	flashPath := filepath.Join(t.TempDir(), "esp32.flash")
 	mustGota(t, "device", "create", flashPath, "--app", v1)
-	dev := startDevice(t, flashPath, "--fast-flash")
+	dev := startDevice(t, flashPath, "--fast-flash", "--agent", agent)
 	port := dev.port
 
 	in := deviceInfo(t, port)

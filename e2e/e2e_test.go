@@ -335,3 +335,15 @@ func sum(b []byte) string {
 
 // shared returns a shared test image (the test skips when missing).
 func shared(t *testing.T, name string) []byte { return shareddata.File(t, name) }
+
+// agents are the device agents `gota device run --agent` runs that speak
+// the whole protocol: the Go agent and the C agent (firmware-agent/esp-idf
+// built for the host). Tests of the update cycle run over both.
+var agents = []string{"go", "c"}
+
+// forAgents runs test once per agent.
+func forAgents(t *testing.T, test func(t *testing.T, agent string)) {
+	for _, a := range agents {
+		t.Run(a, func(t *testing.T) { test(t, a) })
+	}
+}

@@ -49,19 +49,21 @@ func flashUntilDone(t *testing.T, v1, image string, maxAttempts int, timeout str
 // is cut three times during the transfer: the image must arrive byte for
 // byte, and a cut half-way must not cost more than a quarter of the image
 // again (the transfer resumes).
-func TestLineFaults(t *testing.T) {
+func TestLineFaults(t *testing.T) { forAgents(t, testLineFaults) }
+
+func testLineFaults(t *testing.T, agent string) {
 	base := shared(t, "esp32-ledcontroller-v1.1.bin")
 	v1 := writeFile(t, "v1.bin", newBuild(t, base, "1.0.0"))
 	v2img := newBuild(t, base, "2.0.0")
 	v2 := writeFile(t, "v2.bin", v2img)
 
 	// A clean run measures what the whole update costs on the line.
-	clean, _ := flashUntilDone(t, v1, v2, 1, "20s")
+	clean, _ := flashUntilDone(t, v1, v2, 1, "20s", "--agent", agent)
 	total := clean.stats["host_to_device"] + clean.stats["device_to_host"]
 	t.Logf("clean: %d bytes host→device, %d device→host", clean.stats["host_to_device"], clean.stats["device_to_host"])
 
 	t.Run("CutHalfWay", func(t *testing.T) {
-		run, _ := flashUntilDone(t, v1, v2, 4, "20s", "--disconnect-after", fmt.Sprint(total/2))
+		run, _ := flashUntilDone(t, v1, v2, 4, "20s", "--agent", agent, "--disconnect-after", fmt.Sprint(total/2))
 		if run.stats["disconnects"] != 1 || run.attempts != 2 {
 			t.Fatalf("%d cuts, %d attempts; want 1 cut and a second attempt\n%s", run.stats["disconnects"], run.attempts, run.output)
 		}
@@ -84,7 +86,7 @@ func TestLineFaults(t *testing.T) {
 		// more on a loaded machine; an attempt that completes the update
 		// and then runs out of time would leave the next one refused
 		// ("the build already running").
-		run, flashPath := flashUntilDone(t, v1, v2, 6, "40s",
+		run, flashPath := flashUntilDone(t, v1, v2, 6, "40s", "--agent", agent,
 			"--drop-rate", "1e-3", "--flip-rate", "1e-3", "--seed", "42", "--disconnect-after", cuts)
 		t.Logf("%d attempts; line: %v", run.attempts, run.stats)
 		if run.stats["disconnects"] != 3 {

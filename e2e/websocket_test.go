@@ -8,8 +8,10 @@ import (
 // TestWebSocketPort updates the virtual device through its WebSocket
 // endpoint, the way the browser reaches it: each rate change is a new
 // connection with ?baud=N.
-func TestWebSocketPort(t *testing.T) {
-	u := startUpgrade(t, "--listen", "127.0.0.1:0")
+func TestWebSocketPort(t *testing.T) { forAgents(t, testWebSocketPort) }
+
+func testWebSocketPort(t *testing.T, agent string) {
+	u := startUpgrade(t, "--listen", "127.0.0.1:0", "--agent", agent)
 	dev, v2img, v2 := u.dev, u.v2img, u.v2
 	m := regexp.MustCompile(`WebSocket serial port (ws://\S+)`).FindStringSubmatch(dev.output())
 	if m == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
 
 func TestRandomAppImage(t *testing.T) {
@@ -53,7 +54,7 @@ func TestBenchOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := benchScenario{name: "random", image: img, running: running}
-	for _, agent := range []string{"go", "lua"} {
+	for _, agent := range virtual.Agents() {
 		t.Run(agent, func(t *testing.T) {
 			r, err := benchOnce(context.Background(), agent, sc, benchOptions{baud: 921600, runs: 1, timing: flash.RealisticTiming})
 			if err != nil {

@@ -22,7 +22,8 @@ func init() {
 	register(&command{
 		name: "device create",
 		usage: "FLASH --app IMAGE [--partitions CSV|BIN] [--flash-size 4MB] [--chip esp32] [--offset 0x8000]\n" +
-			"                       write a virtual ESP32's flash file, ready to boot IMAGE",
+			"                       write a virtual ESP32's flash file, ready to boot IMAGE\n" +
+			"                       FLASH --blank [--flash-size 4MB]: an erased flash (install it through the ROM)",
 		run: func(args []string) error { return deviceCreate(os.Stdout, os.Stderr, args) },
 	})
 	register(&command{
@@ -61,11 +62,15 @@ func deviceCreate(stdout, stderr io.Writer, args []string) error {
 	parts := fs.String("partitions", "", "partition table, CSV or binary (default: nvs, otadata, two 1.5 MiB OTA slots, phy)")
 	size := fs.String("flash-size", "4MB", "flash size: 2MB, 4MB, 8MB or 16MB")
 	chipName := fs.String("chip", "esp32", "chip the image must be built for")
+	blank := fs.Bool("blank", false, "make an erased flash (all 0xFF), as a new chip or `esptool erase_flash` leaves it")
 	off := partitionOffsetFlag(partition.DefaultTableOffset)
 	fs.Var(&off, "offset", "partition table offset")
 	files, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
 		return err
+	}
+	if *blank {
+		return createBlank(stdout, files[0], *app, *parts, *size)
 	}
 	if *app == "" {
 		fs.Usage()
@@ -377,4 +382,24 @@ func printInspect(w io.Writer, rep *inspectJSON) {
 	} else {
 		fmt.Fprintf(w, "next boot: %s at 0x%x\n", rep.Boot.Partition, rep.Boot.Offset)
 	}
+}
+
+// createBlank writes an erased flash file.
+func createBlank(stdout io.Writer, path, app, parts, size string) error {
+	if app != "" || parts != "" {
+		return fmt.Errorf("--blank makes an erased flash: it takes no --app or --partitions")
+	}
+	n, err := parseFlashSize(size)
+	if err != nil {
+		return err
+	}
+	f, err := flash.Create(path, n)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %s: %d MiB erased flash; the chip boot-loops until something is installed through its ROM (gota device run --boot download, or reset it into download mode)\n", path, n>>20)
+	return nil
 }

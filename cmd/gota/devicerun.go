@@ -17,6 +17,7 @@ import (
 
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/rom"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
 
@@ -24,6 +25,7 @@ func init() {
 	register(&command{
 		name: "device run",
 		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--uart bridge|usb] [--no-rollback] [--fast-flash]\n" +
+			"                       [--boot flash|download] [--chip esp32] [--reset auto|usb-jtag]\n" +
 			"                       [--drop-rate R] [--flip-rate R] [--disconnect-after N[,N...]] [--seed S]\n" +
 			"                       run a virtual ESP32 on a pseudo-terminal and/or ws://ADDR/serial",
 		run: runDeviceRun,
@@ -45,6 +47,9 @@ type deviceRunOptions struct {
 	agent      string
 	noRollback bool
 	fastFlash  bool
+	boot       string
+	chip       string
+	reset      string
 	line       link.Config
 }
 
@@ -62,6 +67,9 @@ func parseDeviceRun(stderr io.Writer, args []string) (*deviceRunOptions, error) 
 	fs.Float64Var(&o.line.DropRate, "drop-rate", 0, "probability that a byte on the line is lost")
 	fs.Float64Var(&o.line.FlipRate, "flip-rate", 0, "probability that a byte on the line has one bit inverted")
 	fs.Int64Var(&o.line.Seed, "seed", 1, "seed of the line fault generator")
+	fs.StringVar(&o.boot, "boot", "flash", "`flash`, or download: hold GPIO0 low (the BOOT button), so every reset enters the ROM's download mode (a pseudo-terminal has no DTR/RTS to get there)")
+	fs.StringVar(&o.chip, "chip", "esp32", "chip the ROM identifies as: esp32, esp32s2, esp32s3, esp32c3")
+	fs.StringVar(&o.reset, "reset", "auto", "how DTR/RTS reach EN and GPIO0: auto (dev board's two-transistor circuit) or usb-jtag (ESP32-S3/C3 USB-Serial-JTAG)")
 	cuts := fs.String("disconnect-after", "", "cut the line when it has carried `N[,N...]` bytes in total (both directions)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: gota device run FLASH [flags]
@@ -111,6 +119,20 @@ flags:
 	if err := checkAgent(o.agent); err != nil {
 		return nil, err
 	}
+	if o.boot != "flash" && o.boot != "download" {
+		return nil, fmt.Errorf("--boot %q: want flash or download", o.boot)
+	}
+	if o.reset != "auto" && o.reset != "usb-jtag" {
+		return nil, fmt.Errorf("--reset %q: want auto or usb-jtag", o.reset)
+	}
+	uartSet := false
+	fs.Visit(func(f *flag.Flag) { uartSet = uartSet || f.Name == "uart" })
+	if o.reset == "usb-jtag" && !uartSet {
+		o.line.UART = link.USB // the USB-Serial-JTAG is a USB device: flow-controlled
+	}
+	if _, err := rom.ChipByName(o.chip); err != nil {
+		return nil, fmt.Errorf("--chip: %w", err)
+	}
 	o.line.Baud = o.baud
 	return o, nil
 }
@@ -137,7 +159,12 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 		fmt.Fprintf(out, "gota: line cut after %d bytes (disconnect %d of %d); the host must reopen the port\n",
 			st.HostToDevice+st.DeviceToHost, st.Disconnects, len(o.line.DisconnectAfter))
 	}
-	dev, err = virtual.New(f, virtual.Config{Agent: o.agent, NoRollback: o.noRollback, Line: o.line, Log: out})
+	vc := virtual.Config{Agent: o.agent, NoRollback: o.noRollback, Line: o.line, Log: out,
+		Chip: o.chip, BootButton: o.boot == "download"}
+	if o.reset == "usb-jtag" {
+		vc.Reset = rom.USBSerialJTAG
+	}
+	dev, err = virtual.New(f, vc)
 	if err != nil {
 		return err
 	}
@@ -171,7 +198,10 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 	if o.fastFlash {
 		timing = "instant flash"
 	}
-	fmt.Fprintf(out, "gota: device running: agent %s, %d baud, UART %s, %s; Ctrl-C stops it\n", o.agent, o.baud, o.line.UART, timing)
+	fmt.Fprintf(out, "gota: device running: agent %s, %d baud, UART %s, %s, %s; Ctrl-C stops it\n", o.agent, o.baud, o.line.UART, timing, dev.State())
+	if o.boot == "download" {
+		fmt.Fprintln(out, "gota: BOOT held: the chip is in the ROM's download mode (115200 baud) after every reset")
+	}
 	<-ctx.Done()
 	dev.Close()
 	fmt.Fprintf(out, "gota: line stats: %s\n", lineStats(line.Stats()))

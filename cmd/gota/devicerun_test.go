@@ -4,6 +4,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/gota-dev/gota/firmware-agent/link"
 )
 
 func TestDeviceRunFlags(t *testing.T) {
@@ -16,6 +18,9 @@ func TestDeviceRunFlags(t *testing.T) {
 		{[]string{"f.bin", "--pty", "x", "--disconnect-after", "10,zz"}, `value 2 "zz"`},
 		{[]string{"f.bin", "--pty", "x", "--agent", "python"}, `--agent "python": unknown agent`},
 		{[]string{"f.bin", "--pty", "x", "--baud", "0"}, "--baud 0"},
+		{[]string{"f.bin", "--pty", "x", "--boot", "usb"}, `--boot "usb": want flash or download`},
+		{[]string{"f.bin", "--pty", "x", "--reset", "jtag"}, `--reset "jtag"`},
+		{[]string{"f.bin", "--pty", "x", "--chip", "esp8266"}, `chip "esp8266": want one of esp32, esp32s2, esp32s3, esp32c3`},
 	} {
 		_, err := parseDeviceRun(io.Discard, tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -28,5 +33,18 @@ func TestDeviceRunFlags(t *testing.T) {
 	}
 	if o.flashPath != "f.bin" || len(o.line.DisconnectAfter) != 2 || o.line.Baud != 2000000 {
 		t.Fatalf("parsed %+v", o)
+	}
+	for _, c := range []struct {
+		args []string
+		want link.UART
+	}{
+		{[]string{"--pty", "x", "f.bin", "--reset", "usb-jtag"}, link.USB},
+		{[]string{"--pty", "x", "f.bin", "--reset", "usb-jtag", "--uart", "bridge"}, link.Bridge},
+		{[]string{"--pty", "x", "f.bin"}, link.Bridge},
+	} {
+		o, err := parseDeviceRun(io.Discard, c.args)
+		if err != nil || o.line.UART != c.want {
+			t.Errorf("%q: UART %v (%v), want %v", c.args, o.line.UART, err, c.want)
+		}
 	}
 }

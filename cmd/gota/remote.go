@@ -174,6 +174,7 @@ type wsLine struct {
 	mu        sync.Mutex
 	cond      *sync.Cond
 	conn      net.Conn
+	ws        *websocket.Conn // conn's WebSocket, for control messages (signals.go)
 	switching bool
 	closed    bool
 }
@@ -205,7 +206,7 @@ func (p *wsLine) dial(ctx context.Context, baud int) error {
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	p.mu.Lock()
 	old := p.conn
-	p.conn = nc
+	p.conn, p.ws = nc, c
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()

@@ -133,23 +133,31 @@ func TestServeErrors(t *testing.T) {
 	}
 }
 
-// TestServeLuaAgent serves the virtual device with --agent lua and talks
-// to gota.lua over the page's WebSocket, as the browser does.
-func TestServeLuaAgent(t *testing.T) {
-	u := startServe(t, serveOptions{dir: fakeDist(t), addr: "127.0.0.1:0", agent: "lua"})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := openPort(ctx, "ws"+strings.TrimPrefix(u, "http")+"serial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s, err := updater.Connect(ctx, p, updater.Options{})
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	defer s.Close()
-	if got := s.Caps().Agent; got != "gota-lua/1" {
-		t.Errorf("agent %q, want gota-lua/1", got)
+// TestServeAgents serves the virtual device with --agent lua and --agent c
+// and talks to gota.lua and the C agent over the page's WebSocket, as the
+// browser does.
+func TestServeAgents(t *testing.T) {
+	for _, tc := range []struct{ agent, name string }{{"lua", "gota-lua/1"}, {"c", "gota-c/1"}} {
+		t.Run(tc.agent, func(t *testing.T) {
+			u := startServe(t, serveOptions{dir: fakeDist(t), addr: "127.0.0.1:0", agent: tc.agent})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			p, err := openPort(ctx, "ws"+strings.TrimPrefix(u, "http")+"serial")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			s, err := updater.Connect(ctx, p, updater.Options{})
+			if err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			defer s.Close()
+			if got := s.Caps().Agent; got != tc.name {
+				t.Errorf("agent %q, want %s", got, tc.name)
+			}
+			if di, err := s.Info(ctx); err != nil || di.Running != "app0" {
+				t.Errorf("info: %+v, %v", di, err)
+			}
+		})
 	}
 }

@@ -55,8 +55,8 @@ type rig struct {
 	ctx   context.Context
 	fl    *flash.Flash
 	dev   *device.Device
-	con   *agent.Console
-	agent *agent.Agent
+	con   io.Writer
+	agent server
 	port  *pipePort
 	sess  *updater.Session
 
@@ -77,7 +77,7 @@ func withVersion(t *testing.T, name, version string) []byte {
 	return b
 }
 
-func newRig(t *testing.T, app []byte, aopt agent.Options, hopt updater.Options) *rig {
+func newRig(t *testing.T, k agentKind, app []byte, aopt agent.Options, hopt updater.Options) *rig {
 	t.Helper()
 	content, err := device.Build(device.CreateOptions{App: app})
 	if err != nil {
@@ -87,7 +87,7 @@ func newRig(t *testing.T, app []byte, aopt agent.Options, hopt updater.Options) 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	r.ctx = ctx
-	r.con = agent.NewConsole()
+	r.con = k.console()
 	r.dev, err = device.Open(device.Config{Flash: r.fl, Log: r.con})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func newRig(t *testing.T, app []byte, aopt agent.Options, hopt updater.Options) 
 		r.mu.Unlock()
 		return nil
 	}
-	r.agent = agent.New(r.dev, r.con, aopt)
+	r.agent = k.start(t, r.dev, r.con, aopt, 0, 0)
 	r.connect(hopt)
 	return r
 }
@@ -179,9 +179,11 @@ func hexsum(b []byte) string {
 	return fmt.Sprintf("%x", img.Digest)
 }
 
-func TestInfo(t *testing.T) {
+func TestInfo(t *testing.T) { forAgents(t, testInfo) }
+
+func testInfo(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	di := r.info()
 	if di.Chip != "esp32" || di.ChipRev != 300 || di.Running != "app0" || di.Next != "app0" {
 		t.Errorf("info %+v", di)
@@ -199,7 +201,7 @@ func TestInfo(t *testing.T) {
 		t.Errorf("app1 %+v", *q)
 	}
 	c := r.sess.Caps()
-	if !c.Resume || !c.BaudChange || !c.SHA256 || c.Compression || c.MaxFrame != agent.DefaultMaxFrame || c.Window != agent.DefaultWindow || c.Agent != agent.Name {
+	if !c.Resume || !c.BaudChange || !c.SHA256 || c.Compression || c.MaxFrame != k.maxFrame || c.Window != k.window || c.Agent != k.agentName {
 		t.Errorf("caps %+v", c)
 	}
 	if !containsLine(r.log(), "gota-agent: ready") {
@@ -218,13 +220,15 @@ func containsLine(lines []string, sub string) bool {
 
 // TestFlashAcceptRollback: a different build goes to app1, boots on trial,
 // is accepted; another goes to app0 and is rolled back.
-func TestFlashAcceptRollback(t *testing.T) {
+func TestFlashAcceptRollback(t *testing.T) { forAgents(t, testFlashAcceptRollback) }
+
+func testFlashAcceptRollback(t *testing.T, k agentKind) {
 	for _, compress := range []bool{false, true} {
 		t.Run(fmt.Sprintf("compression=%v", compress), func(t *testing.T) {
 			v10 := withVersion(t, "esp32-ledcontroller-v1.0.bin", "1.0.0")
 			v11 := withVersion(t, "esp32-ledcontroller-v1.1.bin", "1.1.0")
 			v12 := withVersion(t, "esp32-ledcontroller-v1.2.bin", "1.2.0")
-			r := newRig(t, v10, agent.Options{}, updater.Options{Compression: compress})
+			r := newRig(t, k, v10, agent.Options{}, updater.Options{Compression: compress})
 			var phases []string
 			var last updater.Progress
 			err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{Progress: func(p updater.Progress) {
@@ -298,10 +302,12 @@ func TestFlashAcceptRollback(t *testing.T) {
 	}
 }
 
-func TestNoReboot(t *testing.T) {
+func TestNoReboot(t *testing.T) { forAgents(t, testNoReboot) }
+
+func testNoReboot(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	boots := r.dev.Boots()
 	if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true}); err != nil {
 		t.Fatal(err)
@@ -320,7 +326,9 @@ func TestNoReboot(t *testing.T) {
 
 // TestRefusals: what the host refuses before sending, and what the device
 // refuses on its own when the host is forced.
-func TestRefusals(t *testing.T) {
+func TestRefusals(t *testing.T) { forAgents(t, testRefusals) }
+
+func testRefusals(t *testing.T, k agentKind) {
 	v10 := withVersion(t, "esp32-ledcontroller-v1.0.bin", "1.0.0")
 	s2 := image(t, "esp32s2-blink.bin")
 	older := withVersion(t, "esp32-ledcontroller-v1.1.bin", "0.9.0")
@@ -346,7 +354,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, v10, agent.Options{}, updater.Options{})
+			r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 			before := r.fl.Bytes()
 			err := r.sess.Flash(r.ctx, tt.img, updater.FlashOptions{})
 			if !errors.Is(err, updater.ErrRefused) || !strings.Contains(err.Error(), tt.host) {
@@ -377,7 +385,7 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 	t.Run("downgrade allowed", func(t *testing.T) {
-		r := newRig(t, v10, agent.Options{}, updater.Options{})
+		r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 		if err := r.sess.Flash(r.ctx, older, updater.FlashOptions{AllowDowngrade: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -405,12 +413,14 @@ func (c *corruptPort) Write(b []byte) (int, error) {
 	return c.pipePort.Write(b)
 }
 
-func TestCorruptedFrameResent(t *testing.T) {
+func TestCorruptedFrameResent(t *testing.T) { forAgents(t, testCorruptedFrameResent) }
+
+func testCorruptedFrameResent(t *testing.T, k agentKind) {
 	for _, reorder := range []bool{true, false} {
 		t.Run(fmt.Sprintf("reorder=%v", reorder), func(t *testing.T) {
 			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-			r := newRig(t, v10, agent.Options{NoReorder: !reorder}, updater.Options{})
+			r := newRig(t, k, v10, agent.Options{NoReorder: !reorder}, updater.Options{})
 			r.disconnect()
 			r.connectVia(updater.Options{}, func(p *pipePort) updater.Port { return &corruptPort{pipePort: p} })
 			s := r.sess
@@ -452,9 +462,11 @@ func (p *stalePort) Read(b []byte) (int, error) {
 // TestStaleReplies gives a new host session replies left over from an
 // earlier one: same seqs, other request types. They must be skipped, not
 // taken for the answers to the new requests.
-func TestStaleReplies(t *testing.T) {
+func TestStaleReplies(t *testing.T) { forAgents(t, testStaleReplies) }
+
+func testStaleReplies(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	r.disconnect()
 	var stale []byte
 	for seq := uint8(1); seq <= 16; seq++ {
@@ -511,10 +523,12 @@ func (p *lossyReplyPort) filter(b []byte, n int, err error) (int, error) {
 // TestEndReplyLost loses END's reply: the device completes and reboots
 // all the same, and its READY tells the host, which must not wait out
 // END's timeout nor report a failure.
-func TestEndReplyLost(t *testing.T) {
+func TestEndReplyLost(t *testing.T) { forAgents(t, testEndReplyLost) }
+
+func testEndReplyLost(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	r.disconnect()
 	var lossy *lossyReplyPort
 	r.connectVia(updater.Options{}, func(p *pipePort) updater.Port {
@@ -555,12 +569,14 @@ func (p *lossyRequestPort) Write(b []byte) (int, error) {
 // TestSlowRequestLost loses BEGIN and END on their way to the agent. Their
 // first attempt must time out long before the whole budget the agent's
 // work may take (60 s, 30 s), or every such loss stalls an update.
-func TestSlowRequestLost(t *testing.T) {
+func TestSlowRequestLost(t *testing.T) { forAgents(t, testSlowRequestLost) }
+
+func testSlowRequestLost(t *testing.T, k agentKind) {
 	for _, typ := range []protocol.Type{protocol.TypeBegin, protocol.TypeEnd} {
 		t.Run(typ.String(), func(t *testing.T) {
 			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-			r := newRig(t, v10, agent.Options{}, updater.Options{})
+			r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 			r.disconnect()
 			var lossy *lossyRequestPort
 			r.connectVia(updater.Options{}, func(p *pipePort) updater.Port {
@@ -586,7 +602,9 @@ func TestSlowRequestLost(t *testing.T) {
 // TestRollbackLost loses ROLLBACK on its way to the agent, or the READY
 // that answers it: the host must find out which (resending only a
 // ROLLBACK that never ran) and the device must roll back exactly once.
-func TestRollbackLost(t *testing.T) {
+func TestRollbackLost(t *testing.T) { forAgents(t, testRollbackLost) }
+
+func testRollbackLost(t *testing.T, k agentKind) {
 	loseRollback := func(p *pipePort) (updater.Port, func() bool) {
 		l := &lossyRequestPort{pipePort: p, lose: protocol.TypeRollback}
 		return l, func() bool { return l.lost }
@@ -619,7 +637,7 @@ func TestRollbackLost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-			r := newRig(t, v10, agent.Options{}, updater.Options{})
+			r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 			if !tt.sameSession {
 				if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{}); err != nil {
 					t.Fatal(err)
@@ -659,7 +677,9 @@ func TestRollbackLost(t *testing.T) {
 // image as base: most frames compress against it (SPEC.md 6.7) and the
 // slot still receives the new image byte for byte. A base that is not the
 // running build is not used.
-func TestDelta(t *testing.T) {
+func TestDelta(t *testing.T) { forAgents(t, testDelta) }
+
+func testDelta(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
 	v12 := image(t, "esp32-ledcontroller-v1.2.bin")
@@ -677,7 +697,7 @@ func TestDelta(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, v10, tt.agent, updater.Options{Compression: true})
+			r := newRig(t, k, v10, tt.agent, updater.Options{Compression: true})
 			var warnings []string
 			err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true, Base: tt.base,
 				Warning: func(w string) { warnings = append(warnings, w) }})
@@ -707,12 +727,14 @@ func TestDelta(t *testing.T) {
 
 // TestResume cuts the line half-way; a new host session for the same image
 // continues from what the device holds.
-func TestResume(t *testing.T) {
+func TestResume(t *testing.T) { forAgents(t, testResume) }
+
+func testResume(t *testing.T, k agentKind) {
 	for _, compress := range []bool{false, true} {
 		t.Run(fmt.Sprintf("compression=%v", compress), func(t *testing.T) {
 			v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 			v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-			r := newRig(t, v10, agent.Options{}, updater.Options{Compression: compress})
+			r := newRig(t, k, v10, agent.Options{}, updater.Options{Compression: compress})
 			ctx, cancel := context.WithCancel(r.ctx)
 			err := r.sess.Flash(ctx, v11, updater.FlashOptions{Progress: func(p updater.Progress) {
 				if p.Phase == "send" && p.Sent >= len(v11)/2 {
@@ -750,11 +772,13 @@ func TestResume(t *testing.T) {
 
 // TestResumeDifferentImage: a transfer held for one image is not resumed
 // for another.
-func TestResumeDifferentImage(t *testing.T) {
+func TestResumeDifferentImage(t *testing.T) { forAgents(t, testResumeDifferentImage) }
+
+func testResumeDifferentImage(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
 	v12 := image(t, "esp32-ledcontroller-v1.2.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	ctx, cancel := context.WithCancel(r.ctx)
 	r.sess.Flash(ctx, v11, updater.FlashOptions{Progress: func(p updater.Progress) {
 		if p.Phase == "send" && p.Sent >= len(v11)/2 {
@@ -776,10 +800,12 @@ func TestResumeDifferentImage(t *testing.T) {
 
 // TestLogInterleaved: the app logs continuously while an update streams;
 // every log line reaches the host intact and the update succeeds.
-func TestLogInterleaved(t *testing.T) {
+func TestLogInterleaved(t *testing.T) { forAgents(t, testLogInterleaved) }
+
+func testLogInterleaved(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{Compression: true})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{Compression: true})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	const n = 400
@@ -815,10 +841,12 @@ func TestLogInterleaved(t *testing.T) {
 }
 
 // TestBaudChange: host asks, agent acks and switches, both continue.
-func TestBaudChange(t *testing.T) {
+func TestBaudChange(t *testing.T) { forAgents(t, testBaudChange) }
+
+func testBaudChange(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{Baud: 921600})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{Baud: 921600})
 	if r.sess.Baud() != 921600 || r.agent.Baud() != 921600 {
 		t.Fatalf("baud host %d agent %d", r.sess.Baud(), r.agent.Baud())
 	}
@@ -847,13 +875,15 @@ func TestBaudChange(t *testing.T) {
 
 // TestMinimalAgent: an agent offering no optional capability (like the
 // Lua agent) still updates.
-func TestMinimalAgent(t *testing.T) {
+func TestMinimalAgent(t *testing.T) { forAgents(t, testMinimalAgent) }
+
+func testMinimalAgent(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{MaxFrame: 256, Window: 512, NoCompression: true, NoResume: true, NoBaudChange: true},
-		updater.Options{Compression: true, Baud: 921600})
+	opt := agent.Options{MaxFrame: 256, Window: 512, NoCompression: true, NoResume: true, NoBaudChange: true}
+	r := newRig(t, k, v10, opt, updater.Options{Compression: true, Baud: 921600})
 	c := r.sess.Caps()
-	if c.Compression || c.Resume || c.BaudChange || c.MaxFrame != 256 || c.Window != 512 || r.sess.Baud() != 115200 {
+	if c.Compression || c.Resume || c.BaudChange || c.MaxFrame != 256 || c.Window != k.windowOf(opt) || r.sess.Baud() != 115200 {
 		t.Errorf("caps %+v baud %d", c, r.sess.Baud())
 	}
 	if err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{}); err != nil {
@@ -866,10 +896,12 @@ func TestMinimalAgent(t *testing.T) {
 
 // TestSlowFlash: with slow flash the window keeps the line busy: half-way
 // through, the agent holds received data ahead of what is written.
-func TestSlowFlash(t *testing.T) {
+func TestSlowFlash(t *testing.T) { forAgents(t, testSlowFlash) }
+
+func testSlowFlash(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	r.fl.SetTiming(flash.Timing{SectorErase: 2 * time.Millisecond, BlockErase: 10 * time.Millisecond, PageProgram: 20 * time.Microsecond})
 	var mid *protocol.Status
 	err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true, Progress: func(p updater.Progress) {
@@ -884,7 +916,7 @@ func TestSlowFlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mid == nil || mid.Received <= mid.Written || int(mid.Received-mid.Written) > agent.DefaultWindow {
+	if mid == nil || mid.Received <= mid.Written || int(mid.Received-mid.Written) > k.window {
 		t.Errorf("half-way status %+v: want received ahead of written, within the window", mid)
 	} else {
 		t.Logf("half-way: received %d, written %d (%d buffered)", mid.Received, mid.Written, mid.Received-mid.Written)
@@ -897,18 +929,20 @@ func TestSlowFlash(t *testing.T) {
 // TestRawProtocol speaks frames by hand: retries are answered from the
 // reply cache, unknown types get ESP_ERR_NOT_SUPPORTED, DATA without BEGIN
 // gets "no upgrade in progress".
-func TestRawProtocol(t *testing.T) {
+func TestRawProtocol(t *testing.T) { forAgents(t, testRawProtocol) }
+
+func testRawProtocol(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	content, err := device.Build(device.CreateOptions{App: v10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	con := agent.NewConsole()
+	con := k.console()
 	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := agent.New(dev, con, agent.Options{})
+	a := k.start(t, dev, con, agent.Options{}, 0, 0)
 	host, devEnd := net.Pipe()
 	defer host.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -997,10 +1031,12 @@ func (p shaPort) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func TestSHA256Mismatch(t *testing.T) {
+func TestSHA256Mismatch(t *testing.T) { forAgents(t, testSHA256Mismatch) }
+
+func testSHA256Mismatch(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	r.disconnect()
 	r.connectVia(updater.Options{}, func(p *pipePort) updater.Port { return shaPort{p} })
 	before := r.fl.Bytes()
@@ -1019,10 +1055,12 @@ func TestSHA256Mismatch(t *testing.T) {
 
 // TestFlashFailure: the flash fails mid-transfer (power cut): the write
 // error reaches the host as an ERROR for DATA with ESP-IDF's code.
-func TestFlashFailure(t *testing.T) {
+func TestFlashFailure(t *testing.T) { forAgents(t, testFlashFailure) }
+
+func testFlashFailure(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	r.fl.CutPowerAfter(40, false)
 	err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{})
 	var pe *protocol.Error
@@ -1034,10 +1072,12 @@ func TestFlashFailure(t *testing.T) {
 
 // TestAbortAndStatus: ABORT forgets the transfer; the next BEGIN starts
 // at 0 even with RESUME.
-func TestAbortAndStatus(t *testing.T) {
+func TestAbortAndStatus(t *testing.T) { forAgents(t, testAbortAndStatus) }
+
+func testAbortAndStatus(t *testing.T, k agentKind) {
 	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	r := newRig(t, v10, agent.Options{}, updater.Options{})
+	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	ctx, cancel := context.WithCancel(r.ctx)
 	r.sess.Flash(ctx, v11, updater.FlashOptions{Progress: func(p updater.Progress) {
 		if p.Phase == "send" && p.Sent > len(v11)/3 {

@@ -22,7 +22,12 @@ func (h hostEnd) SetBaud(b int) error { h.End.SetBaudNow(b); return nil }
 
 // lineRig runs the agent on the device end of an emulated UART, where
 // bytes sent at one rate and read at another arrive garbled.
-func lineRig(t *testing.T, cfg link.Config, aopt agent.Options) (*link.Line, *agent.Agent, *device.Device, func()) {
+func lineRig(t *testing.T, k agentKind, cfg link.Config, aopt agent.Options) (*link.Line, server, *device.Device, func()) {
+	return lineRigTimers(t, k, cfg, aopt, 0, 0)
+}
+
+// lineRigTimers is lineRig with the agent's rate timers set (SPEC.md 7).
+func lineRigTimers(t *testing.T, k agentKind, cfg link.Config, aopt agent.Options, check, idle time.Duration) (*link.Line, server, *device.Device, func()) {
 	// serve starts Serve on the device end; recut cuts the line, waits
 	// for Serve to return (as the device runner does) and serves again.
 	t.Helper()
@@ -32,14 +37,14 @@ func lineRig(t *testing.T, cfg link.Config, aopt agent.Options) (*link.Line, *ag
 	}
 	line := link.New(cfg)
 	t.Cleanup(func() { line.Close() })
-	con := agent.NewConsole()
+	con := k.console()
 	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
 	if err != nil {
 		t.Fatal(err)
 	}
 	uart := line.Device()
 	aopt.SetBaud = uart.SetBaud
-	a := agent.New(dev, con, aopt)
+	a := k.start(t, dev, con, aopt, check, idle)
 	var done chan error
 	serve := func() {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -64,10 +69,11 @@ func lineRig(t *testing.T, cfg link.Config, aopt agent.Options) (*link.Line, *ag
 // TestBaudOverLine switches to 921600 on a line that garbles mismatched
 // rates, flashes, and checks that a host that vanished without switching
 // back finds the agent at 115200 again (the agent's idle rule).
-func TestBaudOverLine(t *testing.T) {
-	defer agent.SetRateTimers(3*time.Second, 700*time.Millisecond)()
+func TestBaudOverLine(t *testing.T) { forAgents(t, testBaudOverLine) }
+
+func testBaudOverLine(t *testing.T, k agentKind) {
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	line, a, _, recut := lineRig(t, link.Config{}, agent.Options{})
+	line, a, _, recut := lineRigTimers(t, k, link.Config{}, agent.Options{}, 3*time.Second, 700*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 921600, Compression: true})
@@ -138,8 +144,10 @@ func (h lossyHostEnd) Read(b []byte) (int, error) {
 // TestBaudReplyLost loses BAUD_R on a line that garbles mismatched rates:
 // the agent switches, the host's retry at the old rate is garbage to it
 // until it switches back, and then the retry must switch it again.
-func TestBaudReplyLost(t *testing.T) {
-	line, a, _, _ := lineRig(t, link.Config{}, agent.Options{})
+func TestBaudReplyLost(t *testing.T) { forAgents(t, testBaudReplyLost) }
+
+func testBaudReplyLost(t *testing.T, k agentKind) {
+	line, a, _, _ := lineRig(t, k, link.Config{}, agent.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h := lossyHostEnd{hostEnd{line.Host()}, &lossyReplyPort{lose: protocol.TypeBaud.Reply()}}
@@ -160,9 +168,11 @@ func TestBaudReplyLost(t *testing.T) {
 }
 
 // TestNoisyLine flashes over a line that drops and flips bytes.
-func TestNoisyLine(t *testing.T) {
+func TestNoisyLine(t *testing.T) { forAgents(t, testNoisyLine) }
+
+func testNoisyLine(t *testing.T, k agentKind) {
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
-	line, _, _, _ := lineRig(t, link.Config{Baud: 2000000, DropRate: 2e-5, FlipRate: 2e-5, Seed: 7}, agent.Options{})
+	line, _, _, _ := lineRig(t, k, link.Config{Baud: 2000000, DropRate: 2e-5, FlipRate: 2e-5, Seed: 7}, agent.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{})
@@ -187,7 +197,9 @@ func TestNoisyLine(t *testing.T) {
 // and window to get anything through, and the image must still arrive
 // byte for byte, also to an agent that keeps nothing after a gap and
 // takes at most 1 KiB frames (the Lua agent's profile).
-func TestHeavyNoise(t *testing.T) {
+func TestHeavyNoise(t *testing.T) { forAgents(t, testHeavyNoise) }
+
+func testHeavyNoise(t *testing.T, k agentKind) {
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
 	tests := []struct {
 		name string
@@ -198,7 +210,7 @@ func TestHeavyNoise(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			line, _, _, _ := lineRig(t, link.Config{DropRate: 1e-3, FlipRate: 1e-3, Seed: 42}, tt.opt)
+			line, _, _, _ := lineRig(t, k, link.Config{DropRate: 1e-3, FlipRate: 1e-3, Seed: 42}, tt.opt)
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 921600, Compression: true})

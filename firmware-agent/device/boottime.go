@@ -70,10 +70,10 @@ type flashConfig struct {
 var defaultFlashConfig = flashConfig{mode: 2, speed: 0}
 
 // readFlashConfig returns the bootloader's flash settings: from the
-// bootloader image at 0x1000 if there is one, else the default.
-func readFlashConfig(r io.ReaderAt) flashConfig {
+// bootloader image if there is one, else the default.
+func readFlashConfig(r io.ReaderAt, chip espimage.Chip) flashConfig {
 	var h [4]byte
-	if _, err := r.ReadAt(h[:], BootloaderOffset); err != nil || h[0] != espimage.Magic {
+	if _, err := r.ReadAt(h[:], int64(BootloaderOffset(chip))); err != nil || h[0] != espimage.Magic {
 		return defaultFlashConfig
 	}
 	fc := flashConfig{mode: h[2], speed: h[3] & 0x0F}

@@ -373,7 +373,7 @@ func TestBootFlashSpeed(t *testing.T) {
 		content, err := Build(CreateOptions{App: v11})
 		must(t, err)
 		if bootloader != nil {
-			copy(content[BootloaderOffset:], bootloader)
+			copy(content[BootloaderOffset(espimage.ChipESP32):], bootloader)
 		}
 		var log bytes.Buffer
 		d, err := Open(Config{Flash: flash.FromBytes(content), Log: &log})

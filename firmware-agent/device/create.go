@@ -45,8 +45,9 @@ func InitialApp(t *partition.Table) (*partition.Partition, error) {
 	return nil, fmt.Errorf("partition table has neither a factory nor an OTA app partition")
 }
 
-// Create writes a new flash file ready to boot: the partition table at
-// the table offset, blank otadata and the app in its first app partition.
+// Create writes a new flash file ready to boot: a stand-in second-stage
+// bootloader (StandInBootloader), the partition table at the table
+// offset, blank otadata and the app in its first app partition.
 // An existing file is replaced; the file appears whole or not at all.
 func Create(path string, opt CreateOptions) error {
 	img, err := Build(opt)
@@ -128,5 +129,12 @@ func Build(opt CreateOptions) ([]byte, error) {
 	}
 	copy(b[off:], tb)
 	copy(b[target.Offset:], opt.App)
+	boot, err := StandInBootloader(opt.Chip)
+	if err != nil {
+		return nil, err
+	}
+	if bo := BootloaderOffset(opt.Chip); int(bo)+len(boot) <= int(off) {
+		copy(b[bo:], boot)
+	}
 	return b, nil
 }

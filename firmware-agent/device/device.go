@@ -121,9 +121,6 @@ func ReadTable(r io.ReaderAt, off, flashSize uint32) (*partition.Table, error) {
 	return t, nil
 }
 
-// BootloaderOffset is where the second-stage bootloader sits on ESP32.
-const BootloaderOffset = 0x1000
-
 // BootFlashSize returns the flash size the second-stage bootloader uses
 // as g_rom_flashchip.chip_size: the size in its own image header, set by
 // update_flash_config through esp_rom_spiflash_config_param (ESP-IDF
@@ -132,7 +129,7 @@ const BootloaderOffset = 0x1000
 // to be built for the chip, chipSize.
 func BootFlashSize(r io.ReaderAt, chipSize int) uint32 {
 	var h [4]byte
-	if _, err := r.ReadAt(h[:], BootloaderOffset); err != nil || h[0] != espimage.Magic {
+	if _, err := r.ReadAt(h[:], int64(BootloaderOffset(espimage.ChipESP32))); err != nil || h[0] != espimage.Magic {
 		return uint32(chipSize)
 	}
 	hdr := espimage.Header{FlashSize: h[3] >> 4}
@@ -156,12 +153,12 @@ func Open(cfg Config) (*Device, error) {
 	if cfg.ChipRev == 0 {
 		cfg.ChipRev = DefaultChipRev
 	}
-	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log), flashCfg: readFlashConfig(cfg.Flash)}
+	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log), flashCfg: readFlashConfig(cfg.Flash, cfg.Chip)}
 	t, err := ReadTable(cfg.Flash, cfg.TableOffset, BootFlashSize(cfg.Flash, cfg.Flash.Size()))
 	if err != nil {
 		// bootloader_utility_load_partition_table, then call_start_cpu0
 		// resets: the chip loops here.
-		d.log.rom(true, d.realtime(), d.flashCfg)
+		d.log.rom(true, d.cfg.ChipRev, d.realtime(), d.flashCfg)
 		d.log.bootHeader(d, d.flashCfg)
 		if cause := errors.Unwrap(err); cause != nil && !strings.HasPrefix(err.Error(), "read ") {
 			d.log.line('E', "flash_parts", cause.Error())
@@ -214,7 +211,7 @@ func (d *Device) boot(powerOn bool) error {
 			f()
 		}
 	}
-	d.log.rom(powerOn, d.realtime(), d.flashCfg)
+	d.log.rom(powerOn, d.cfg.ChipRev, d.realtime(), d.flashCfg)
 	d.log.bootHeader(d, d.flashCfg)
 	// bootloader_utility_load_partition_table maps the table and checks
 	// its MD5 before printing it.

@@ -188,9 +188,10 @@ func TestBootTableChecks(t *testing.T) {
 	b, err := Build(CreateOptions{App: v10})
 	must(t, err)
 	// A bootloader header at 0x1000 that declares 2 MB (byte 3 high nibble 1).
+	bootOff := BootloaderOffset(espimage.ChipESP32)
 	boot := shareddata.File(t, "bootloader-esp32-arduino.bin")
-	copy(b[BootloaderOffset:], boot)
-	b[BootloaderOffset+3] = b[BootloaderOffset+3]&0x0F | 0x10
+	copy(b[bootOff:], boot)
+	b[bootOff+3] = b[bootOff+3]&0x0F | 0x10
 	var log bytes.Buffer
 	_, err = Open(Config{Flash: flashFromBytes(b), Log: &log})
 	if err == nil {
@@ -206,7 +207,7 @@ func TestBootTableChecks(t *testing.T) {
 		}
 	}
 	// The same flash with the header saying 4 MB boots.
-	b[BootloaderOffset+3] = b[BootloaderOffset+3]&0x0F | 0x20
+	b[bootOff+3] = b[bootOff+3]&0x0F | 0x20
 	if _, err := Open(Config{Flash: flashFromBytes(b)}); err != nil {
 		t.Fatalf("4 MB header: %v", err)
 	}

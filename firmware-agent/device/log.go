@@ -61,9 +61,14 @@ var romLoads = [...]struct{ addr, n uint32 }{
 // banner; it loads each segment of the second-stage bootloader after
 // logging it. The second stage starts once the ROM's output has left the
 // FIFO (bootloader_console_init waits for it).
-func (l *logger) rom(powerOn, realtime bool, fc flashConfig) {
+func (l *logger) rom(powerOn bool, chipRev uint16, realtime bool, fc flashConfig) {
 	l.clock.start(realtime)
-	l.raw("ets Jun  8 2016 00:22:57")
+	// The ROM's build date: ESP32 v3 (ECO3) has a newer ROM.
+	if chipRev >= 300 {
+		l.raw("ets Jul 29 2019 12:21:46")
+	} else {
+		l.raw("ets Jun  8 2016 00:22:57")
+	}
 	l.raw("")
 	if powerOn {
 		l.raw("rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)")

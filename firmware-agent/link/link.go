@@ -179,6 +179,7 @@ type Line struct {
 	spans     []span // recent flash operations, oldest first
 	stop      chan struct{}
 	done      sync.WaitGroup
+	sig       signalState // the host's modem lines (signals.go)
 }
 
 // End is one end of the line: the host's port or the device's UART.

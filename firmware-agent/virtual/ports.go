@@ -124,7 +124,8 @@ const (
 // ServeHTTP carries the serial line over a WebSocket, one connection at
 // a time: each connection is a port open (fresh line buffers), ?baud=N
 // the host's rate (default: the line's power-on rate); binary messages in
-// both directions hold raw line bytes. A new connection takes the line
+// both directions hold raw line bytes, text messages from the client set
+// DTR/RTS (signals.go). A new connection takes the line
 // over and closes the previous one, as reopening a Web Serial port does.
 func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	baud := p.line.InitialBaud()
@@ -185,15 +186,24 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			break
 		}
-		if typ != websocket.MessageBinary {
-			status, reason = websocket.StatusUnsupportedData, "send serial bytes as binary messages"
-			break
-		}
 		p.mu.Lock()
 		owner := p.conn == c
 		p.mu.Unlock()
 		if !owner {
 			break
+		}
+		if typ == websocket.MessageText {
+			// Modem lines (signals.go).
+			s, err := ParseSignals(data, p.line.Signals())
+			if err != nil {
+				status, reason = websocket.StatusUnsupportedData, err.Error()
+				if len(reason) > 120 {
+					reason = reason[:120]
+				}
+				break
+			}
+			p.line.SetSignals(s)
+			continue
 		}
 		if p.active.Swap(portWS) != portWS {
 			host.SetBaudNow(baud) // back from the pseudo-terminal's rate
@@ -203,7 +213,8 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.mu.Lock()
-	if p.conn == c {
+	owned := p.conn == c
+	if owned {
 		p.conn = nil
 		close(p.out)
 		p.out = nil
@@ -214,6 +225,9 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.mu.Unlock()
+	if owned && p.line.Signals() != (link.Signals{}) {
+		p.line.SetSignals(link.Signals{}) // a closed port drops DTR and RTS
+	}
 	c.Close(status, reason)
 }
 

@@ -8,6 +8,29 @@
 // page reaches it) and/or through a pseudo-terminal (AttachPTY, which any
 // serial program can open). `gota device run`, `gota serve` and the web
 // server's tests all run their virtual device through this package.
+//
+// # Resets and the ROM
+//
+// The chip lives from reset to reset (chip.go). The host's DTR/RTS travel
+// with the line (link.Line.SetSignals; over the WebSocket as text
+// messages, signals.go) to the board's reset circuit (rom.Board: the
+// auto-reset circuit of dev boards, or the USB-Serial-JTAG of S3/C3), and
+// Config.BootButton holds GPIO0 low as the BOOT button does. When the
+// chip leaves reset, the ROM either
+//
+//   - enters download mode (GPIO0 low): it prints its banner ("...
+//     waiting for download") and serves the serial loader (package rom),
+//     flasher stubs included, until the host ends it with FLASH_END or
+//     RUN_USER_CODE, which boots the flash;
+//   - finds no bootloader image at the chip's bootloader offset (a blank
+//     or broken flash) and prints "invalid header: 0x..." in a watchdog
+//     reset loop, as a real chip does;
+//   - or boots the flash: package device's bootloader and the app with
+//     its agent, as before.
+//
+// State reports which. Each life gets its own view of the UART (uart.go),
+// so a reset ends whatever ran without touching the host's side of the
+// line, and bytes sent while the chip resets are lost.
 package virtual
 
 import (
@@ -26,6 +49,7 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
 	"github.com/gota-dev/gota/firmware-agent/nodemcu"
+	"github.com/gota-dev/gota/firmware-agent/rom"
 )
 
 // Config configures a virtual device.
@@ -41,6 +65,19 @@ type Config struct {
 	// Log, when set, receives a copy of the device console (boot log,
 	// and for the Lua agent what the board prints).
 	Log io.Writer
+	// Chip is what the ROM loader identifies as: esp32 (default),
+	// esp32s2, esp32s3 or esp32c3 (rom.ChipByName); ChipRev its revision
+	// (major*100+minor, default the chip's rom.Chip.DefaultRev: v3.0 for
+	// ESP32).
+	Chip    string
+	ChipRev uint16
+	// Reset is how the host's DTR/RTS reach EN and GPIO0: the dev
+	// board's auto-reset circuit (default) or the USB-Serial-JTAG of
+	// ESP32-S3/C3 (rom.Circuit).
+	Reset rom.Circuit
+	// BootButton holds GPIO0 low, as the BOOT button does: every reset,
+	// power-on included, enters the ROM's download mode.
+	BootButton bool
 }
 
 // ErrUnknownAgent is returned for a Config.Agent that is not one of Agents.
@@ -48,7 +85,7 @@ var ErrUnknownAgent = errors.New("unknown agent")
 
 // bootFunc boots a device on fl and returns how to serve the agent
 // protocol on uart once per connection, and what to release at the end.
-type bootFunc func(fl *flash.Flash, cfg Config, uart *link.End) (dev *device.Device, serve func(context.Context) error, release func(), err error)
+type bootFunc func(fl *flash.Flash, cfg Config, uart chipPort) (dev *device.Device, serve func(context.Context) error, release func(), err error)
 
 var agents = map[string]bootFunc{"go": bootGo, "lua": bootLua}
 
@@ -65,25 +102,29 @@ func Agents() []string {
 // bootGo boots the device for the Go agent; a new Serve runs for every
 // connection (each time the line comes back after a cut), keeping the OTA
 // state across.
-func bootGo(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(context.Context) error, func(), error) {
+func bootGo(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(context.Context) error, func(), error) {
 	con := agent.NewConsole()
-	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback})
+	boot := newBootLog(uart)
+	defer boot.use(con)
+	dev, err := device.Open(deviceConfig(fl, cfg, withLog(boot, cfg.Log)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
 	consoleAtReset(dev, uart)
 	uart.InstallDriver(agent.UART)
 	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
-	return dev, func(ctx context.Context) error { return a.Serve(ctx, uart) }, func() {}, nil
+	return dev, func(ctx context.Context) error { boot.wait(ctx); return a.Serve(ctx, uart) }, func() {}, nil
 }
 
 // bootLua boots the device and runs the embedded gota.lua on it, as a
 // board running NodeMCU with gota.lua started from init.lua would. The
 // board (Lua state, transfer in progress) lives as long as the device:
 // every time the line comes back it is attached again.
-func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(context.Context) error, func(), error) {
+func bootLua(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(context.Context) error, func(), error) {
 	con := nodemcu.NewConsole()
-	dev, err := device.Open(device.Config{Flash: fl, Log: withLog(con, cfg.Log), NoRollback: cfg.NoRollback})
+	boot := newBootLog(uart)
+	defer boot.use(con)
+	dev, err := device.Open(deviceConfig(fl, cfg, withLog(boot, cfg.Log)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
@@ -97,7 +138,15 @@ func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(
 		// is stuck erasing or programming flash.
 		RxBuffer: 128 + 256,
 	})
-	return dev, func(ctx context.Context) error { return board.Run(ctx, uart) }, func() { board.Close() }, nil
+	return dev, func(ctx context.Context) error { boot.wait(ctx); return board.Run(ctx, uart) }, func() { board.Close() }, nil
+}
+
+func deviceConfig(fl *flash.Flash, cfg Config, log io.Writer) device.Config {
+	c, _ := rom.ChipByName(cfg.Chip)
+	if c == nil {
+		c = rom.ESP32
+	}
+	return device.Config{Flash: fl, Log: log, NoRollback: cfg.NoRollback, Chip: espChip(c), ChipRev: cfg.ChipRev}
 }
 
 // consoleAtReset puts the device's UART back to its power-on rate at
@@ -105,7 +154,7 @@ func bootLua(fl *flash.Flash, cfg Config, uart *link.End) (*device.Device, func(
 // the agent's fast rate reads the boot log garbled, as from a real board.
 // What the app sent before restarting leaves first at the old rate (an
 // agent waits for it, uart_wait_tx_done, before esp_restart).
-func consoleAtReset(dev *device.Device, uart *link.End) {
+func consoleAtReset(dev *device.Device, uart chipPort) {
 	baud := uart.Baud()
 	dev.OnReset(func() { uart.SetBaud(baud) })
 }
@@ -120,11 +169,10 @@ func withLog(con, log io.Writer) io.Writer {
 // Device is a running virtual ESP32 and its line.
 type Device struct {
 	ports
-	dev       *device.Device
+	chip      *chip
 	flash     *flash.Flash
 	ownsFlash bool
 	cancel    context.CancelFunc
-	done      chan struct{} // closed when the agent loop ends
 	closeOnce sync.Once
 }
 
@@ -154,7 +202,7 @@ func New(fl *flash.Flash, cfg Config) (*Device, error) {
 	if boot == nil {
 		return nil, fmt.Errorf("agent %q: %w (have %s)", cfg.Agent, ErrUnknownAgent, strings.Join(Agents(), ", "))
 	}
-	d := &Device{flash: fl, done: make(chan struct{})}
+	d := &Device{flash: fl}
 	onCut := cfg.Line.OnDisconnect
 	cfg.Line.OnDisconnect = func() {
 		if onCut != nil {
@@ -164,21 +212,16 @@ func New(fl *flash.Flash, cfg Config) (*Device, error) {
 	}
 	d.line = link.New(cfg.Line)
 	fl.SetGuard(d.line.FlashGuard())
-	dev, serve, release, err := boot(fl, cfg, d.line.Device())
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := newChip(ctx, fl, cfg, d.line, boot)
 	if err != nil {
+		cancel()
 		fl.SetGuard(nil)
 		d.line.Close()
 		return nil, fmt.Errorf("virtual device: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.dev = dev
-	d.cancel = cancel
-	d.ctx = ctx
-	go func() {
-		defer close(d.done)
-		defer release()
-		serveLoop(ctx, d.line, serve)
-	}()
+	d.chip, d.cancel, d.ctx = c, cancel, ctx
+	c.powerOn()
 	return d, nil
 }
 
@@ -210,8 +253,16 @@ func (d *Device) Host() *link.End { return d.line.Host() }
 // Line returns the emulated line (statistics, fault injection).
 func (d *Device) Line() *link.Line { return d.line }
 
-// Device returns the booted device (its OTA API and state).
-func (d *Device) Device() *device.Device { return d.dev }
+// Device returns the booted device (its OTA API and state), or nil while
+// the chip is not running its app (reset, download mode, boot loop).
+func (d *Device) Device() *device.Device { return d.chip.device() }
+
+// State says what the chip does: "app", "download", "boot loop", "hung"
+// (an unknown uploaded program runs) or "reset".
+func (d *Device) State() string { return d.chip.State() }
+
+// Board returns the chip's reset circuit and buttons (BOOT, EN).
+func (d *Device) Board() *rom.Board { return d.chip.board }
 
 // Flash returns the device's emulated flash chip.
 func (d *Device) Flash() *flash.Flash { return d.flash }
@@ -223,10 +274,7 @@ func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		d.cancel()
 		d.line.Close() // unblocks the agent's pending read
-		select {
-		case <-d.done:
-		case <-time.After(2 * time.Second):
-		}
+		d.chip.close()
 		d.ports.close()
 		d.flash.SetGuard(nil)
 		if d.ownsFlash {

@@ -38,14 +38,16 @@ func runningJS(label string) string {
 // virtual device (LEDController v1.0 in ota_0), flash v1.1, see it on
 // trial, accept it, flash v1.2, roll it back, refuse a corrupt image
 // without touching the flash, and see the boot log in the console.
-func TestFlashAcceptRollback(t *testing.T) {
+func TestFlashAcceptRollback(t *testing.T) { forAgents(t, testFlashAcceptRollback) }
+
+func testFlashAcceptRollback(t *testing.T, agent string) {
 	_, v10 := sharedFile(t, "esp32-ledcontroller-v1.0.bin")
 	p11, v11 := sharedFile(t, "esp32-ledcontroller-v1.1.bin")
 	p12, v12 := sharedFile(t, "esp32-ledcontroller-v1.2.bin")
 	d10, d11, d12 := digestOf(t, v10), digestOf(t, v11), digestOf(t, v12)
 
 	ctx := newBrowser(t)
-	s := startSite(t, v10)
+	s := startSiteAgent(t, v10, agent)
 	info, err := s.Device.Device().Info()
 	if err != nil {
 		t.Fatal(err)
@@ -216,12 +218,14 @@ func TestFlashAcceptRollback(t *testing.T) {
 // TestUnplugDuringFlash pulls the cable a third of the way through a
 // transfer: the page says the device went away and what to do, the
 // running build is untouched, and after reconnecting the update completes.
-func TestUnplugDuringFlash(t *testing.T) {
+func TestUnplugDuringFlash(t *testing.T) { forAgents(t, testUnplugDuringFlash) }
+
+func testUnplugDuringFlash(t *testing.T, agent string) {
 	_, v10 := sharedFile(t, "esp32-ledcontroller-v1.0.bin")
 	p11, v11 := sharedFile(t, "esp32-ledcontroller-v1.1.bin")
 	d10, d11 := digestOf(t, v10), digestOf(t, v11)
 	ctx := newBrowser(t)
-	s := startSite(t, v10)
+	s := startSiteAgent(t, v10, agent)
 	info, err := s.Device.Device().Info()
 	if err != nil {
 		t.Fatal(err)

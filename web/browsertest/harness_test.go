@@ -112,7 +112,11 @@ func (l *syncLog) add(s string) { l.mu.Lock(); l.lines = append(l.lines, s); l.m
 
 // startSite creates a flash file holding app in ota_0, boots a virtual
 // device on it and serves the page in-process.
-func startSite(tb testing.TB, app []byte) *site {
+func startSite(tb testing.TB, app []byte) *site { return startSiteAgent(tb, app, "") }
+
+// startSiteAgent is startSite with the device running agent ("" is the
+// Go agent).
+func startSiteAgent(tb testing.TB, app []byte, agent string) *site {
 	tb.Helper()
 	dist := buildDist(tb)
 	flashPath := filepath.Join(tb.TempDir(), "flash.bin")
@@ -120,7 +124,7 @@ func startSite(tb testing.TB, app []byte) *site {
 		tb.Fatal(err)
 	}
 	log := &syncLog{}
-	dev, err := virtual.Open(flashPath, virtual.Config{Log: virtual.LineLog(log.add)})
+	dev, err := virtual.Open(flashPath, virtual.Config{Agent: agent, Log: virtual.LineLog(log.add)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -292,4 +296,16 @@ func sharedFile(tb testing.TB, name string) (path string, data []byte) {
 
 func evalBool(ctx context.Context, expr string) (bool, error) {
 	return chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+}
+
+// flashAgents are the device agents the browser's update tests run
+// against: the Go agent and the C agent (firmware-agent/esp-idf built for
+// the host).
+var flashAgents = []string{"go", "c"}
+
+// forAgents runs test once per agent of flashAgents.
+func forAgents(t *testing.T, test func(t *testing.T, agent string)) {
+	for _, a := range flashAgents {
+		t.Run(a, func(t *testing.T) { test(t, a) })
+	}
 }

@@ -25,6 +25,9 @@ const (
 	VirtualDevicePath = "/virtual-device" // 200 when a virtual device is attached
 )
 
+// usbPort is a virtual device that says which USB serial device it is.
+type usbPort interface{ USBIDs() (vid, pid uint16) }
+
 // Config describes what to serve.
 type Config struct {
 	Dir    string       // built page: index.html, main.wasm, wasm_exec.js, ...
@@ -63,7 +66,15 @@ func New(cfg Config) (*Server, error) {
 		mux.HandleFunc(VirtualDevicePath, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")
-			fmt.Fprintf(w, "{\"serial\":%q}\n", SerialPath)
+			usb := ""
+			if u, ok := cfg.Device.(usbPort); ok {
+				// What SerialPort.getInfo() reports for the port (the
+				// page's shim passes it on): esptool-js picks its reset
+				// sequence by it.
+				vid, pid := u.USBIDs()
+				usb = fmt.Sprintf(",\"usbVendorId\":%d,\"usbProductId\":%d", vid, pid)
+			}
+			fmt.Fprintf(w, "{\"serial\":%q%s}\n", SerialPath, usb)
 		})
 	}
 	mux.Handle("/", s)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gota-dev/gota/core/updater"
+	"github.com/gota-dev/gota/firmware-agent/flash"
+	"github.com/gota-dev/gota/firmware-agent/rom"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
 
@@ -274,3 +276,30 @@ func TestVirtualDeviceTakeover(t *testing.T) {
 type connPort struct{ net.Conn }
 
 func (connPort) SetBaud(int) error { return nil }
+
+// TestVirtualDeviceUSBIDs: /virtual-device says which USB serial device
+// the virtual port is, by its reset circuit, as getInfo() would.
+func TestVirtualDeviceUSBIDs(t *testing.T) {
+	for _, c := range []struct {
+		reset rom.Circuit
+		want  string
+	}{
+		{rom.AutoReset, `"usbVendorId":4292,"usbProductId":60000`},
+		{rom.USBSerialJTAG, `"usbVendorId":12346,"usbProductId":4097`},
+	} {
+		dev, err := virtual.New(flash.NewMemory(4<<20), virtual.Config{Reset: c.reset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := New(Config{Dir: writeSite(t), Device: dev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", VirtualDevicePath, nil))
+		dev.Close()
+		if !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("reset %v: %s, want %s", c.reset, rec.Body.String(), c.want)
+		}
+	}
+}

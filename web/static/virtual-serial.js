@@ -7,12 +7,18 @@
 // The server emulates the line: each WebSocket carries raw serial bytes as
 // binary messages at the rate given by ?baud=N, so a baud change means
 // closing the port and opening it again, as with a real SerialPort.
+// setSignals sends DTR/RTS as a text message {"dtr": bool, "rts": bool}
+// (firmware-agent/virtual/signals.go); they reach the virtual board's
+// reset circuit (EN, GPIO0) as on a dev board with a USB-UART bridge.
 "use strict";
 
 class VirtualSerialPort extends EventTarget {
-  constructor(url) {
+  // info is what the server says the port is (/virtual-device): its USB
+  // ids, as a real port's getInfo() has them.
+  constructor(url, info) {
     super();
     this._url = url;
+    this._info = info || {};
     this._ws = null;
     this.readable = null;
     this.writable = null;
@@ -22,7 +28,12 @@ class VirtualSerialPort extends EventTarget {
   }
 
   getInfo() {
-    return { name: "virtual ESP32 (" + this._url + ")" };
+    const info = { name: "virtual ESP32 (" + this._url + ")" };
+    if (this._info.usbVendorId !== undefined) {
+      info.usbVendorId = this._info.usbVendorId;
+      info.usbProductId = this._info.usbProductId;
+    }
+    return info;
   }
 
   async open(options) {
@@ -105,6 +116,31 @@ class VirtualSerialPort extends EventTarget {
     });
   }
 
+  // setSignals sets DTR (dataTerminalReady) and/or RTS (requestToSend);
+  // members left out keep their value, as with a real SerialPort. The
+  // break signal is not modelled by the virtual line and is ignored.
+  async setSignals(signals) {
+    if (!this._ws || this._ws.readyState !== WebSocket.OPEN) {
+      throw new DOMException("Failed to execute 'setSignals' on 'SerialPort': The port is closed.", "InvalidStateError");
+    }
+    const msg = {};
+    if (signals && signals.dataTerminalReady !== undefined) msg.dtr = !!signals.dataTerminalReady;
+    if (signals && signals.requestToSend !== undefined) msg.rts = !!signals.requestToSend;
+    if (signals && signals.break === undefined && msg.dtr === undefined && msg.rts === undefined) {
+      throw new TypeError("Failed to execute 'setSignals' on 'SerialPort': Signals dictionary is empty.");
+    }
+    if (msg.dtr !== undefined || msg.rts !== undefined) this._ws.send(JSON.stringify(msg));
+  }
+
+  // getSignals reports the input lines. A dev board's USB-UART bridge has
+  // nothing wired to them, so they read deasserted.
+  async getSignals() {
+    if (!this._ws) {
+      throw new DOMException("Failed to execute 'getSignals' on 'SerialPort': The port is closed.", "InvalidStateError");
+    }
+    return { dataCarrierDetect: false, clearToSend: false, ringIndicator: false, dataSetReady: false };
+  }
+
   async forget() {
     if (this._ws) await this.close();
   }
@@ -121,13 +157,16 @@ globalThis.gotaVirtual = {
   async available() {
     try {
       const r = await fetch("/virtual-device", { cache: "no-store" });
+      if (r.ok) {
+        try { this._info = await r.json(); } catch (e) { this._info = {}; }
+      }
       return r.ok;
     } catch (e) {
       return false;
     }
   },
   port() {
-    return new VirtualSerialPort(this.url());
+    return new VirtualSerialPort(this.url(), this._info);
   },
 };
 globalThis.VirtualSerialPort = VirtualSerialPort;

@@ -1,0 +1,1 @@
+../esp-idf/include/gota_agent.h

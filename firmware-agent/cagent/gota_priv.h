@@ -1,0 +1,1 @@
+../esp-idf/src/gota_priv.h

@@ -1,0 +1,1 @@
+../../include/gota_agent.h

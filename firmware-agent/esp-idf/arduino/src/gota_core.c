@@ -1,0 +1,1 @@
+../../src/gota_core.c

@@ -1,0 +1,1 @@
+../../src/gota_frame.c
