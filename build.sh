@@ -22,29 +22,43 @@ build() {
 	mkdir -p "$DIST"
 	GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$DIST/main.wasm" ./wasm
 	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$DIST/wasm_exec.js"
-	cp index.html web/static/virtual-serial.js web/static/style.css "$DIST/"
+	cp index.html web/static/virtual-serial.js web/static/style.css firmware-agent/nodemcu/gota.lua "$DIST/"
 	go build -o "$DIST/gota" ./cmd/gota
 }
 
 # deps installs the system packages the tests drive: Debian's Chromium for
 # the browser tests, Lua 5.1 and 5.3 to check the NodeMCU agent parses and
-# runs on both interpreters NodeMCU builds use, mbedTLS for the host build of
+# runs on both interpreters NodeMCU builds use (and fengari, a Lua 5.3 with
+# NodeMCU's 32-bit integers), mbedTLS for the host build of
 # the C agent (firmware-agent/cagent), and a RISC-V compiler with picolibc's
 # headers for the C agent's 32-bit cross build.
 deps() {
 	local missing=()
+	command -v npm >/dev/null || missing+=(npm)
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v luac5.1 >/dev/null || missing+=(lua5.1)
 	command -v luac5.3 >/dev/null || missing+=(lua5.3)
 	[ -f /usr/include/mbedtls/sha256.h ] || missing+=(libmbedtls-dev)
 	command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf)
 	[ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
-	[ ${#missing[@]} -eq 0 ] && return
-	local sudo=""
-	[ "$(id -u)" -ne 0 ] && sudo="sudo"
-	echo "installing ${missing[*]} with apt-get" >&2
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	if [ ${#missing[@]} -gt 0 ]; then
+		local sudo=""
+		[ "$(id -u)" -ne 0 ] && sudo="sudo"
+		echo "installing ${missing[*]} with apt-get" >&2
+		$sudo apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	# esptool-js, pinned: the tests check the virtual ROM loader against it,
+	# and take the flasher stubs it ships (esp-flasher-stub, Apache-2.0 OR
+	# MIT) from it rather than from the repository.
+	if [ ! -f .deps/node_modules/esptool-js/package.json ]; then
+		npm install --prefix .deps --no-audit --no-fund --silent esptool-js@0.7.0 >/dev/null
+	fi
+	# fengari, pinned: Lua 5.3 with 32-bit integers (NodeMCU's default
+	# number type) for TestAgentOnStockLua/fengari.
+	if [ ! -f .deps/node_modules/fengari/package.json ]; then
+		npm install --prefix .deps --no-audit --no-fund --silent fengari@0.1.5 >/dev/null
+	fi
 }
 
 check_format() {
@@ -64,6 +78,8 @@ build)
 	;;
 serve)
 	build
+	stubs=.deps/node_modules/esptool-js/lib/targets/stub_flasher
+	[ -d "$stubs" ] && set -- "$1" --stub "$stubs" "${@:2}"
 	exec "$DIST/gota" serve --dir "$DIST" --addr "127.0.0.1:${PORT:-8080}" "${@:2}"
 	;;
 test)

@@ -201,3 +201,24 @@ func storeImage(digestHex string, image []byte) {
 		webserial.Await(c.Call("delete", keys.Index(i)))
 	}
 }
+
+// fetchURL GETs u (relative to the page) and returns the body.
+func fetchURL(u string) ([]byte, error) {
+	resp, err := webserial.Await(js.Global().Call("fetch", u))
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", u, err)
+	}
+	if !resp.Get("ok").Bool() {
+		return nil, fmt.Errorf("fetch %s: HTTP %d %s", u, resp.Get("status").Int(), resp.Get("statusText").String())
+	}
+	return arrayBufferOf(resp)
+}
+
+// inputValue reads the value of the input element with id.
+func inputValue(id string) string {
+	el := js.Global().Get("document").Call("getElementById", id)
+	if !el.Truthy() {
+		return ""
+	}
+	return el.Get("value").String()
+}

@@ -28,3 +28,6 @@ func download(name, text string)                                 {}
 func trace(s string)                                             {}
 func cachedImage(digestHex string) []byte                        { return nil }
 func storeImage(digestHex string, image []byte)                  {}
+
+func fetchURL(u string) ([]byte, error) { return nil, errNoBrowser }
+func inputValue(id string) string       { return "" }

@@ -52,6 +52,9 @@ type Root struct {
 
 	Console []string
 
+	// Inst is the "Install or recover" panel (install.go).
+	Inst InstallPanel
+
 	renderPending bool // a coalesced render is scheduled
 
 	// LastFlashMS is how long the last Flash took, click to rebooted
@@ -79,6 +82,9 @@ type ImageFile struct {
 	// running build or older: the user may flash it anyway.
 	Overridable bool
 	Force       bool // the user chose to flash anyway
+	// MergedNote says that the file was a merged image and only its app
+	// part goes over the air (install.go).
+	MergedNote string
 }
 
 // Port is an open serial line the session runs over.
@@ -139,39 +145,53 @@ func (c *Root) startConnect(busy string, choose func() (any, error)) {
 	c.Problem = nil
 	c.Notice = ""
 	c.closeSession()
-	baud := c.Baud
 	go func() {
 		handle, err := choose()
 		if err != nil {
 			c.fail("No port chosen", err, "Press Connect device and pick the ESP32's serial port (often “USB JTAG/serial” or “CP210x”).")
 			return
 		}
-		c.update(func() { c.Busy = "Opening the port…" })
-		port, err := openPort(handle, updater.DefaultBaud, c.lost)
-		if err != nil {
-			c.fail("Could not open the port", err, "Close other programs that use the port (serial monitors, esptool), then connect again.")
-			return
-		}
-		c.update(func() {
-			c.port = port
-			c.Busy = "Waiting for the Gota agent…"
-			c.Status = "Port open: " + port.Describe()
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud, Compression: true})
-		if err != nil {
-			port.Close()
-			c.update(func() { c.port = nil; c.Status = "Not connected" })
-			c.fail("The device did not answer", err, "Check that the device runs the Gota agent (flash it once with the CLI), press its reset button, then connect again.")
-			return
-		}
-		c.update(func() {
-			c.sess = sess
-			c.Status = "Connected: " + port.Describe()
-		})
-		c.refresh("Reading the device…")
+		c.connectHandle(handle)
 	}()
+}
+
+// connectHandle opens the chosen port and handshakes (called without the
+// lock, in the background).
+func (c *Root) connectHandle(handle any) {
+	c.env.Lock()
+	baud := c.Baud
+	c.env.UnlockOnly()
+	c.update(func() { c.Busy = "Opening the port…" })
+	port, err := openPort(handle, updater.DefaultBaud, c.lost)
+	if err != nil {
+		c.fail("Could not open the port", err, "Close other programs that use the port (serial monitors, esptool), then connect again.")
+		return
+	}
+	c.update(func() {
+		c.port = port
+		c.Busy = "Waiting for the Gota agent…"
+		c.Status = "Port open: " + port.Describe()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := updater.Connect(ctx, port, updater.Options{Log: c.logLine, Baud: baud, Compression: true})
+	if err != nil {
+		port.Close()
+		c.update(func() { c.port = nil; c.Status = "Not connected" })
+		c.fail("The device did not answer", err, "Check that the device runs the Gota agent (flash it once with the CLI), press its reset button, then connect again.")
+		return
+	}
+	c.update(func() {
+		c.sess = sess
+		c.Status = "Connected: " + port.Describe()
+		if sess.Baud() != baud {
+			// The line stays where it is (NodeMCU's console module cannot
+			// change its rate; gota.lua refuses rates its console path
+			// cannot keep up with): say so next to the rate.
+			c.Status += fmt.Sprintf(" (the agent cannot switch to %d baud)", baud)
+		}
+	})
+	c.refresh("Reading the device…")
 }
 
 // refresh reads the device state and rechecks the chosen image.
@@ -353,7 +373,10 @@ func (c *Root) loadFile(read func() (string, []byte, error)) {
 		}
 		c.update(func() {
 			f := &ImageFile{Name: name, Data: data}
-			f.Image, f.ParseErr = espimage.Parse(data)
+			if app, note := mergedApp(name, data); app != nil {
+				f.Data, f.MergedNote = app, note
+			}
+			f.Image, f.ParseErr = espimage.Parse(f.Data)
 			c.File = f
 			c.check()
 		})
@@ -533,21 +556,6 @@ func (c *Root) Running() *updater.Partition {
 		return nil
 	}
 	return find(c.Info, c.Info.Running)
-}
-
-// Previous returns the partition a rollback would boot: the other OTA
-// slot holding a usable image.
-func (c *Root) Previous() *updater.Partition {
-	if c.Info == nil {
-		return nil
-	}
-	for i := range c.Info.Partitions {
-		p := &c.Info.Partitions[i]
-		if p.Label != c.Info.Running && p.ImageLen > 0 && p.State != "invalid" && p.State != "aborted" {
-			return p
-		}
-	}
-	return nil
 }
 
 func find(info *updater.DeviceInfo, label string) *updater.Partition {
@@ -747,7 +755,13 @@ func (c *Root) Relation() string {
 	case "older":
 		return "Older than the running build"
 	case "different build":
-		return "Different build with the same version string (digests differ)"
+		r := c.Running()
+		if r != nil && r.SHA256 != "" && f.App().Version == r.Version {
+			return "Different build with the same version string (digests differ)"
+		}
+		return "A different build from the running one (versions not comparable)"
+	case "same version":
+		return "Same version string as the running build; the device reports no digest, so whether the content differs is unknown"
 	}
 	return f.Plan.Relation
 }

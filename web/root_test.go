@@ -127,3 +127,88 @@ func TestFlashFailureHint(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackOffer: Roll back is offered whenever another slot holds a
+// build the bootloader would boot, whether or not digests are known, and
+// the labels show only what is known.
+func TestRollbackOffer(t *testing.T) {
+	// As NodeMCU's agent reports it: descriptors, no digests or lengths.
+	nodemcu := func(runningState, otherState string) *updater.DeviceInfo {
+		return &updater.DeviceInfo{Chip: "esp32", Running: "app1", Next: "app1", Partitions: []updater.Partition{
+			{Label: "app0", State: otherState, Name: "led", Version: "1.1"},
+			{Label: "app1", State: runningState, Name: "led", Version: "37d69ca"},
+		}}
+	}
+	tests := []struct {
+		name                string
+		info                *updater.DeviceInfo
+		onTrial, final      bool
+		accept, rollback    string
+		rollbackUnavailable bool
+	}{
+		{name: "on trial, rollback bootloader", info: nodemcu("testing", "valid"), onTrial: true,
+			accept: "Accept: keep app1 (37d69ca) for good", rollback: "Roll back: mark the running build invalid and reboot into app0 (1.1)"},
+		{name: "no rollback support", info: nodemcu("undefined", "undefined"), final: true,
+			rollback: "reboot into app0 (1.1)"},
+		{name: "other slot invalid", info: nodemcu("testing", "invalid"), onTrial: true,
+			rollback: "Roll back (no other build to return to)", rollbackUnavailable: true},
+		{name: "other slot never written", info: nodemcu("undefined", ""), rollbackUnavailable: true,
+			rollback: "Roll back (no other build to return to)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Root{Info: tt.info}
+			if c.OnTrial() != tt.onTrial || c.Final() != tt.final {
+				t.Errorf("on trial %v final %v, want %v %v", c.OnTrial(), c.Final(), tt.onTrial, tt.final)
+			}
+			if (c.Previous() == nil) != tt.rollbackUnavailable {
+				t.Errorf("Previous() = %+v", c.Previous())
+			}
+			if tt.accept != "" && c.AcceptText() != tt.accept {
+				t.Errorf("accept %q, want %q", c.AcceptText(), tt.accept)
+			}
+			if !strings.Contains(c.RollbackText(), tt.rollback) {
+				t.Errorf("rollback %q, want it to contain %q", c.RollbackText(), tt.rollback)
+			}
+			if strings.Contains(c.AcceptText()+c.RollbackText(), ", )") {
+				t.Errorf("empty field in a label: %q / %q", c.AcceptText(), c.RollbackText())
+			}
+		})
+	}
+	if got := DigestText(""); got != "unknown" {
+		t.Errorf("DigestText(\"\") = %q", got)
+	}
+}
+
+// TestRelationWithoutDigests: against NodeMCU's agent, which reports no
+// digest of the running build, the page never claims the builds differ.
+func TestRelationWithoutDigests(t *testing.T) {
+	v10 := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	v11 := shareddata.File(t, "esp32-ledcontroller-v1.1.bin")
+	other, err := espimage.SetVersion(v11, "feature-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		image []byte
+		want  string
+	}{
+		{"same version string", v11, "Same version string as the running build; the device reports no digest"},
+		{"other version string", other, "A different build from the running one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info := deviceRunning(t, v10, 0x180000)
+			info.Partitions[0].SHA256, info.Partitions[0].ImageLen = "", 0
+			c := &Root{Info: info, sess: &updater.Session{}}
+			f := &ImageFile{Name: "x.bin", Data: tc.image}
+			f.Image, f.ParseErr = espimage.Parse(tc.image)
+			c.File = f
+			c.check()
+			rel := c.Relation()
+			if !strings.HasPrefix(rel, tc.want) || strings.Contains(rel, "digests differ") {
+				t.Errorf("Relation = %q, want %q…", rel, tc.want)
+			}
+		})
+	}
+}

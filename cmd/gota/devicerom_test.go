@@ -82,4 +82,14 @@ func TestBlankDownloadPTY(t *testing.T) {
 	if !bytes.Contains(got, []byte{0x01, rom.OpReadReg, 4, 0, 0x83, 0x1D, 0xF0, 0x00}) {
 		t.Fatalf("READ_REG magic reply: % x", got)
 	}
+	// A pseudo-terminal has no modem lines: setting them says what to do.
+	port.Close()
+	sl, err := openSerial(tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	if err := sl.SetSignals(false, true); err == nil || !strings.Contains(err.Error(), "hold BOOT") {
+		t.Errorf("SetSignals on a pseudo-terminal: %v, want an error saying to hold BOOT", err)
+	}
 }

@@ -17,15 +17,25 @@ import (
 
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
+	"github.com/gota-dev/gota/firmware-agent/nodemcu"
 	"github.com/gota-dev/gota/firmware-agent/rom"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 )
+
+// nodemcuProfiles lists the NodeMCU firmware profiles for flag help.
+func nodemcuProfiles() string {
+	var names []string
+	for _, p := range nodemcu.Profiles {
+		names = append(names, p.Name)
+	}
+	return strings.Join(names, ", ")
+}
 
 func init() {
 	register(&command{
 		name: "device run",
 		usage: "FLASH [--pty LINK] [--listen ADDR] [--baud N] [--agent go] [--uart bridge|usb] [--no-rollback] [--fast-flash]\n" +
-			"                       [--boot flash|download] [--chip esp32] [--reset auto|usb-jtag]\n" +
+			"                       [--boot flash|download] [--chip esp32] [--reset auto|usb-jtag] [--rollback] [--nodemcu P] [--repl-only]\n" +
 			"                       [--drop-rate R] [--flip-rate R] [--disconnect-after N[,N...]] [--seed S]\n" +
 			"                       run a virtual ESP32 on a pseudo-terminal and/or ws://ADDR/serial",
 		run: runDeviceRun,
@@ -46,6 +56,9 @@ type deviceRunOptions struct {
 	baud       int
 	agent      string
 	noRollback bool
+	rollback   bool   // Lua agent: bootloader with rollback support
+	profile    string // Lua agent: NodeMCU firmware profile
+	replOnly   bool   // Lua agent: NodeMCU's REPL only, gota.lua not installed
 	fastFlash  bool
 	boot       string
 	chip       string
@@ -63,6 +76,9 @@ func parseDeviceRun(stderr io.Writer, args []string) (*deviceRunOptions, error) 
 	fs.StringVar(&o.agent, "agent", "go", "device agent: "+strings.Join(virtual.Agents(), ", "))
 	uartFlag(fs, &o.line.UART)
 	fs.BoolVar(&o.noRollback, "no-rollback", false, "bootloader without app rollback support")
+	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none, so that is the Lua agent's default)")
+	fs.BoolVar(&o.replOnly, "repl-only", false, "with --agent lua: a board with NodeMCU's REPL and a user's init.lua but no agent (try gota nodemcu install)")
+	fs.StringVar(&o.profile, "nodemcu", "console", "with --agent lua: NodeMCU firmware `profile` ("+nodemcuProfiles()+")")
 	fs.BoolVar(&o.fastFlash, "fast-flash", false, "instant flash operations (default: realistic SPI NOR timing, 45 ms sector erase, 0.7 ms page program)")
 	fs.Float64Var(&o.line.DropRate, "drop-rate", 0, "probability that a byte on the line is lost")
 	fs.Float64Var(&o.line.FlipRate, "flip-rate", 0, "probability that a byte on the line has one bit inverted")
@@ -86,6 +102,15 @@ unless --fast-flash; while one runs, the device's tasks stop and, with
 the agent's UART ISR is in IRAM (see firmware-agent/link). A cut (--disconnect-after) replaces the
 pseudo-terminal behind LINK and closes the WebSocket: the host must reopen
 its port. GOTA_LINK_TRACE=1 prints the line's rates and counters every second.
+
+DTR and RTS reach EN and GPIO0 through a dev board's auto-reset circuit
+(--reset usb-jtag: the ESP32-S3/C3 USB-Serial-JTAG), as esptool's resets
+expect; over the WebSocket a text message {"dtr": true, "rts": false} sets
+them. GPIO0 low at reset enters the ROM's download mode (esptool's serial
+protocol at 115200 baud, flasher stubs recognised by digest); a pseudo-
+terminal has no modem lines, so --boot download holds GPIO0 low instead
+(the BOOT button). A flash without a bootloader ("gota device create
+--blank") boot-loops with "invalid header" until something is installed.
 
 flags:
 `)
@@ -118,6 +143,9 @@ flags:
 	}
 	if err := checkAgent(o.agent); err != nil {
 		return nil, err
+	}
+	if _, err := nodemcu.FindProfile(o.profile); err != nil {
+		return nil, fmt.Errorf("--nodemcu: %w", err)
 	}
 	if o.boot != "flash" && o.boot != "download" {
 		return nil, fmt.Errorf("--boot %q: want flash or download", o.boot)
@@ -160,7 +188,8 @@ func deviceRun(ctx context.Context, stdout, stderr io.Writer, args []string) err
 			st.HostToDevice+st.DeviceToHost, st.Disconnects, len(o.line.DisconnectAfter))
 	}
 	vc := virtual.Config{Agent: o.agent, NoRollback: o.noRollback, Line: o.line, Log: out,
-		Chip: o.chip, BootButton: o.boot == "download"}
+		Chip: o.chip, BootButton: o.boot == "download",
+		Rollback: o.rollback, Profile: o.profile, REPLOnly: o.replOnly}
 	if o.reset == "usb-jtag" {
 		vc.Reset = rom.USBSerialJTAG
 	}

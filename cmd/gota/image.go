@@ -15,7 +15,7 @@ import (
 func init() {
 	register(&command{
 		name:  "image info",
-		usage: "[--json] FILE...   show and verify ESP32 app/bootloader images",
+		usage: "[--json] FILE...   show and verify ESP32 app/bootloader images and merged images",
 		run:   runImageInfo,
 	})
 }
@@ -60,6 +60,10 @@ type imageRecord struct {
 	*imageFields
 	Valid bool   `json:"valid"`
 	Error string `json:"error,omitempty"`
+	// Merged lists the parts of a merged image (bootloader, partition
+	// table, apps at their flash offsets) instead of the image fields.
+	Merged     []mergedPart `json:"merged,omitempty"`
+	MergedChip string       `json:"merged_chip,omitempty"`
 }
 
 // imageFields is present when the file parsed as an image.
@@ -119,6 +123,9 @@ func inspectFile(name string) (imageRecord, *espimage.Image) {
 		rec.Error = err.Error()
 		return rec, nil
 	}
+	if _, ok := inspectMerged(&rec, b); ok {
+		return rec, nil
+	}
 	img, err := espimage.Parse(b)
 	if err != nil {
 		rec.Error = fmt.Sprintf("not a valid ESP image: %v", err)
@@ -176,6 +183,10 @@ func inspectFile(name string) (imageRecord, *espimage.Image) {
 }
 
 func printImage(w io.Writer, rec imageRecord, img *espimage.Image) {
+	if rec.Merged != nil {
+		printMerged(w, rec)
+		return
+	}
 	if img == nil {
 		fmt.Fprintf(w, "%s: INVALID: %s\n\n", rec.File, rec.Error)
 		return

@@ -34,7 +34,7 @@ func init() {
 	register(&command{name: "accept", usage: common + "\n                       mark the running build valid (cancel rollback)", run: runAccept})
 	register(&command{name: "rollback", usage: common + "\n                       mark the running build invalid and reboot into the previous one", run: runRollback})
 	register(&command{name: "reboot", usage: common + "\n                       restart the device", run: runReboot})
-	register(&command{name: "monitor", usage: "--port PORT [--baud N]\n                       print the device log until Ctrl-C (N: the console's rate)", run: runMonitor})
+	register(&command{name: "monitor", usage: "--port PORT [--baud N] [--reset]\n                       print the device log until Ctrl-C (N: the console's rate)", run: runMonitor})
 }
 
 // remoteFlags are the flags every remote command takes.
@@ -417,6 +417,9 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
+	if image, err = appOfMerged(stderr, pos[0], image); err != nil {
+		return err
+	}
 	var base []byte
 	if *baseFile != "" {
 		if base, err = os.ReadFile(*baseFile); err != nil {
@@ -532,8 +535,12 @@ func remoteFlash(stdout, stderr io.Writer, args []string) error {
 		state = rp.State
 	}
 	fmt.Fprintf(stdout, "running %s (%s)\n", after.Running, state)
-	if state == "testing" {
+	switch state {
+	case "testing":
 		fmt.Fprintln(stdout, "the new build is on trial: `gota accept` keeps it; a reboot without accepting rolls back")
+	case "undefined":
+		// esp_ota_set_boot_partition without CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE.
+		fmt.Fprintln(stdout, "the bootloader has no rollback support: the new build is final; `gota rollback` returns to the previous one")
 	}
 	return nil
 }
@@ -609,6 +616,8 @@ func runMonitor(args []string) error { return remoteMonitor(os.Stdout, os.Stderr
 
 func remoteMonitor(stdout, stderr io.Writer, args []string) error {
 	rf := newRemoteFlags("monitor --port PORT [flags]", stderr, updater.DefaultBaud, "rate the device console runs at")
+	reset := rf.fs.Bool("reset", false, "reset the chip through DTR/RTS first (EN pulse, GPIO0 released), to see its boot")
+	usbJTAG := rf.fs.Bool("usb-jtag", false, "with --reset: the port is the chip's USB-Serial-JTAG")
 	if _, err := rf.parse(args, 0); err != nil {
 		return err
 	}
@@ -623,6 +632,11 @@ func remoteMonitor(stdout, stderr io.Writer, args []string) error {
 		// Monitor does not talk to the agent: --baud is the rate the
 		// device's console already runs at.
 		if err := p.SetBaud(rf.baud); err != nil {
+			return err
+		}
+	}
+	if *reset {
+		if err := resetPort(p, *usbJTAG); err != nil {
 			return err
 		}
 	}

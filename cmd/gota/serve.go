@@ -23,7 +23,7 @@ import (
 func init() {
 	register(&command{
 		name:  "serve",
-		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--agent go] [--uart bridge|usb] [--fast-flash] [--no-device]: serve the web flasher with a virtual ESP32",
+		usage: "[--dir dist] [--addr 127.0.0.1:$PORT] [--flash FILE] [--app IMAGE] [--agent go] [--uart bridge|usb] [--fast-flash] [--rollback] [--nodemcu P] [--no-device]: serve the web flasher with a virtual ESP32",
 		run:   runServe,
 	})
 }
@@ -37,7 +37,10 @@ type serveOptions struct {
 	agent     string // device agent of the virtual device
 	uart      link.UART
 	fastFlash bool
+	rollback  bool   // Lua agent: bootloader with rollback support
+	profile   string // Lua agent: NodeMCU firmware profile
 	noDevice  bool
+	stubDir   string // flasher stubs for the page's installer
 }
 
 func runServe(args []string) error {
@@ -52,6 +55,9 @@ func runServe(args []string) error {
 	uartFlag(fs, &o.uart)
 	fs.BoolVar(&o.fastFlash, "fast-flash", false, "instant flash operations (default: realistic SPI NOR timing)")
 	fs.BoolVar(&o.noDevice, "no-device", false, "serve the page without a virtual device")
+	fs.BoolVar(&o.rollback, "rollback", false, "with --agent lua: a bootloader with app rollback support (stock NodeMCU builds have none)")
+	fs.StringVar(&o.profile, "nodemcu", "console", "with --agent lua: NodeMCU firmware `profile` ("+nodemcuProfiles()+")")
+	fs.StringVar(&o.stubDir, "stub", os.Getenv("GOTA_STUB_DIR"), "directory of flasher stub JSON files by chip (e.g. node_modules/esptool-js/lib/targets/stub_flasher) for the page's installer; default $GOTA_STUB_DIR, none: ROM loader only")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -75,7 +81,7 @@ func runServe(args []string) error {
 // serve runs the page server until ctx is done. ready receives the URL
 // once the server listens; notes go to log.
 func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url string)) error {
-	cfg := server.Config{Dir: o.dir}
+	cfg := server.Config{Dir: o.dir, StubDir: o.stubDir}
 	if !o.noDevice {
 		path := o.flash
 		if path == "" {
@@ -109,7 +115,7 @@ func serve(ctx context.Context, o serveOptions, log io.Writer, ready func(url st
 		if !o.fastFlash {
 			fl.SetTiming(flash.RealisticTiming)
 		}
-		dev, err := virtual.New(fl, virtual.Config{Agent: o.agent, Line: link.Config{UART: o.uart}})
+		dev, err := virtual.New(fl, virtual.Config{Agent: o.agent, Rollback: o.rollback, Profile: o.profile, Line: link.Config{UART: o.uart}})
 		if err != nil {
 			return err
 		}

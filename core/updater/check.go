@@ -22,7 +22,7 @@ type CheckOptions struct {
 // Plan is the outcome of Check: what Flash will do.
 type Plan struct {
 	Target   string   // label of the partition the image will be written to ("" when the device does not say)
-	Relation string   // "upgrade", "same build", "older", "different build" ("" when unknown)
+	Relation string   // "upgrade", "same build", "older", "different build", "same version" (digest unknown), "" when unknown
 	Warnings []string // e.g. "version string equals the running build's"
 	Size     int      // image length in bytes
 	SHA256   [32]byte // digest of the whole image as sent
@@ -144,6 +144,13 @@ func Check(info *DeviceInfo, image []byte, opt CheckOptions) (*Plan, error) {
 		}
 	case newer(newV, oldV):
 		plan.Relation = "upgrade"
+	case running.SHA256 == "" && newV == oldV:
+		// The device does not report the running build's digest
+		// (NodeMCU's otaupgrade.info): the content may or may not differ.
+		plan.Relation = "same version"
+		if newV != "" {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("version string %q equals the running build's; the device reports no digest, so whether the content differs is unknown", newV))
+		}
 	default:
 		plan.Relation = "different build"
 		if newV == oldV && newV != "" {

@@ -80,7 +80,12 @@ func TestCheck(t *testing.T) {
 		refused  string // substring of the refusal, "" = accepted
 		relation string
 		warning  string // substring of a warning
+		noDigest bool   // the device reports no digest (NodeMCU)
 	}{
+		{name: "same version, no digest", running: v10, state: "valid", image: v10, noDigest: true,
+			relation: "same version", warning: "the device reports no digest, so whether the content differs is unknown"},
+		{name: "other build, no digest", running: v10, state: "valid", image: v11, noDigest: true, relation: "same version"},
+		{name: "upgrade, no digest", running: semver10, state: "valid", image: semver11, noDigest: true, relation: "upgrade"},
 		{name: "different build, same version", running: v10, state: "valid", image: v11,
 			relation: "different build", warning: `version string "37d69ca" equals the running build's`},
 		{name: "semver upgrade", running: semver10, state: "valid", image: semver11, relation: "upgrade"},
@@ -108,6 +113,9 @@ func TestCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			info := deviceWith(t, tt.running, tt.state)
+			if tt.noDigest {
+				info.Partitions[0].SHA256, info.Partitions[0].ImageLen = "", 0
+			}
 			plan, err := Check(info, tt.image, tt.opt)
 			if tt.refused != "" {
 				if err == nil || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.refused) {

@@ -3,6 +3,7 @@ package nodemcu
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -159,17 +160,30 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// TestLuaAgentFullCycle flashes, accepts, flashes again and rolls back
+// on every firmware profile.
 func TestLuaAgentFullCycle(t *testing.T) {
+	for _, prof := range Profiles {
+		t.Run(prof.Name, func(t *testing.T) { testFullCycle(t, prof.Options) })
+	}
+}
+
+func testFullCycle(t *testing.T, opt Options) {
 	ctx := testContext(t)
-	r := newRig(t, Options{})
+	r := newRig(t, opt)
 	s, _ := r.connect(ctx)
 
 	caps := s.Caps()
-	if caps.Agent != "gota-lua/1" || caps.Compression || caps.SHA256 || !caps.Resume || !caps.BaudChange {
-		t.Errorf("caps = %+v, want gota-lua/1 with resume and baud change only", caps)
+	wantBaud := opt.Firmware != ConsoleFirmware // the console module cannot change the rate
+	if caps.Agent != "gota-lua/1" || caps.Compression || caps.SHA256 || !caps.Resume || caps.BaudChange != wantBaud {
+		t.Errorf("caps = %+v, want gota-lua/1 with resume, baud change %v", caps, wantBaud)
 	}
-	if caps.MaxFrame != 1024 || caps.Window != 1020 {
-		t.Errorf("max frame %d window %d, want 1024 and 1020", caps.MaxFrame, caps.Window)
+	wantWindow := 1020 // one frame in flight where the rate may go up
+	if opt.Firmware == ConsoleFirmware {
+		wantWindow = 2040
+	}
+	if caps.MaxFrame != 1024 || caps.Window != wantWindow {
+		t.Errorf("max frame %d window %d, want 1024 and %d", caps.MaxFrame, caps.Window, wantWindow)
 	}
 
 	first := r.info(ctx, s)
@@ -178,15 +192,24 @@ func TestLuaAgentFullCycle(t *testing.T) {
 	}
 	baseVersion := first.Find("app0").Version
 	wantState(t, r.info(ctx, s), "app0", "app0", map[string][2]string{"app0": {"valid", baseVersion}, "app1": {"", ""}})
+	if d := first.Find("app0").SHA256; d != "" {
+		t.Errorf("app0 digest %q: the agent did not write app0, it cannot know", d)
+	}
 
 	// Flash a new build: it boots on trial.
-	if err := s.Flash(ctx, r.build("9.1.0"), updater.FlashOptions{}); err != nil {
+	img := r.build("9.1.0")
+	if err := s.Flash(ctx, img, updater.FlashOptions{}); err != nil {
 		t.Fatalf("Flash: %v\nlog:\n%s", err, r.logText())
 	}
 	if rs := s.Stats().ResumedFrom; rs != 0 {
 		t.Errorf("fresh transfer resumed from %d", rs)
 	}
-	wantState(t, r.info(ctx, s), "app1", "app1", map[string][2]string{"app0": {"valid", baseVersion}, "app1": {"testing", "9.1.0"}})
+	info := r.info(ctx, s)
+	wantState(t, info, "app1", "app1", map[string][2]string{"app0": {"valid", baseVersion}, "app1": {"testing", "9.1.0"}})
+	// Without a file system the digest does not survive the reboot.
+	if d := info.Find("app1").SHA256; d != "" && d != fmt.Sprintf("%x", img[len(img)-32:]) {
+		t.Errorf("app1 digest %s is not the image's appended SHA-256", d)
+	}
 
 	// Accept it.
 	if err := s.Accept(ctx); err != nil {
@@ -202,7 +225,7 @@ func TestLuaAgentFullCycle(t *testing.T) {
 	if err := s.Rollback(ctx); err != nil {
 		t.Fatalf("Rollback: %v\nlog:\n%s", err, r.logText())
 	}
-	info := r.info(ctx, s)
+	info = r.info(ctx, s)
 	wantState(t, info, "app1", "app1", map[string][2]string{"app1": {"valid", "9.1.0"}})
 	if st := info.Find("app0").State; st != "invalid" && st != "aborted" {
 		t.Errorf("rolled-back app0 state %q, want invalid or aborted", st)

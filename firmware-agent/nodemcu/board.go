@@ -24,18 +24,46 @@ import (
 )
 
 // Firmware selects which generation of NodeMCU dev-esp32 is emulated.
+// Dates and sources: README.md, "Firmware generations".
 type Firmware int
 
 const (
-	// ConsoleFirmware is dev-esp32 since October 2024: the console is
-	// served by the console module (console.on, console.mode,
-	// console.write); the uart module does not see console input.
+	// ConsoleFirmware is dev-esp32 since PR #3666 (opened 2024-10-25,
+	// "Refactor to clean up and fix console handling"): the console module
+	// (console.on, console.mode, console.write) serves the console, and
+	// every uart function on the console UART raises "uart in use by system
+	// console; use the 'console' module instead". Nothing changes the
+	// console's rate.
 	ConsoleFirmware Firmware = iota
-	// UARTFirmware is earlier dev-esp32: no console module; the console
-	// UART is read with uart.on("data", ..., run_input) and written with
-	// uart.write(0, ...).
+	// UARTFirmware is dev-esp32 from 2022-08-30 (d24f2ae4, "really feed
+	// uart data to both console and on-data cb") to 2024-04-27: the
+	// NodeMCU UART driver owns the console (platform_uart_start at boot),
+	// so uart.on("data", ..., run_input) gets console input from boot;
+	// uart.setup changes the rate; uart.write(0, ...) writes the console.
 	UARTFirmware
+	// UARTStartFirmware is dev-esp32 from 2024-05-12 (53da95b5, "Fix
+	// uart.on('data') on console") until the console module: the console
+	// is read through the IDF's stdin and fed to uart.on callbacks only
+	// once uart.start(0) has allocated the line buffer (uart.start(0)
+	// itself returns false). Without it a callback never fires.
+	UARTStartFirmware
 )
+
+// String names the generation as the README and CLI do.
+func (f Firmware) String() string {
+	switch f {
+	case ConsoleFirmware:
+		return "console"
+	case UARTFirmware:
+		return "uart"
+	case UARTStartFirmware:
+		return "uart-start"
+	}
+	return fmt.Sprintf("Firmware(%d)", int(f))
+}
+
+// uartConsole reports whether the uart module serves the console.
+func (f Firmware) uartConsole() bool { return f != ConsoleFirmware }
 
 // Options configure a Board. The zero value is a current firmware with
 // input echo on, as NodeMCU boots.
@@ -70,6 +98,23 @@ type Options struct {
 	// 256 on NodeMCU's console. Bytes beyond it are lost, as on the chip.
 	// 0 = unlimited.
 	RxBuffer int
+	// InputQueue, when positive, is how many received bytes may wait for
+	// the Lua task: NodeMCU's task queue between the console reader and
+	// Lua. The board then reads the serial line only as Lua takes bytes,
+	// so the line's own receive path (FIFO, driver ring, ISR stopped
+	// during flash operations: package link) fills and overruns as on the
+	// chip. 0 = read the line as fast as it delivers.
+	InputQueue int
+	// NoBit leaves out the bit module (CONFIG_NODEMCU_CMODULE_BIT, off by
+	// default in dev-esp32's components/modules/Kconfig).
+	NoBit bool
+	// Crypto adds the crypto module (CONFIG_NODEMCU_CMODULE_CRYPTO, off
+	// by default): crypto.new_hash with mbedtls digests.
+	Crypto bool
+	// FS, when set, is the board's SPIFFS: the io library, the file
+	// module, dofile and loadfile work on it, and a board created with a
+	// nil program runs init.lua from it at every boot, as NodeMCU does.
+	FS *FS
 }
 
 // consoleUART is the console UART number (CONFIG_ESP_CONSOLE_UART_NUM).
@@ -90,13 +135,16 @@ type Board struct {
 	queue   []func()
 	wake    chan struct{}
 	closed  bool
-	baud    int      // console rate set by uart.setup; 0 = boot default
-	busy    bool     // Lua is inside an otaupgrade call
-	busyIn  int      // bytes received during the current busy period
-	dropped int      // received bytes lost to a full RxBuffer
-	errs    []string // Lua errors raised in callbacks or the program
-	done    chan struct{}
-	stopped chan struct{}
+	baud    int  // console rate set by uart.setup; 0 = boot default
+	busy    bool // Lua is inside an otaupgrade call
+	busyIn  int  // bytes received during the current busy period
+	dropped int  // received bytes lost to a full RxBuffer
+	queued  int  // bytes read from the line that Lua has not taken yet
+	// roomCond (on mu) wakes line readers waiting for input queue room.
+	roomCond *sync.Cond
+	errs     []string // Lua errors raised in callbacks or the program
+	done     chan struct{}
+	stopped  chan struct{}
 
 	// Owned by the Lua goroutine.
 	vm *vm
@@ -128,6 +176,7 @@ func NewBoard(dev *device.Device, script []byte, opt Options) *Board {
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	b.roomCond = sync.NewCond(&b.mu)
 	if dev != nil {
 		dev.OnReboot(b.rebooted)
 	}
@@ -164,10 +213,19 @@ func (b *Board) Run(ctx context.Context, conn io.ReadWriter) error {
 	go func() {
 		buf := make([]byte, 4096)
 		for {
-			n, err := conn.Read(buf)
+			room := b.waitRoom(len(buf))
+			if room == 0 {
+				readErr <- ErrClosed
+				return
+			}
+			n, err := conn.Read(buf[:room])
 			if n > 0 {
 				if data := b.receive(buf[:n]); len(data) > 0 {
-					b.post(func() { b.input(data) })
+					b.enqueue(len(data))
+					b.post(func() {
+						b.input(data)
+						b.enqueue(-len(data))
+					})
 				}
 			}
 			if err != nil {
@@ -205,6 +263,37 @@ func (b *Board) receive(p []byte) []byte {
 	return append([]byte(nil), p...)
 }
 
+// waitRoom blocks until the board's input queue (Options.InputQueue) has
+// room and returns how many bytes it takes now, at most max; 0 once the
+// board is closed. Until then the bytes stay in the serial line's receive
+// path (the UART's FIFO and driver ring), whose own limits then apply.
+func (b *Board) waitRoom(max int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		if b.closed {
+			return 0
+		}
+		if b.opt.InputQueue <= 0 {
+			return max
+		}
+		if room := b.opt.InputQueue - b.queued; room > 0 {
+			return min(room, max)
+		}
+		b.roomCond.Wait()
+	}
+}
+
+// enqueue counts n bytes into (or, negative, out of) the input queue.
+func (b *Board) enqueue(n int) {
+	b.mu.Lock()
+	b.queued += n
+	b.mu.Unlock()
+	if n < 0 {
+		b.roomCond.Broadcast()
+	}
+}
+
 // setBusy marks the start and end of a long call in which the Lua task
 // does not read the console.
 func (b *Board) setBusy(busy bool) {
@@ -230,6 +319,7 @@ func (b *Board) Close() error {
 	b.closed = true
 	close(b.done)
 	b.mu.Unlock()
+	b.roomCond.Broadcast()
 	<-b.stopped
 	return nil
 }
@@ -382,7 +472,14 @@ func (b *Board) boot() {
 		banner = "\nNodeMCU ESP32 (Gota virtual board, gopher-lua " + luaVersion + ")\n"
 	}
 	b.writeText([]byte(banner))
-	b.vm.runProgram(b.script)
+	if b.script == nil && b.opt.FS != nil {
+		// CONFIG_LUA_INIT_STRING "@init.lua": run it when it exists.
+		if src, ok := b.opt.FS.ReadFile("init.lua"); ok {
+			b.vm.runProgram(src, "init.lua")
+		}
+	} else {
+		b.vm.runProgram(b.script, programName)
+	}
 	if b.vm != nil && !b.vm.dead {
 		b.vm.prompt()
 	}

@@ -24,11 +24,16 @@ local AGENT = "gota-lua/1"
 local MAX_PAYLOAD = cfg.max_payload or 1024 -- largest payload accepted (advertised in HELLO_R)
 if MAX_PAYLOAD < 256 then MAX_PAYLOAD = 256 elseif MAX_PAYLOAD > 4096 then MAX_PAYLOAD = 4096 end
 local WINDOW = MAX_PAYLOAD - 4 -- one DATA frame in flight: each is written before the next is read
+local FRAME_PAYLOAD = MAX_PAYLOAD - 4
 local BASE_MAX = 256           -- what the host accepts before HELLO
 local CHUNK = 255              -- largest console/uart callback chunk (uart.on's limit)
 local TICK_MS = 100            -- idle rule (SPEC 3.6) granularity
 local QUIET_TICKS = math.floor((cfg.quiet_ms or 5000) / TICK_MS) -- session ends after this long without frames
 local BAUD_CHECK_MS = 3000     -- SPEC 7.3
+-- Fastest rate offered: NodeMCU's console path costs Lua tens of
+-- microseconds per received byte (one task post each) behind a 256-byte
+-- ring, and its ISR stops during flash operations (README.md, "Speed").
+local MAX_BAUD = cfg.max_baud or 230400
 
 -- Message types and flags (SPEC section 5).
 local T_HELLO, T_INFO, T_STATUS, T_BEGIN, T_DATA, T_END = 1, 2, 3, 4, 5, 6
@@ -43,12 +48,13 @@ local E_NOT_FOUND, E_NOT_SUPPORTED, E_FAIL = 0x105, 0x106, -1
 
 local byte, char, sub, find = string.byte, string.char, string.sub, string.find
 
--- Bitwise operations: NodeMCU's bit module (32-bit signed values), else
--- Lua 5.3 operators (compiled from a string so Lua 5.1 can parse this file).
+-- Bitwise operations: Lua 5.3 operators (compiled from a string so Lua 5.1
+-- can parse this file; right for 32-bit and 64-bit integers), else
+-- NodeMCU's bit module (32-bit signed values). A Lua 5.1 build without
+-- bit cannot run the agent: say so and leave the console to the REPL.
 local band, bor, bxor, rshift, lshift
-if bit then
-  band, bor, bxor, rshift, lshift = bit.band, bit.bor, bit.bxor, bit.rshift, bit.lshift
-else
+local native = _VERSION ~= "Lua 5.1" and load
+if native then
   band, bor, bxor, rshift, lshift = load([[
     local M = 0xFFFFFFFF
     return function(a, b) return a & b & M end,
@@ -57,6 +63,11 @@ else
            function(a, n) return (a & M) >> n end,
            function(a, n) return (a << n) & M end
   ]])()
+elseif bit then
+  band, bor, bxor, rshift, lshift = bit.band, bit.bor, bit.bxor, bit.rshift, bit.lshift
+else
+  print("gota.lua: not started: this Lua 5.1 build has no bit module (enable CONFIG_NODEMCU_CMODULE_BIT, or use a Lua 5.3 build)")
+  return
 end
 
 local ALL = band(-1, -1)              -- 32 one bits, in this build's representation
@@ -72,12 +83,25 @@ for i = 0, 255 do
   crcT[i] = c
 end
 
-local function crc32(s, i, j)
-  local c = ALL
-  for k = i, j do
-    c = bxor(crcT[band(bxor(c, byte(s, k)), 255)], rshift(c, 8))
+local crc32
+if native then
+  -- The same loop with native operators: no function call per operation.
+  crc32 = load([[
+    local T, byte = ...
+    return function(s, i, j)
+      local c = 0xFFFFFFFF
+      for k = i, j do c = T[(c ~ byte(s, k)) & 255] ~ ((c >> 8) & 0xFFFFFF) end
+      return (c ~ 0xFFFFFFFF) & 0xFFFFFFFF
+    end
+  ]])(crcT, byte)
+else
+  crc32 = function(s, i, j)
+    local c = ALL
+    for k = i, j do
+      c = bxor(crcT[band(bxor(c, byte(s, k)), 255)], rshift(c, 8))
+    end
+    return bxor(c, ALL)
   end
-  return bxor(c, ALL)
 end
 
 -- CRC-8/SMBUS (poly 0x07), over the 5 header bytes.
@@ -101,7 +125,8 @@ local function u32at(s, i)
   return byte(s, i) + 256 * byte(s, i + 1) + 65536 * byte(s, i + 2) + 16777216 * byte(s, i + 3)
 end
 
--- Console access: the console module where it exists, else uart 0.
+-- Console access: the console module where it exists (dev-esp32 since
+-- PR #3666, late 2024), else uart 0 (earlier firmware).
 local use_console = console ~= nil
 local out
 if use_console then
@@ -118,7 +143,26 @@ end
 -- Protocol state: it belongs to this boot, not to a connection.
 local host_max = BASE_MAX
 local caps = CAP_RESUME
-if uart and uart.setup then caps = caps + CAP_BAUD end
+-- BAUD only where uart.setup may change the console's rate: with the
+-- console module it raises for UART 0 and nothing else changes the rate.
+if not use_console and uart and uart.setup then caps = caps + CAP_BAUD end
+-- The console's rate after boot (CONFIG_ESP_CONSOLE_UART_BAUDRATE,
+-- normally 115200): uart.getconfig tells on the uart firmware; with the
+-- console module nothing does, so gota_config.baud may say it.
+local DEFAULT_BAUD = cfg.baud or 115200
+if not use_console and uart and uart.getconfig then
+  local okc, r = pcall(uart.getconfig, 0)
+  if okc and type(r) == "number" and r > 0 then DEFAULT_BAUD = r end
+end
+local baud = DEFAULT_BAUD
+local rate_known = cfg.baud ~= nil or not use_console
+-- Two frames in flight where the console's input path holds the second
+-- while Lua checks and writes the first: at up to 115200 baud on a rate
+-- that cannot change (the console module), FIFO + ring + task queue
+-- (about 480 bytes) take the ~70 bytes that arrive during a frame's CRC
+-- and otaupgrade.write, and Lua keeps up with the line on average
+-- (README.md, "Speed"). Where BAUD may raise the rate, one frame.
+if use_console and DEFAULT_BAUD <= 115200 and not cfg.one_frame then WINDOW = 2 * FRAME_PAYLOAD end
 local last_type, last_seq, last_reply -- SPEC 4.2 reply cache
 local xfer                            -- transfer: state, size, sha, received, written, label, err
 local ZERO32 = string.rep("\0", 32)
@@ -181,6 +225,28 @@ end
 -- reply has left.
 local ticker, baud_timer, restart_timer = tmr.create(), tmr.create(), tmr.create()
 local ticks, quiet, rx_seen, last_data_err = 0, 0, false, -100
+local since_frame = 0 -- ticks since the last valid frame (SPEC 7.5)
+local chunk = CHUNK   -- largest callback chunk at the current rate
+
+-- chunk_for keeps a callback chunk within half an idle tick of line time,
+-- so that while bytes flow at least one callback arrives every tick and
+-- the idle rule (a tick with no callback) only fires on a silent line.
+local function chunk_for(rate)
+  local n = math.floor(rate * TICK_MS / 20000) -- rate/10 bytes/s, half a tick
+  if n < 1 then n = 1 elseif n > CHUNK then n = CHUNK end
+  return n
+end
+-- An unknown rate may be as low as 9600 (SPEC 7): size chunks for that.
+chunk = chunk_for(rate_known and baud or 9600)
+
+-- egc: Lua 5.1 builds start with node.egc ALWAYS (a full collection
+-- before every allocation, lua.c); during a session the agent collects on
+-- allocation failure only, and restores NodeMCU's start-up mode after.
+local egc = _VERSION == "Lua 5.1" and node.egc
+local function relax_gc(on)
+  if not egc or cfg.egc == false then return end
+  if on then pcall(egc.setmode, egc.ON_ALLOC_FAILURE) else pcall(egc.setmode, egc.ALWAYS, 4096) end
+end
 
 local function restart_soon()
   restart_timer:alarm(100, tmr.ALARM_SINGLE, function() node.restart() end)
@@ -200,7 +266,7 @@ local on_data -- forward
 
 local function listen(n)
   if stopped then return end
-  if n > CHUNK then n = CHUNK end
+  if n > chunk then n = chunk end
   if n > 1 then held = true end
   if n == cur_n then return end
   if use_console then console.on("data", n, on_data) else uart.on("data", n, on_data, 0) end
@@ -209,22 +275,34 @@ end
 
 local scan -- forward
 
+local set_baud -- forward
+
 local function tick()
   ticks = ticks + 1
+  since_frame = since_frame + 1
+  if baud ~= DEFAULT_BAUD and since_frame >= QUIET_TICKS then
+    -- SPEC 7.5: 5 s without a valid frame at another rate: back to 115200.
+    set_baud(DEFAULT_BAUD)
+  end
   if rx_seen then
     rx_seen, quiet = false, 0
-    return
+  else
+    quiet = quiet + 1
   end
-  quiet = quiet + 1
   if #buf > 0 then
-    -- Idle rule: a candidate got no byte for a tick. Reject it: drop its
-    -- SOF and rescan. Bytes of it still held by the console arrive with
-    -- the next byte and are rescanned too.
-    buf = sub(buf, 2)
-    scan()
-  elseif quiet >= QUIET_TICKS then
+    if quiet > 0 then
+      -- Idle rule: a candidate got no byte for a tick. Reject it: drop
+      -- its SOF and rescan. Bytes of it still held by the console arrive
+      -- with the next byte and are rescanned too.
+      buf = sub(buf, 2)
+      scan()
+    end
+  elseif since_frame >= QUIET_TICKS and baud == DEFAULT_BAUD then
+    -- The session ends 5 s after the last valid frame, however much
+    -- else (typing, noise) arrived meanwhile.
     ticker:stop()
     session, stale = false, held
+    relax_gc(false)
     listen(1)
   end
 end
@@ -232,6 +310,7 @@ end
 local function start_session()
   if not session then
     session, quiet = true, 0
+    relax_gc(true)
     ticker:alarm(TICK_MS, tmr.ALARM_AUTO, tick)
   end
 end
@@ -313,11 +392,39 @@ handlers[T_HELLO] = function(seq, flags, p)
   local m = u16at(p, 6)
   if m < BASE_MAX then m = BASE_MAX end
   host_max = m
-  reply(T_HELLO, seq, T_HELLO + REPLY,
+  -- HELLO is always executed and clears the saved reply (SPEC 4.2).
+  last_type, last_seq, last_reply = nil, nil, nil
+  send(T_HELLO + REPLY, 0, seq,
     char(VERSION) .. u32(caps) .. u16(MAX_PAYLOAD) .. u32(WINDOW) .. AGENT)
 end
 
 local function clean(v) return (tostring(v):gsub("[\r\n]", " ")) end
+
+-- Digests of the images this agent wrote, by slot label: the image's
+-- appended SHA-256 (its last 32 bytes, which otaupgrade.complete() has
+-- checked against the content). otaupgrade.info() has no digests; these
+-- are kept in the file DIGESTS where the firmware has io (SPIFFS), so they
+-- survive the reboot into the new build.
+local DIGESTS = "gota.sha"
+local digests = {}
+local function hex(s) return (s:gsub(".", function(c) return string.format("%02x", byte(c)) end)) end
+if io and io.open then
+  local f = io.open(DIGESTS, "r")
+  if f then
+    for label, d in (f:read("*a") or ""):gmatch("([^=\n]+)=(%x+)\n") do digests[label] = d end
+    f:close()
+  end
+end
+local function remember(label, digest)
+  digests[label] = digest
+  if not (io and io.open) then return end
+  pcall(function()
+    local f = io.open(DIGESTS, "w")
+    if not f then return end
+    for l, d in pairs(digests) do f:write(l, "=", d, "\n") end
+    f:close()
+  end)
+end
 
 local function info_text()
   local ok, running, nextp, parts = ota(otaupgrade.info)
@@ -341,6 +448,8 @@ local function info_text()
     for _, k in ipairs({ "state", "name", "version", "date", "time", "idf_version", "secure_version" }) do
       if part[k] ~= nil then t[#t + 1] = k .. "=" .. clean(part[k]) end
     end
+    local d = digests[label]
+    if d and part.state ~= nil then t[#t + 1] = "sha256=" .. d end
   end
   return table.concat(t, "\n") .. "\n", labels, running
 end
@@ -388,7 +497,14 @@ handlers[T_BEGIN] = function(seq, flags, p)
   local label = next_label()
   local ok, code, msg = ota(otaupgrade.commence)
   if not ok then return fail(T_BEGIN, seq, code, msg) end
-  xfer = { state = 1, size = size, sha = sha, received = 0, written = 0, label = label }
+  xfer = { state = 1, size = size, sha = sha, received = 0, written = 0, label = label, tail = "" }
+  digests[label] = nil
+  -- With the crypto module the whole image is hashed, so END can check it
+  -- against BEGIN's SHA-256 before otaupgrade.complete().
+  if crypto and crypto.new_hash and sha ~= ZERO32 then
+    local okh, h = pcall(crypto.new_hash, "SHA256")
+    if okh then xfer.hash = h end
+  end
   reply(T_BEGIN, seq, T_BEGIN + REPLY, u32(0) .. label)
 end
 
@@ -414,14 +530,18 @@ handlers[T_DATA] = function(seq, flags, p)
     end
     return
   end
-  if off == x.received and n <= WINDOW then
+  if off == x.received and n <= FRAME_PAYLOAD then
     if n > 0 then
-      local ok, code, msg = ota(otaupgrade.write, sub(p, 5))
+      local data = sub(p, 5)
+      local ok, code, msg = ota(otaupgrade.write, data)
       if not ok then
         x.state, x.err = 2, error_payload(T_DATA, code, msg)
         send(T_ERROR, 0, 0, x.err)
         return
       end
+      if off == 0 then x.hashed_app = byte(data, 24) == 1 end -- esp_image_header_t.hash_appended
+      if n >= 32 then x.tail = sub(data, -32) else x.tail = sub(x.tail .. data, -32) end
+      if x.hash then x.hash:update(data) end
     end
     x.received = x.received + n
     x.written = x.received
@@ -444,9 +564,17 @@ handlers[T_END] = function(seq, flags, p)
     return fail(T_END, seq, E_INVALID_SIZE, "received " .. x.received .. " of " .. x.size .. " bytes")
   end
   xfer = nil
+  if x and x.hash and x.hash:finalize() ~= x.sha then
+    return fail(T_END, seq, 0x1503, "image SHA-256 differs from the one BEGIN announced")
+  end
   -- complete(0): complete(1) would reboot before the reply leaves.
   local ok, code, msg = ota(otaupgrade.complete, 0)
   if not ok then return fail(T_END, seq, code, msg) end
+  if x and x.hashed_app and #x.tail == 32 then
+    -- complete() made the slot it wrote the next boot partition.
+    local okn, _, nextp = ota(otaupgrade.info)
+    remember(okn and nextp or x.label, hex(x.tail))
+  end
   reply(T_END, seq, T_END + REPLY, "")
   if reboot then restart_soon() end
 end
@@ -478,24 +606,28 @@ handlers[T_PING] = function(seq, flags, p)
   reply(T_PING, seq, T_PING + REPLY, p)
 end
 
-local baud, baud_pending = 115200, false
+local baud_pending = false
 
-local function set_baud(rate)
+set_baud = function(rate)
   uart.setup(0, rate, 8, uart.PARITY_NONE, uart.STOPBITS_1, 1)
-  baud = rate
+  baud, chunk = rate, chunk_for(rate)
 end
 
 handlers[T_BAUD] = function(seq, flags, p)
   if too_short(T_BAUD, seq, p, 4, "BAUD") then return end
   local rate = u32at(p, 1)
-  if rate < 9600 or rate > 2000000 then
-    return fail(T_BAUD, seq, E_INVALID_ARG, "baud " .. rate .. " out of 9600..2000000")
+  if rate < 9600 or rate > MAX_BAUD then
+    return fail(T_BAUD, seq, E_INVALID_ARG, "baud " .. rate .. " out of 9600.." .. MAX_BAUD .. " (NodeMCU's console reads byte by byte)")
   end
-  reply(T_BAUD, seq, T_BAUD + REPLY, u32(rate))
+  -- BAUD is always executed and not remembered (SPEC 4.2).
+  local f = send(T_BAUD + REPLY, 0, seq, u32(rate))
   local old = baud
-  -- Switch once BAUD_R has left the UART (console.write flushes; allow for
-  -- the FIFO), then expect a valid frame within 3 s or switch back.
-  baud_timer:alarm(50, tmr.ALARM_SINGLE, function()
+  -- Switch once BAUD_R has left the UART: uart.write returns when the
+  -- frame is in the TX FIFO, which then needs its line time (plus a
+  -- margin); the host waits 20 ms (SPEC 7) before it sends at the new
+  -- rate. Then expect a valid frame within 3 s or switch back.
+  local wait = math.floor(#f * 10000 / old) + 3
+  baud_timer:alarm(wait, tmr.ALARM_SINGLE, function()
     set_baud(rate)
     baud_pending = true
     baud_timer:alarm(BAUD_CHECK_MS, tmr.ALARM_SINGLE, function()
@@ -509,8 +641,8 @@ end
 if band(caps, CAP_BAUD) == 0 then handlers[T_BAUD] = nil end
 
 local function handle(typ, flags, seq, p)
-  baud_pending = false
-  if typ ~= T_DATA and typ == last_type and seq == last_seq and last_reply then
+  baud_pending, since_frame = false, 0
+  if typ ~= T_DATA and typ ~= T_HELLO and typ ~= T_BAUD and typ == last_type and seq == last_seq and last_reply then
     return out(last_reply) -- a retried request: answer again, do not redo it
   end
   local h = handlers[typ]
@@ -587,13 +719,32 @@ gota = {
     else
       uart.on("data")
     end
+    relax_gc(false)
     cur_n, buf, session = nil, "", false
   end,
   -- frame(type, flags, seq, payload) encodes a frame, for tools.
   frame = frame,
 }
 
-if use_console then console.mode(console.NONINTERACTIVE) end
-listen(1)
+-- Start-up. The data callback is registered before the REPL is made
+-- non-interactive, so a failure leaves NodeMCU's own REPL working.
+local function take_console()
+  if not use_console then
+    -- dev-esp32 from 2024-05-12 until the console module feeds uart.on
+    -- callbacks only once uart.start(0) has allocated the line buffer (it
+    -- returns false for the console all the same); on older firmware the
+    -- call fails harmlessly (the console driver is installed).
+    pcall(uart.start, 0)
+  end
+  listen(1) -- uart.on(..., 0) also stops the REPL on the uart firmware
+  if use_console then console.mode(console.NONINTERACTIVE) end
+end
+local ok, err = pcall(take_console)
+if not ok then
+  stopped = true
+  pcall(gota.stop)
+  print("gota.lua: not started: " .. tostring(err))
+  return
+end
 print(AGENT .. " OTA agent on the console; this REPL is the agent's (gota.stop() returns to NodeMCU's)")
 send(T_READY, 0, 0, char(VERSION, 1) .. AGENT)

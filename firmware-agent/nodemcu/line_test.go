@@ -3,6 +3,7 @@ package nodemcu
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +39,10 @@ func flashOver(b *testing.B, which string, baud int, image []byte, base []byte) 
 		if err != nil {
 			b.Fatal(err)
 		}
-		board := NewBoard(dev, AgentScript, Options{Console: con, SetBaud: uart.SetBaud})
+		// A firmware whose uart.setup can change the console's rate.
+		// gota.lua offers up to 230400 unless told otherwise.
+		script := append([]byte("gota_config = { max_baud = 2000000 }\n"), AgentScript...)
+		board := NewBoard(dev, script, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud})
 		defer board.Close()
 		go board.Run(ctx, uart)
 	case "go":
@@ -161,8 +165,11 @@ func TestLuaAgentSmallRxBufferRealisticFlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	overrated := bytes.Replace(AgentScript, []byte("local WINDOW = MAX_PAYLOAD - 4"), []byte("local WINDOW = 16384"), 1)
-	if bytes.Equal(overrated, AgentScript) {
+	// This older model (RxBuffer, no line-level UART model) runs at
+	// 921600: gota.lua is told it may.
+	fast := append([]byte("gota_config = { max_baud = 921600 }\n"), AgentScript...)
+	overrated := bytes.Replace(fast, []byte("local WINDOW = MAX_PAYLOAD - 4"), []byte("local WINDOW = 16384"), 1)
+	if bytes.Equal(overrated, fast) {
 		t.Fatal("WINDOW line not found in gota.lua")
 	}
 	for _, tc := range []struct {
@@ -170,7 +177,7 @@ func TestLuaAgentSmallRxBufferRealisticFlash(t *testing.T) {
 		script   []byte
 		wantLoss bool
 	}{
-		{"gota.lua", AgentScript, false},
+		{"gota.lua", fast, false},
 		{"16 KiB window", overrated, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,7 +197,7 @@ func TestLuaAgentSmallRxBufferRealisticFlash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			board := NewBoard(dev, tc.script, Options{Console: con, SetBaud: uart.SetBaud, RxBuffer: 128 + 256})
+			board := NewBoard(dev, tc.script, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud, RxBuffer: 128 + 256})
 			defer board.Close()
 			go board.Run(ctx, uart)
 			s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 921600})
@@ -243,7 +250,7 @@ func TestLuaAgentBaudFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	board := NewBoard(dev, AgentScript, Options{Console: con, SetBaud: uart.SetBaud})
+	board := NewBoard(dev, AgentScript, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud})
 	defer board.Close()
 	go board.Run(ctx, uart)
 
@@ -274,13 +281,18 @@ func TestLuaAgentBaudFallback(t *testing.T) {
 		}
 	}
 	host := line.Host()
-	host.Write(protocol.Frame{Type: protocol.TypeBaud, Seq: 1, Payload: protocol.EncodeU32(460800)}.Encode())
-	if r, _ := protocol.DecodeU32(protocol.TypeBaud.Reply(), want(protocol.TypeBaud.Reply(), 1).Payload); r != 460800 {
+	// Faster than NodeMCU's byte-by-byte console can take: refused.
+	host.Write(protocol.Frame{Type: protocol.TypeBaud, Seq: 9, Payload: protocol.EncodeU32(921600)}.Encode())
+	if e, err := protocol.DecodeError(want(protocol.TypeError, 9).Payload); err != nil || e.Code != 0x102 || !strings.Contains(e.Message, "out of 9600..230400") {
+		t.Fatalf("BAUD 921600: %+v %v", e, err)
+	}
+	host.Write(protocol.Frame{Type: protocol.TypeBaud, Seq: 1, Payload: protocol.EncodeU32(230400)}.Encode())
+	if r, _ := protocol.DecodeU32(protocol.TypeBaud.Reply(), want(protocol.TypeBaud.Reply(), 1).Payload); r != 230400 {
 		t.Fatalf("BAUD_R %d", r)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if b := uart.Baud(); b != 460800 {
-		t.Fatalf("device at %d after BAUD_R, want 460800", b)
+	if b := uart.Baud(); b != 230400 {
+		t.Fatalf("device at %d after BAUD_R, want 230400", b)
 	}
 	// The host stays at 115200 and says nothing: the agent goes back.
 	time.Sleep(3 * time.Second)
@@ -291,4 +303,53 @@ func TestLuaAgentBaudFallback(t *testing.T) {
 	if p := want(protocol.TypePing.Reply(), 2); string(p.Payload) != "still here" {
 		t.Errorf("PING_R %q", p.Payload)
 	}
+}
+
+// TestLuaAgentIdleBackTo115200: SPEC 7.5: at a negotiated rate, 5 s
+// without a valid frame send the agent back to 115200, where a new host
+// finds it.
+func TestLuaAgentIdleBackTo115200(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the 5 s idle rule")
+	}
+	content, err := device.Build(device.CreateOptions{App: shareddata.File(t, "esp32-ledcontroller-v1.1.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := link.New(link.Config{})
+	defer line.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	uart := line.Device()
+	con := NewConsole()
+	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board := NewBoard(dev, AgentScript, Options{Firmware: UARTStartFirmware, Console: con, SetBaud: uart.SetBaud})
+	defer board.Close()
+	go board.Run(ctx, uart)
+	s, err := updater.Connect(ctx, line.Host(), updater.Options{Baud: 230400, Keepalive: time.Hour})
+	if err != nil {
+		t.Fatalf("connect at 230400: %v", err)
+	}
+	if b := uart.Baud(); b != 230400 {
+		t.Fatalf("device at %d after the switch", b)
+	}
+	// The host goes silent without switching back (a crash).
+	time.Sleep(4 * time.Second)
+	if b := uart.Baud(); b != 230400 {
+		t.Fatalf("device left 230400 after 4 s (%d): too early", b)
+	}
+	time.Sleep(2 * time.Second)
+	if b := uart.Baud(); b != 115200 {
+		t.Fatalf("device at %d 6 s after the last frame, want 115200 (SPEC 7.5)", b)
+	}
+	_ = s
+	line.Host().SetBaud(115200)
+	s2, err := updater.Connect(ctx, line.Host(), updater.Options{})
+	if err != nil {
+		t.Fatalf("a new host at 115200: %v", err)
+	}
+	s2.Close()
 }

@@ -50,7 +50,7 @@ var nodeMCUModules = []string{
 func TestAgentUsesOnlyProvidedModuleFields(t *testing.T) {
 	src := stripLuaComments(string(AgentScript))
 	provided := map[string]map[string]bool{}
-	for _, fw := range []Firmware{ConsoleFirmware, UARTFirmware} {
+	for _, fw := range []Firmware{ConsoleFirmware, UARTFirmware, UARTStartFirmware} {
 		for mod, fields := range Provided(fw) {
 			if provided[mod] == nil {
 				provided[mod] = map[string]bool{}
@@ -75,8 +75,12 @@ func TestAgentUsesOnlyProvidedModuleFields(t *testing.T) {
 			t.Errorf("gota.lua uses %s.%s, which the harness does not provide", mod, field)
 		}
 	}
-	// Method calls: timer methods, or string methods on strings.
-	stringMethods := map[string]bool{"byte": true, "sub": true, "gsub": true, "find": true, "format": true, "rep": true, "len": true, "match": true, "gmatch": true, "char": true, "lower": true, "upper": true, "reverse": true}
+	// Method calls: timer and crypto hasher methods, methods of io's
+	// file handles (standard Lua), or string methods on strings.
+	for _, m := range Provided(ConsoleFirmware)["crypto.hasher"] {
+		provided["timer"][m] = true
+	}
+	stringMethods := map[string]bool{"read": true, "write": true, "close": true, "byte": true, "sub": true, "gsub": true, "find": true, "format": true, "rep": true, "len": true, "match": true, "gmatch": true, "char": true, "lower": true, "upper": true, "reverse": true}
 	for _, m := range regexp.MustCompile(`:([A-Za-z_]\w*)\s*\(`).FindAllStringSubmatch(src, -1) {
 		name := m[1]
 		if !provided["timer"][name] && !stringMethods[name] {
@@ -146,12 +150,30 @@ func TestAgentOnStockLua(t *testing.T) {
 	}{
 		{"lua5.3", 316944, nil},
 		{"lua5.1", 24 << 10, []string{"pure-bit"}}, // the pure-Lua bit is slow
+		// NodeMCU's default build is Lua 5.3 with 32-bit integers; stock
+		// lua5.3 has 64-bit ones. fengari's are 32 bits wide.
+		{"fengari", 64 << 10, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.lua, func(t *testing.T) {
-			luaPath, err := exec.LookPath(tc.lua)
-			if err != nil {
-				t.Skipf("%s not installed; cannot run gota.lua on it", tc.lua)
+			var cmd []string
+			var env []string
+			if tc.lua == "fengari" {
+				node, err := exec.LookPath("node")
+				if err != nil {
+					t.Skip("node not installed; cannot run fengari (build.sh deps installs it)")
+				}
+				dir := fengariDir()
+				if _, err := os.Stat(filepath.Join(dir, "fengari")); err != nil {
+					t.Skipf("fengari not found in %s (set GOTA_FENGARI_DIR, or run build.sh test, which installs it in .deps)", dir)
+				}
+				cmd, env = []string{node, "testdata/fengari-run.js"}, append(os.Environ(), "NODE_PATH="+dir)
+			} else {
+				luaPath, err := exec.LookPath(tc.lua)
+				if err != nil {
+					t.Skipf("%s not installed; cannot run gota.lua on it", tc.lua)
+				}
+				cmd = []string{luaPath}
 			}
 			dir := t.TempDir()
 			image := make([]byte, tc.imageSize)
@@ -162,8 +184,10 @@ func TestAgentOnStockLua(t *testing.T) {
 				t.Fatal(err)
 			}
 			outPath, imgPath := filepath.Join(dir, "out"), filepath.Join(dir, "img")
-			args := append([]string{"testdata/driver.lua", "gota.lua", in, outPath, imgPath}, tc.extra...)
-			report, err := exec.Command(luaPath, args...).CombinedOutput()
+			args := append(append(cmd[1:], "testdata/driver.lua", "gota.lua", in, outPath, imgPath), tc.extra...)
+			c := exec.Command(cmd[0], args...)
+			c.Env = env
+			report, err := c.CombinedOutput()
 			if err != nil {
 				t.Fatalf("%s driver.lua: %v\n%s", tc.lua, err, report)
 			}
@@ -183,6 +207,22 @@ func TestAgentOnStockLua(t *testing.T) {
 			checkAgentFrames(t, out, len(image))
 		})
 	}
+}
+
+// fengariDir is where the fengari npm package is installed (the
+// node_modules directory holding it).
+func fengariDir() string {
+	if d := os.Getenv("GOTA_FENGARI_DIR"); d != "" {
+		return d
+	}
+	// build.sh deps installs it in the checkout's .deps.
+	if d, err := filepath.Abs("../../.deps/node_modules"); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "fengari")); err == nil {
+			return d
+		}
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "gota-fengari", "node_modules")
 }
 
 // checkAgentFrames decodes what the agent sent in TestAgentOnStockLua.
@@ -211,7 +251,7 @@ func checkAgentFrames(t *testing.T, out []byte, size int) {
 		t.Errorf("READY = %+v, %v", r, err)
 	}
 	h, err := protocol.DecodeHello(next(protocol.TypeHello.Reply(), 1).Payload)
-	if err != nil || h.Version != 1 || h.Caps != protocol.CapResume|protocol.CapBaud || h.MaxPayload != 1024 || h.Window != 1020 {
+	if err != nil || h.Version != 1 || h.Caps != protocol.CapResume || h.MaxPayload != 1024 || h.Window != 2040 {
 		t.Errorf("HELLO_R = %+v, %v", h, err)
 	}
 	total, text, err := protocol.DecodeInfoChunk(next(protocol.TypeInfo.Reply(), 2).Payload)

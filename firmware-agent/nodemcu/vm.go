@@ -29,6 +29,9 @@ type vm struct {
 	needLen  int
 	endChar  int // -1 = none
 	lineBuf  []byte
+	// uartLineBuf: uart.c has a line buffer for the console UART, so
+	// uart.on callbacks get console input (UART generations only).
+	uartLineBuf bool
 
 	// REPL line editor
 	line    []byte
@@ -36,6 +39,8 @@ type vm struct {
 	lastCR  bool
 
 	timers map[*timer]bool
+
+	egcMode int // node.egc.setmode's last mode
 }
 
 func newVM(b *Board) *vm {
@@ -50,6 +55,10 @@ func newVM(b *Board) *vm {
 		echo:     !b.opt.NoEcho,
 		endChar:  -1,
 		timers:   map[*timer]bool{},
+		// UARTFirmware starts the console's NodeMCU driver, line buffer
+		// included, at boot (user_main.c: platform_uart_start).
+		uartLineBuf: b.opt.Firmware == UARTFirmware,
+		egcMode:     egcAlways, // lua.c pmain (Lua 5.1 builds)
 	}
 	// The standard libraries NodeMCU's Lua 5.1 builds have, minus what
 	// touches a file system the virtual board lacks.
@@ -73,6 +82,9 @@ func newVM(b *Board) *vm {
 	}
 	L.SetGlobal("print", L.NewFunction(v.print))
 	v.openModules()
+	if b.opt.FS != nil {
+		v.openIO()
+	}
 	return v
 }
 
@@ -99,8 +111,8 @@ func (v *vm) die(L *lua.LState) {
 }
 
 // runProgram runs the program as init.lua.
-func (v *vm) runProgram(src []byte) {
-	fn, err := v.L.Load(strings.NewReader(string(src)), programName)
+func (v *vm) runProgram(src []byte, name string) {
+	fn, err := v.L.Load(strings.NewReader(string(src)), name)
 	if err != nil {
 		v.reportError(err.Error())
 		return
@@ -163,27 +175,26 @@ func (v *vm) print(L *lua.LState) int {
 	return 0
 }
 
-// input processes received console bytes one at a time. On
-// ConsoleFirmware (console.c) every byte goes first to the REPL when
-// interactive, then to the data callback, so a callback switching the mode
-// affects the next byte. On UARTFirmware (platform.c's handle_uart_data)
-// a byte goes to the REPL when run_input is set and to the callback only
-// when it is not.
+// input processes received console bytes one at a time: first to the
+// REPL when interactive (console.mode / uart.on's run_input), then to the
+// data callback, so a callback switching the mode affects the next byte.
+// That is console.c's console_feed_lua, user_main.c's
+// console_nodemcu_task on UARTStartFirmware, and platform.c's
+// uart_event_task on UARTFirmware (both since d24f2ae4, 2022-08-30). On
+// the UART generations the callback needs uart.c's line buffer.
 func (v *vm) input(p []byte) {
+	uartFW := v.b.opt.Firmware.uartConsole()
 	for _, c := range p {
 		if v.dead {
 			return
 		}
 		if v.runInput {
 			v.replByte(c)
-			if v.b.opt.Firmware == UARTFirmware {
-				continue
-			}
 		}
 		if v.dead {
 			return
 		}
-		if v.dataCB != nil {
+		if v.dataCB != nil && (!uartFW || v.uartLineBuf) {
 			v.feedData(c)
 		}
 	}
@@ -399,14 +410,18 @@ func parseLuaNumber(s string) (float64, error) {
 // strictModule makes a module table whose missing fields raise an error
 // rather than read as nil, so the harness cannot silently lack what a
 // program uses.
-func (v *vm) strictModule(name string, funcs map[string]lua.LGFunction, consts map[string]int) *lua.LTable {
+func (v *vm) strictModule(name string, mod module) *lua.LTable {
 	L := v.L
 	t := L.NewTable()
-	for k, f := range funcs {
+	for k, f := range mod.funcs {
 		t.RawSetString(k, L.NewFunction(f))
 	}
-	for k, c := range consts {
+	for k, c := range mod.consts {
 		t.RawSetString(k, lua.LNumber(c))
+	}
+	for k, sub := range mod.tables {
+		st := v.strictModule(name+"."+k, sub)
+		t.RawSetString(k, st)
 	}
 	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
@@ -414,14 +429,16 @@ func (v *vm) strictModule(name string, funcs map[string]lua.LGFunction, consts m
 		return 0
 	}))
 	L.SetMetatable(t, mt)
-	L.SetGlobal(name, t)
+	if !strings.Contains(name, ".") {
+		L.SetGlobal(name, t)
+	}
 	return t
 }
 
 // Provided lists, per module, the fields the harness provides. Tests check
 // the agent's source against it.
 func Provided(fw Firmware) map[string][]string {
-	v := &vm{b: &Board{opt: Options{Firmware: fw}}, timers: map[*timer]bool{}}
+	v := &vm{b: &Board{opt: Options{Firmware: fw, Crypto: true, FS: NewFS()}}, timers: map[*timer]bool{}}
 	m := map[string][]string{}
 	for name, mod := range v.modules() {
 		var fields []string
@@ -431,20 +448,33 @@ func Provided(fw Firmware) map[string][]string {
 		for k := range mod.consts {
 			fields = append(fields, k)
 		}
+		for k, sub := range mod.tables {
+			fields = append(fields, k)
+			var sf []string
+			for f := range sub.funcs {
+				sf = append(sf, f)
+			}
+			for c := range sub.consts {
+				sf = append(sf, c)
+			}
+			m[name+"."+k] = sf
+		}
 		m[name] = fields
 	}
 	m["timer"] = timerMethodNames()
+	m["crypto.hasher"] = []string{"update", "finalize"}
 	return m
 }
 
 type module struct {
 	funcs  map[string]lua.LGFunction
 	consts map[string]int
+	tables map[string]module // sub-tables, such as node.egc
 }
 
 func (v *vm) openModules() {
 	for name, mod := range v.modules() {
-		v.strictModule(name, mod.funcs, mod.consts)
+		v.strictModule(name, mod)
 	}
 	v.openTimerType()
 }
@@ -454,8 +484,16 @@ func (v *vm) modules() map[string]module {
 		"uart":       v.uartModule(),
 		"node":       v.nodeModule(),
 		"tmr":        v.tmrModule(),
-		"bit":        bitModule(),
 		"otaupgrade": v.otaModule(),
+	}
+	if !v.b.opt.NoBit {
+		mods["bit"] = bitModule()
+	}
+	if v.b.opt.Crypto {
+		mods["crypto"] = v.cryptoModule()
+	}
+	if v.b.opt.FS != nil {
+		mods["file"] = v.fileModule()
 	}
 	if v.b.opt.Firmware == ConsoleFirmware {
 		mods["console"] = v.consoleModule()

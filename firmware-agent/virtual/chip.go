@@ -60,6 +60,9 @@ type chip struct {
 	boot  bootFunc
 	life  context.Context // the device's lifetime
 
+	lifeMu sync.Mutex // serialises hold and start
+	lives  int        // counts lives (under mu), so a life can restart only itself
+
 	mu     sync.Mutex
 	dev    *device.Device
 	state  string
@@ -114,12 +117,37 @@ func (c *chip) stop() {
 
 // hold puts the chip in reset: nothing runs, what the host sends is lost.
 func (c *chip) hold() {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
 	c.stop()
 	c.run("reset", func(ctx context.Context, p *uartPort) { io.Copy(io.Discard, p) })
 }
 
 // start takes the chip out of reset in mode.
 func (c *chip) start(mode rom.BootMode) {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	c.startLocked(mode)
+}
+
+// restart is how a life resets the chip itself (FLASH_END, a failing
+// bootloader): unless a reset from outside came first.
+func (c *chip) restart(life int, mode rom.BootMode) {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.currentLife() == life {
+		c.startLocked(mode)
+	}
+}
+
+// currentLife returns the number of the life that runs.
+func (c *chip) currentLife() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lives
+}
+
+func (c *chip) startLocked(mode rom.BootMode) {
 	c.stop()
 	if c.life.Err() != nil {
 		return
@@ -159,6 +187,7 @@ func (c *chip) start(mode rom.BootMode) {
 		state = "boot loop"
 	}
 	c.runOn(state, p, func(ctx context.Context, p *uartPort) {
+		life := c.currentLife()
 		if err != nil {
 			// The bootloader printed why (no valid partition table, no
 			// bootable app) and resets the chip, which fails again
@@ -167,7 +196,7 @@ func (c *chip) start(mode rom.BootMode) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(bootRetry):
-				go c.start(rom.FlashBoot)
+				go c.restart(life, rom.FlashBoot)
 				<-ctx.Done()
 			}
 			return
@@ -186,6 +215,7 @@ func (c *chip) runOn(state string, p *uartPort, f func(ctx context.Context, p *u
 	ctx, cancel := context.WithCancel(c.life)
 	done := make(chan struct{})
 	c.mu.Lock()
+	c.lives++
 	c.state, c.cancel, c.done = state, cancel, done
 	if state != "app" {
 		c.dev = nil
@@ -221,6 +251,7 @@ func (c *chip) waitLine(ctx context.Context, err error) bool {
 // download is the ROM's download mode: banner, then the serial loader
 // until the host makes the chip leave it.
 func (c *chip) download(ctx context.Context, p *uartPort) {
+	life := c.currentLife()
 	// The stub sets up its own receive path when it starts.
 	l := rom.New(rom.Config{Chip: c.rom, Flash: c.fl, Rev: c.cfg.ChipRev,
 		OnStub: func(*rom.Stub) { p.InstallDriver(stubReceiver) }})
@@ -234,7 +265,7 @@ func (c *chip) download(ctx context.Context, p *uartPort) {
 		if errors.As(err, &exit) {
 			// Reboot or jump to the flash bootloader: a new life, started
 			// from outside this one.
-			go c.start(rom.FlashBoot)
+			go c.restart(life, rom.FlashBoot)
 			<-ctx.Done()
 			return
 		}
@@ -295,8 +326,12 @@ func (c *chip) State() string {
 	return c.state
 }
 
+// close ends the chip; the device's lifetime context is done already, so
+// no life starts after this one.
 func (c *chip) close() {
 	c.board.Close()
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
 	c.stop()
 }
 

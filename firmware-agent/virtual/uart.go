@@ -44,16 +44,15 @@ func (u *uart) port() *uartPort {
 	return &uartPort{u: u, gen: u.gen}
 }
 
-func (u *uart) fill(n, gen int) {
+// fill reads one chunk from the line for whichever life is current when
+// it arrives: a read begun before a reset returns bytes that came after it
+// (those sent while the chip was held in reset were drained by that
+// life).
+func (u *uart) fill(n int) {
 	buf := make([]byte, min(max(n, 1), 4096))
 	k, err := u.end.Read(buf)
 	u.mu.Lock()
 	u.reading = false
-	if gen != u.gen {
-		// Bytes that reached the chip while it was resetting are lost,
-		// as the ROM is not listening yet.
-		k = 0
-	}
 	u.buf = append(u.buf, buf[:k]...)
 	if err != nil {
 		u.err = err
@@ -88,7 +87,7 @@ func (p *uartPort) Read(b []byte) (int, error) {
 		}
 		if !u.reading {
 			u.reading = true
-			go u.fill(len(b), u.gen)
+			go u.fill(len(b))
 		}
 		u.cond.Wait()
 	}

@@ -35,6 +35,7 @@ package virtual
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,21 @@ type Config struct {
 	Agent string
 	// NoRollback boots with a bootloader without app rollback support.
 	NoRollback bool
+	// Rollback gives the Lua agent's board a bootloader with app rollback
+	// support (CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE, a custom NodeMCU
+	// build). Without it that board has none: stock NodeMCU builds leave
+	// the option off (ESP-IDF's default).
+	Rollback bool
+	// Profile names the NodeMCU firmware the Lua agent's board emulates
+	// (nodemcu.Profiles; default "console", current dev-esp32).
+	Profile string
+	// agentScript, in tests, replaces gota.lua.
+	agentScript []byte
+	// REPLOnly boots the Lua agent's board without the agent: NodeMCU's
+	// REPL and a file system whose init.lua is a small user program, as a
+	// board fresh from idf.py flash with the user's files (for
+	// `gota nodemcu install`). Installing writes gota.lua there.
+	REPLOnly bool
 	// Line configures the emulated line; Line.Baud is the console rate at
 	// power-on (default 115200). Line.OnDisconnect, if set, runs when a
 	// fault cuts the line, before the host ports are dropped.
@@ -121,23 +137,37 @@ func bootGo(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(co
 // board (Lua state, transfer in progress) lives as long as the device:
 // every time the line comes back it is attached again.
 func bootLua(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(context.Context) error, func(), error) {
+	prof, err := nodemcu.FindProfile(cmp.Or(cfg.Profile, "console"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	con := nodemcu.NewConsole()
 	boot := newBootLog(uart)
 	defer boot.use(con)
-	dev, err := device.Open(deviceConfig(fl, cfg, withLog(boot, cfg.Log)))
+	dc := deviceConfig(fl, cfg, withLog(boot, cfg.Log))
+	// Stock NodeMCU builds leave CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE off.
+	dc.NoRollback = cfg.NoRollback || !cfg.Rollback
+	dev, err := device.Open(dc)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
 	consoleAtReset(dev, uart)
-	board := nodemcu.NewBoard(dev, nodemcu.AgentScript, nodemcu.Options{
-		Console:     con,
-		Log:         cfg.Log,
-		SetBaud:     uart.SetBaud,
-		ConsoleBaud: uart.Baud(),
-		// NodeMCU's console takes in only its UART FIFO and ring while Lua
-		// is stuck erasing or programming flash.
-		RxBuffer: 128 + 256,
-	})
+	uart.InstallDriver(prof.Options.Firmware.Receiver())
+	opt := prof.Options
+	opt.Console, opt.Log, opt.SetBaud, opt.ConsoleBaud = con, cfg.Log, uart.SetBaud, uart.Baud()
+	// The board reads the line only as its Lua task takes bytes, so the
+	// line's FIFO and ring (Receiver) fill while Lua is busy in
+	// otaupgrade, and the FIFO alone takes bytes during flash operations.
+	opt.InputQueue = prof.Options.Firmware.InputQueue()
+	script := nodemcu.AgentScript
+	if cfg.agentScript != nil {
+		script = cfg.agentScript
+	}
+	if cfg.REPLOnly {
+		opt.FS, script = nodemcu.NewFS(), nil
+		opt.FS.WriteFile("init.lua", []byte(DemoUserInit))
+	}
+	board := nodemcu.NewBoard(dev, script, opt)
 	return dev, func(ctx context.Context) error { boot.wait(ctx); return board.Run(ctx, uart) }, func() { board.Close() }, nil
 }
 
@@ -158,6 +188,10 @@ func consoleAtReset(dev *device.Device, uart chipPort) {
 	baud := uart.Baud()
 	dev.OnReset(func() { uart.SetBaud(baud) })
 }
+
+// DemoUserInit is the init.lua of a REPLOnly board: the user's program
+// the installer must keep.
+const DemoUserInit = "-- the board owner's program\nprint(\"hello from init.lua\")\n"
 
 func withLog(con, log io.Writer) io.Writer {
 	if log == nil {
@@ -201,6 +235,12 @@ func New(fl *flash.Flash, cfg Config) (*Device, error) {
 	boot := agents[cfg.Agent]
 	if boot == nil {
 		return nil, fmt.Errorf("agent %q: %w (have %s)", cfg.Agent, ErrUnknownAgent, strings.Join(Agents(), ", "))
+	}
+	if cfg.Agent == "lua" {
+		// Checked here: the board boots only when the chip runs an app.
+		if _, err := nodemcu.FindProfile(cmp.Or(cfg.Profile, "console")); err != nil {
+			return nil, err
+		}
 	}
 	d := &Device{flash: fl}
 	onCut := cfg.Line.OnDisconnect

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/gota-dev/gota/core/updater"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/web/server"
@@ -144,4 +146,57 @@ func BenchmarkFlashBrowserVsCLI(b *testing.B) {
 	b.ReportMetric(webTotal.Seconds()/cliTotal.Seconds(), "browser/cli")
 	sort.Float64s(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "median-browser/cli")
+}
+
+// BenchmarkInstallVsEsptoolJS installs the same merged image (stand-in
+// bootloader, partition table, LEDController v1.1, 382 KB) on a blank
+// virtual ESP32 over the same emulated line (WebSocket shim, switched to
+// 921600 baud) three times: with the page's Install panel through the ROM
+// loader only, with it and the published stub esptool-js ships (served
+// by the page's server), and with esptool-js 0.7.0 itself (its stub).
+// Wall time from the start (click / before main()) to the reset into the
+// app.
+func BenchmarkInstallVsEsptoolJS(b *testing.B) {
+	_, app := sharedFile(b, "esp32-ledcontroller-v1.1.bin")
+	path, merged := mergedFileWith(b, app)
+	stubs := esptoolJSStubs(b)
+	ctx := newBrowser(b)
+	var gota, gotaStub, ejs time.Duration
+	for i := 0; i < b.N; i++ {
+		s := startBlankSite(b)
+		load(b, ctx, s.URL)
+		gota += pageInstall(b, ctx, path)
+
+		s = startBlankSiteStubs(b, stubs)
+		load(b, ctx, s.URL)
+		gotaStub += pageInstall(b, ctx, path)
+
+		s = startBlankSite(b)
+		load(b, ctx, s.URL)
+		waitJS(b, ctx, "the shim", `!!globalThis.gotaVirtual`, 10*time.Second)
+		r := runEsptoolJS(b, ctx, s, merged, 921600)
+		ejs += time.Duration(r.MS * float64(time.Millisecond))
+	}
+	g, gs, e := gota.Seconds()/float64(b.N), gotaStub.Seconds()/float64(b.N), ejs.Seconds()/float64(b.N)
+	b.ReportMetric(g, "gota-rom-s")
+	b.ReportMetric(gs, "gota-stub-s")
+	b.ReportMetric(e, "esptool-js-s")
+	fmt.Printf("install %d bytes at 921600 baud: Gota %.2f s (ROM loader), %.2f s (with the stub), esptool-js 0.7.0 %.2f s (with its stub); Gota/esptool-js %.2f and %.2f\n",
+		len(merged), g, gs, e, g/e, gs/e)
+}
+
+// pageInstall installs path with the Install panel and returns the time
+// from the click until the panel reports the install done.
+func pageInstall(tb testing.TB, ctx context.Context, path string) time.Duration {
+	tb.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.SetUploadFiles(chromedp.CSS("#install-file"), []string{path}, chromedp.NodeReady)); err != nil {
+		tb.Fatal(err)
+	}
+	waitJS(tb, ctx, "the plan", `!!document.getElementById("install-plan")`, 10*time.Second)
+	start := time.Now()
+	click(tb, ctx, "#install-virtual")
+	waitJS(tb, ctx, "the install", `(document.getElementById("install-result")||{innerText:""}).innerText.startsWith("Installed")`, 3*time.Minute)
+	return time.Since(start)
 }

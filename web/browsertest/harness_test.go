@@ -74,6 +74,7 @@ func buildDist(tb testing.TB) string {
 			filepath.Join(root, "index.html"):                                               "index.html",
 			filepath.Join(root, "web", "static", "virtual-serial.js"):                       "virtual-serial.js",
 			filepath.Join(root, "web", "static", "style.css"):                               "style.css",
+			filepath.Join(root, "firmware-agent", "nodemcu", "gota.lua"):                    "gota.lua",
 		}
 		for from, to := range copies {
 			b, err := os.ReadFile(from)
@@ -110,6 +111,13 @@ type syncLog struct {
 
 func (l *syncLog) add(s string) { l.mu.Lock(); l.lines = append(l.lines, s); l.mu.Unlock() }
 
+// snapshot returns the lines so far.
+func (l *syncLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
 // startSite creates a flash file holding app in ota_0, boots a virtual
 // device on it and serves the page in-process.
 func startSite(tb testing.TB, app []byte) *site { return startSiteAgent(tb, app, "") }
@@ -118,13 +126,21 @@ func startSite(tb testing.TB, app []byte) *site { return startSiteAgent(tb, app,
 // Go agent).
 func startSiteAgent(tb testing.TB, app []byte, agent string) *site {
 	tb.Helper()
+	return startSiteWith(tb, app, virtual.Config{Agent: agent})
+}
+
+// startSiteWith is startSite with a device configuration (agent,
+// bootloader, NodeMCU profile).
+func startSiteWith(tb testing.TB, app []byte, cfg virtual.Config) *site {
+	tb.Helper()
 	dist := buildDist(tb)
 	flashPath := filepath.Join(tb.TempDir(), "flash.bin")
 	if _, err := server.EnsureFlash(flashPath, app); err != nil {
 		tb.Fatal(err)
 	}
 	log := &syncLog{}
-	dev, err := virtual.Open(flashPath, virtual.Config{Agent: agent, Log: virtual.LineLog(log.add)})
+	cfg.Log = virtual.LineLog(log.add)
+	dev, err := virtual.Open(flashPath, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

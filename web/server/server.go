@@ -23,6 +23,7 @@ import (
 const (
 	SerialPath        = "/serial"         // WebSocket of the virtual device
 	VirtualDevicePath = "/virtual-device" // 200 when a virtual device is attached
+	StubPath          = "/stub/"          // flasher stubs by chip (esp32.json, ...), when configured
 )
 
 // usbPort is a virtual device that says which USB serial device it is.
@@ -32,6 +33,10 @@ type usbPort interface{ USBIDs() (vid, pid uint16) }
 type Config struct {
 	Dir    string       // built page: index.html, main.wasm, wasm_exec.js, ...
 	Device http.Handler // the virtual device's WebSocket handler; nil for none
+	// StubDir holds flasher stub JSON files named by chip (as esptool-js
+	// publishes them); the page's installer uploads them. "" for none:
+	// the page then talks to the ROM loader only.
+	StubDir string
 }
 
 // Server is the page (and virtual device) handler.
@@ -76,6 +81,9 @@ func New(cfg Config) (*Server, error) {
 			}
 			fmt.Fprintf(w, "{\"serial\":%q%s}\n", SerialPath, usb)
 		})
+	}
+	if cfg.StubDir != "" {
+		mux.Handle(StubPath, http.StripPrefix(StubPath, http.FileServer(http.Dir(cfg.StubDir))))
 	}
 	mux.Handle("/", s)
 	return &Server{mux: mux, site: s}, nil

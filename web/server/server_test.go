@@ -131,3 +131,30 @@ func TestDemoAppIsValid(t *testing.T) {
 		t.Errorf("app descriptor %+v, want gota-demo 1.2.3", img.App)
 	}
 }
+
+func TestServeStubs(t *testing.T) {
+	stubs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(stubs, "esp32.json"), []byte(`{"entry":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir  string
+		want int
+	}{{stubs, http.StatusOK}, {"", http.StatusNotFound}} {
+		s, err := New(Config{Dir: writeSite(t), StubDir: tc.dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(s)
+		resp, err := http.Get(ts.URL + StubPath + "esp32.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ts.Close()
+		if resp.StatusCode != tc.want || tc.want == http.StatusOK && string(body) != `{"entry":1}` {
+			t.Errorf("StubDir %q: %d %q, want %d", tc.dir, resp.StatusCode, body, tc.want)
+		}
+	}
+}
