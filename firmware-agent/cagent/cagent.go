@@ -5,6 +5,11 @@
 // backed by the virtual ESP32 of package device. It is the "c" agent of
 // `gota device run --agent c` and `gota serve --agent c`.
 //
+// The agent's sources are symbolic links here (to ../esp-idf/src and
+// ../esp-idf/include), so that cgo builds, and its cache tracks, the very
+// files of the component. The ROM's inflater, tinfl_decompress of
+// rom/miniz.h, is host_tinfl.c: the ROM's API on Debian's zlib.
+//
 // Each Agent runs the C app on its own OS thread, as the firmware's one
 // task; an esp_restart (or a reboot of the device from outside) boots the
 // C app again from app_main.
@@ -13,7 +18,7 @@ package cagent
 /*
 #cgo CFLAGS: -std=gnu99 -Wall -Wextra -Werror -Wno-unused-parameter -DGOTA_HOST_INSTANCES
 #cgo CFLAGS: -I${SRCDIR}/include
-#cgo LDFLAGS: -lmbedcrypto
+#cgo LDFLAGS: -lmbedcrypto -lz
 #include <stdlib.h>
 #include "host.h"
 */
