@@ -31,9 +31,10 @@ build() {
 # the browser tests, Lua 5.1 and 5.3 to check the NodeMCU agent parses and
 # runs on both interpreters NodeMCU builds use (and fengari, a Lua 5.3 with
 # NodeMCU's 32-bit integers), Node.js (with npm) to run the WebAssembly tests
-# of the Web Serial binding, fengari and esptool-js, mbedTLS for the host
-# build of the C agent (firmware-agent/cagent), and a RISC-V compiler with
-# picolibc's headers for the C agent's 32-bit cross build.
+# of the Web Serial binding, fengari and esptool-js, mbedTLS and zlib for the
+# host build of the C agent (firmware-agent/cagent: SHA-256, and the inflater
+# behind the ROM's tinfl API), and a RISC-V compiler with picolibc's headers
+# for the C agent's 32-bit cross build.
 deps() {
 	local missing=()
 	command -v npm >/dev/null || missing+=(npm)
@@ -42,6 +43,7 @@ deps() {
 	command -v luac5.3 >/dev/null || missing+=(lua5.3)
 	command -v node >/dev/null || missing+=(nodejs)
 	[ -f /usr/include/mbedtls/sha256.h ] || missing+=(libmbedtls-dev)
+	[ -f /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 	command -v riscv64-unknown-elf-gcc >/dev/null || missing+=(gcc-riscv64-unknown-elf)
 	[ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || missing+=(picolibc-riscv64-unknown-elf)
 	if [ ${#missing[@]} -gt 0 ]; then

@@ -5,6 +5,11 @@
 // backed by the virtual ESP32 of package device. It is the "c" agent of
 // `gota device run --agent c` and `gota serve --agent c`.
 //
+// The agent's sources are symbolic links here (to ../esp-idf/src and
+// ../esp-idf/include), so that cgo builds, and its cache tracks, the very
+// files of the component. The ROM's inflater, tinfl_decompress of
+// rom/miniz.h, is host_tinfl.c: the ROM's API on Debian's zlib.
+//
 // Each Agent runs the C app on its own OS thread, as the firmware's one
 // task; an esp_restart (or a reboot of the device from outside) boots the
 // C app again from app_main.
@@ -13,7 +18,7 @@ package cagent
 /*
 #cgo CFLAGS: -std=gnu99 -Wall -Wextra -Werror -Wno-unused-parameter -DGOTA_HOST_INSTANCES
 #cgo CFLAGS: -I${SRCDIR}/include
-#cgo LDFLAGS: -lmbedcrypto
+#cgo LDFLAGS: -lmbedcrypto -lz
 #include <stdlib.h>
 #include "host.h"
 */
@@ -100,6 +105,9 @@ type Options struct {
 	NoDelta       bool
 	// RateCheck and RateIdle shorten SPEC.md 7's 3 s and 5 s (tests).
 	RateCheck, RateIdle time.Duration
+	// AcceptOnBoot gives the app an accept hook that accepts every
+	// build it boots on trial (gota_agent_config_t.accept).
+	AcceptOnBoot bool
 	// SetBaud is called when the agent switches its line rate; nil means
 	// the rate is not modelled.
 	SetBaud func(baud int) error
@@ -202,6 +210,9 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 	}
 	a.host.rate_check_ms = C.uint32_t(opt.RateCheck.Milliseconds())
 	a.host.rate_idle_ms = C.uint32_t(opt.RateIdle.Milliseconds())
+	if opt.AcceptOnBoot {
+		a.host.accept_on_boot = 1
+	}
 	dev.OnReboot(func() {
 		a.changed()
 		a.rebooted.Store(true)

@@ -64,6 +64,13 @@ static void load_partitions(host_dev_t *d)
     d->nparts = goPartitions(d->go, d->parts, HOST_MAX_PARTS);
 }
 
+/* accept_hook is the app's gota_accept_hook_t: its build works. */
+static bool accept_hook(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
 static void app_main(host_dev_t *d)
 {
     gota_agent_config_t cfg = {
@@ -79,6 +86,7 @@ static void app_main(host_dev_t *d)
         .rate_idle_ms = d->rate_idle_ms,
         .task_stack = 4096,
         .task_priority = 5,
+        .accept = d->accept_on_boot ? accept_hook : NULL,
     };
     gota_agent_start(&cfg);
 }

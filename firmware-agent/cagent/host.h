@@ -25,6 +25,7 @@ typedef struct host_dev {
     int rx_buffer;
     int isr_in_iram;
     uint32_t rate_check_ms, rate_idle_ms;
+    int accept_on_boot; /* the app's accept hook says yes */
 } host_dev_t;
 
 host_dev_t *host_new(uintptr_t go);

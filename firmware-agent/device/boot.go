@@ -45,6 +45,14 @@ type LogLine struct {
 	Level byte // 'I', 'W' or 'E'
 	Tag   string
 	Text  string
+	// work is what the bootloader does after logging this line, before
+	// the next: a segment's bytes after its "segment N: ..." line. The
+	// boot-time model charges it.
+	work imageWork
+	// writes is how many of BootPlan.Writes, in order, the bootloader
+	// makes before it logs this line (set_actual_ota_seq writes, then
+	// logs).
+	writes int
 }
 
 // BootPlan is what the second-stage bootloader does on the next reset,
@@ -173,9 +181,15 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 		}
 		// bootloader_load_image: ESP_IMAGE_LOAD, which logs each segment
 		// as it goes and checks load addresses (esp_image_format.c).
-		img, err := loadImage(r, *p, cfg, modeBoot, func(level byte, tag, text string) {
-			pl.Log = append(pl.Log, LogLine{level, tag, text})
-		})
+		loadLog := func(level byte, tag, text string) {
+			pl.Log = append(pl.Log, LogLine{Level: level, Tag: tag, Text: text})
+		}
+		work := func(w imageWork) {
+			if len(pl.Log) > 0 {
+				pl.Log[len(pl.Log)-1].work.add(w)
+			}
+		}
+		img, err := newImageLoader(r, *p, cfg, modeBoot, loadLog).withWork(work).load()
 		pl.Attempts = append(pl.Attempts, BootAttempt{Index: index, Partition: *p, Err: err})
 		if err != nil {
 			return false
@@ -186,6 +200,7 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 			e := otadata.NewEntry(uint32(index)+1, otadata.StateValid)
 			pl.Writes = append(pl.Writes, OtadataWrite{0, e, "initial otadata"})
 			logf('I', "boot", "Set actual ota_seq=%d in otadata[0]", e.Seq)
+			pl.Log[len(pl.Log)-1].writes = 1
 		}
 		pl.Boot, pl.BootIndex, pl.Image = p, index, img
 		return true
@@ -228,7 +243,7 @@ func PlanBoot(r io.ReaderAt, t *partition.Table, cfg BootConfig) (*BootPlan, err
 
 // logf adds a line to the bootloader's log.
 func (pl *BootPlan) logf(level byte, tag, format string, args ...any) {
-	pl.Log = append(pl.Log, LogLine{level, tag, fmt.Sprintf(format, args...)})
+	pl.Log = append(pl.Log, LogLine{Level: level, Tag: tag, Text: fmt.Sprintf(format, args...)})
 }
 
 // selectStart is bootloader_utility_get_selected_boot_partition: it reads

@@ -1,11 +1,3 @@
-// Package device is a virtual ESP32: emulated flash, partition table,
-// second-stage bootloader rules and ESP-IDF's OTA API as NodeMCU's
-// otaupgrade module exposes it.
-//
-// The behaviour follows ESP-IDF v5.1.3 (bootloader_utility.c,
-// esp_ota_ops.c) and NodeMCU's otaupgrade.c call for call, including
-// their quirks: see the comments at each method. The agent (issue 4) and
-// the Lua harness (issue 6) use these names.
 package device
 
 import (
@@ -14,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gota-dev/gota/core/espimage"
 	"github.com/gota-dev/gota/core/otadata"
@@ -65,6 +58,12 @@ type Config struct {
 	ChipRev     uint16    // major*100+minor, default 300 (ESP32 v3.0)
 	NoRollback  bool      // CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE off
 	Log         io.Writer // boot and app log lines, ESP-IDF style; may be nil
+	// InstantBoot returns from Open and Reboot as soon as the boot is
+	// computed, without waiting the modelled boot time (the log keeps its
+	// modelled timestamps). A flash with zero Timing boots instantly too;
+	// otherwise a boot lasts as long as on a real ESP32 (see the package
+	// doc).
+	InstantBoot bool
 }
 
 func (c *Config) bootConfig() BootConfig {
@@ -89,9 +88,11 @@ type Device struct {
 	table *partition.Table
 	log   *logger
 
-	running *partition.Partition // nil when nothing booted
-	image   *espimage.Image      // the running image
-	boots   int
+	flashCfg flashConfig          // the bootloader's SPI mode and clock
+	bootTime time.Duration        // reset to app_main, last boot
+	running  *partition.Partition // nil when nothing booted
+	image    *espimage.Image      // the running image
+	boots    int
 
 	// esp_ota_ops.c state.
 	ota        *otaEntry // the one live entry (older ones are unreachable in NodeMCU)
@@ -101,6 +102,7 @@ type Device struct {
 	luaNext   *partition.Partition
 
 	onReboot []func()
+	onReset  []func()
 }
 
 // ReadTable reads the partition table at off as the second-stage
@@ -151,13 +153,13 @@ func Open(cfg Config) (*Device, error) {
 	if cfg.ChipRev == 0 {
 		cfg.ChipRev = DefaultChipRev
 	}
-	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log)}
+	d := &Device{cfg: cfg, fl: cfg.Flash, log: newLogger(cfg.Log), flashCfg: readFlashConfig(cfg.Flash, cfg.Chip)}
 	t, err := ReadTable(cfg.Flash, cfg.TableOffset, BootFlashSize(cfg.Flash, cfg.Flash.Size()))
 	if err != nil {
 		// bootloader_utility_load_partition_table, then call_start_cpu0
 		// resets: the chip loops here.
-		d.log.rom(true, d.cfg.ChipRev)
-		d.log.bootHeader(d)
+		d.log.rom(true, d.cfg.ChipRev, d.realtime(), d.flashCfg)
+		d.log.bootHeader(d, d.flashCfg)
 		if cause := errors.Unwrap(err); cause != nil && !strings.HasPrefix(err.Error(), "read ") {
 			d.log.line('E', "flash_parts", cause.Error())
 		}
@@ -204,8 +206,16 @@ func (d *Device) boot(powerOn bool) error {
 	d.ota, d.lastHandle, d.luaHandle, d.luaNext = nil, 0, 0, nil
 	d.running, d.image = nil, nil
 	d.boots++
-	d.log.rom(powerOn, d.cfg.ChipRev)
-	d.log.bootHeader(d)
+	if !powerOn {
+		for _, f := range d.onReset {
+			f()
+		}
+	}
+	d.log.rom(powerOn, d.cfg.ChipRev, d.realtime(), d.flashCfg)
+	d.log.bootHeader(d, d.flashCfg)
+	// bootloader_utility_load_partition_table maps the table and checks
+	// its MD5 before printing it.
+	d.log.clock.work(d.flashCfg.verify(partition.MaxTableSize))
 	d.log.table(d.table)
 
 	pl, err := PlanBoot(d.fl, d.table, d.cfg.bootConfig())
@@ -213,15 +223,31 @@ func (d *Device) boot(powerOn bool) error {
 		d.log.line('E', "boot", err.Error())
 		return fmt.Errorf("device: boot: %w", err)
 	}
+	if pl.HasOtadata {
+		d.log.clock.work(d.flashCfg.read(otadata.PartitionSize)) // read_otadata
+	}
 	// The bootloader's otadata writes happen before it loads the app,
-	// except the initial-entry one, which follows a successful load.
-	for _, w := range pl.Writes {
-		if err := d.writeOtadata(w.Sector, w.Entry); err != nil {
-			return fmt.Errorf("device: boot: otadata sector %d (%s): %w", w.Sector, w.Reason, err)
+	// except the initial-entry one, which follows a successful load: the
+	// log line that follows it says how many it makes first.
+	late := 0
+	for _, l := range pl.Log {
+		late += l.writes
+	}
+	for _, w := range pl.Writes[:len(pl.Writes)-late] {
+		if err := d.bootWrite(w); err != nil {
+			return err
 		}
 	}
+	next := len(pl.Writes) - late
 	for _, l := range pl.Log {
+		for ; l.writes > 0; l.writes-- {
+			if err := d.bootWrite(pl.Writes[next]); err != nil {
+				return err
+			}
+			next++
+		}
 		d.log.line(l.Level, l.Tag, l.Text)
+		d.log.clock.work(d.flashCfg.image(l.work))
 	}
 	if pl.Reset != nil {
 		return fmt.Errorf("device: boot: %w: %w", ErrNoBootableApp, pl.Reset)
@@ -232,7 +258,36 @@ func (d *Device) boot(powerOn bool) error {
 	p := *pl.Boot
 	d.running, d.image = &p, pl.Image
 	d.log.app(d)
+	d.bootTime = d.log.clock.appMain
 	return nil
+}
+
+// bootWrite makes one of the bootloader's otadata writes, charging the
+// boot clock what the flash takes for it.
+func (d *Device) bootWrite(w OtadataWrite) error {
+	if err := d.writeOtadata(w.Sector, w.Entry); err != nil {
+		return fmt.Errorf("device: boot: otadata sector %d (%s): %w", w.Sector, w.Reason, err)
+	}
+	t := d.fl.Timing()
+	d.log.clock.work(t.SectorErase + t.PageProgram)
+	return nil
+}
+
+// realtime reports whether boots take the modelled time on the wall
+// clock.
+func (d *Device) realtime() bool {
+	return !d.cfg.InstantBoot && d.fl.Timing() != (flash.Timing{})
+}
+
+// BootTime returns the modelled time from the last reset to app_main
+// (what the "Calling app_main()" timestamp says), 0 when nothing booted.
+func (d *Device) BootTime() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running == nil {
+		return 0
+	}
+	return d.bootTime
 }
 
 // writeOtadata erases an otadata sector and programs entry at its start,
@@ -253,6 +308,16 @@ func (d *Device) writeOtadata(sector int, e otadata.Entry) error {
 func (d *Device) OnReboot(f func()) {
 	d.mu.Lock()
 	d.onReboot = append(d.onReboot, f)
+	d.mu.Unlock()
+}
+
+// OnReset registers f to run at every reset of Reboot, before the ROM
+// prints anything: the ROM sets up the console UART afresh (its own
+// rate, 115200), so whatever rate the app had switched to is gone. f runs
+// with the device locked and must not call the Device.
+func (d *Device) OnReset(f func()) {
+	d.mu.Lock()
+	d.onReset = append(d.onReset, f)
 	d.mu.Unlock()
 }
 

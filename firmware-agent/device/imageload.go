@@ -51,6 +51,7 @@ type imageLoader struct {
 	cfg    BootConfig
 	mode   loadMode
 	logf   logFunc
+	work   func(imageWork) // what was read and hashed; may be nil
 	silent bool
 }
 
@@ -61,11 +62,28 @@ type imageLoader struct {
 // and stops at the first failure, so the segment lines before a failure
 // are printed. It returns the parsed image when it passes.
 func loadImage(r io.ReaderAt, p partition.Partition, cfg BootConfig, mode loadMode, logf logFunc) (*espimage.Image, error) {
+	return newImageLoader(r, p, cfg, mode, logf).load()
+}
+
+func newImageLoader(r io.ReaderAt, p partition.Partition, cfg BootConfig, mode loadMode, logf logFunc) *imageLoader {
 	if logf == nil {
 		logf = func(byte, string, string) {}
 	}
-	l := &imageLoader{r: r, part: p, cfg: cfg, mode: mode, logf: logf, silent: mode == modeVerifySilent}
-	return l.load()
+	return &imageLoader{r: r, part: p, cfg: cfg, mode: mode, logf: logf, silent: mode == modeVerifySilent}
+}
+
+// withWork makes the loader report each segment (header and data) to f
+// once it has processed it, and the end of the image, for the boot-time
+// model.
+func (l *imageLoader) withWork(f func(imageWork)) *imageLoader {
+	l.work = f
+	return l
+}
+
+func (l *imageLoader) did(w imageWork) {
+	if l.work != nil {
+		l.work(w)
+	}
 }
 
 // fail logs msg (unless silent, as FAIL_LOAD does) and returns it.
@@ -142,6 +160,7 @@ func (l *imageLoader) load() (*espimage.Image, error) {
 		// The walk above accepted what Parse refuses: a bug, not an image.
 		return nil, fmt.Errorf("image at 0x%x: %w", l.part.Offset, err)
 	}
+	l.did(imageWork{ends: 1})
 	// verify_simple_hash. The bootloader never hashes an image at the
 	// bootloader offset (verify_sha in image_load); apps are not there.
 	if hashAppended && l.part.Offset != 0x1000 && !img.DigestOK {
@@ -244,5 +263,10 @@ func (l *imageLoader) segment(i int, off uint32) (uint32, byte, error) {
 		}
 		done += k
 	}
+	w := imageWork{loaded: espimage.SegmentHeaderSize + int(n)}
+	if !doLoad {
+		w = imageWork{mapped: w.loaded}
+	}
+	l.did(w)
 	return n, sum, nil
 }

@@ -402,6 +402,13 @@ func (f *Flash) SetTiming(t Timing) {
 	f.mu.Unlock()
 }
 
+// Timing returns the cost model.
+func (f *Flash) Timing() Timing {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.timing
+}
+
 // Ops returns the number of erase/program operations performed so far
 // (each page of a program counts once; an interrupted one does not).
 func (f *Flash) Ops() int {

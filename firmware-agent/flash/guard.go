@@ -9,7 +9,9 @@ import "time"
 // long as one operation lasts. The emulated line (link.FlashGuard) uses it
 // to stop the device's tasks and, unless it is in IRAM, its UART ISR.
 type Guard interface {
-	Start()
+	// Start is called as an operation that takes d begins.
+	Start(d time.Duration)
+	// End is called once it is over.
 	End()
 }
 
@@ -41,7 +43,7 @@ func (f *Flash) busy(d time.Duration) {
 		sleep(d)
 		return
 	}
-	g.Start()
+	g.Start(d)
 	sleep(d)
 	g.End()
 }

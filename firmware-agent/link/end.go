@@ -25,7 +25,7 @@ func (e *End) Read(p []byte) (int, error) {
 		if e.rx.rx.len() > 0 && !e.stalled() {
 			n := e.rx.rx.read(p)
 			if e == l.dev {
-				l.serviceFIFOLocked() // room in the ring: the ISR takes the FIFO again
+				l.serviceFIFOLocked(time.Now()) // room in the ring: the ISR takes the FIFO again
 			}
 			l.cond.Broadcast() // room in rx: the wire may resume
 			return n, nil

@@ -59,9 +59,9 @@ type Receiver struct {
 // ESP-IDF's defaults (CONFIG_UART_ISR_IN_IRAM off) with an 8 KiB ring.
 var DefaultReceiver = Receiver{RingBuffer: 8 << 10}
 
-// span is one flash operation: from start to end (zero while it lasts),
-// with the FIFO backlog it found and the bytes that arrived during it
-// while the ISR could not run.
+// span is one flash operation's interrupt-off window, from start to its
+// modelled end, with the FIFO backlog it found and the bytes that arrived
+// during it while the ISR could not run.
 type span struct {
 	start, end time.Time
 	backlog    int
@@ -108,14 +108,17 @@ type FlashGuard struct{ l *Line }
 // to.
 func (l *Line) FlashGuard() *FlashGuard { return &FlashGuard{l} }
 
-// Start marks the start of a flash operation: tasks stop and, unless the
-// ISR is in IRAM, so does the UART interrupt.
+// Start marks the start of a flash operation that keeps interrupts off
+// for d: tasks stop until End and, unless the ISR is in IRAM, so does the
+// UART interrupt for d. The ISR's window is the modelled d, not the wall
+// time until End, so a late timer on the host does not cost the device
+// bytes a real chip would keep.
 //
 // A device Read that is waiting for bytes the ring already holds runs
 // first: the agent's reader task has a higher priority than the task that
 // writes flash, so the ISR that filled the ring lets it preempt the writer
 // before the writer can start another operation.
-func (g *FlashGuard) Start() {
+func (g *FlashGuard) Start(d time.Duration) {
 	l := g.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -133,7 +136,7 @@ func (g *FlashGuard) Start() {
 			keep = append(keep, s)
 		}
 	}
-	l.spans = append(keep, span{start: now, backlog: l.fifo.len()})
+	l.spans = append(keep, span{start: now, end: now.Add(d), backlog: l.fifo.len()})
 }
 
 // End marks the end of a flash operation: the ISR empties the FIFO into
@@ -149,8 +152,13 @@ func (g *FlashGuard) End() {
 	if l.flashOps > 0 {
 		return
 	}
-	l.spans[len(l.spans)-1].end = time.Now()
-	l.serviceFIFOLocked()
+	now := time.Now()
+	for i := range l.spans { // over sooner than announced (unless already pruned)
+		if s := &l.spans[i]; !s.start.After(now) && now.Before(s.end) {
+			s.end = now
+		}
+	}
+	l.serviceFIFOLocked(now)
 	l.cond.Broadcast()
 }
 
@@ -162,7 +170,7 @@ func (l *Line) blockingSpan(t time.Time) *span {
 	}
 	for i := range l.spans {
 		s := &l.spans[i]
-		if !t.Before(s.start) && (s.end.IsZero() || t.Before(s.end)) {
+		if !t.Before(s.start) && t.Before(s.end) {
 			return s
 		}
 	}
@@ -174,7 +182,7 @@ func (l *Line) blockingSpan(t time.Time) *span {
 func (l *Line) pruneSpans(t time.Time) {
 	keep := l.spans[:0]
 	for _, s := range l.spans {
-		if s.end.IsZero() || s.end.After(t) {
+		if s.end.After(t) {
 			keep = append(keep, s)
 		}
 	}
@@ -194,7 +202,7 @@ func (l *Line) receiveLocked(c byte, t time.Time) {
 		l.fifo.writeByte(c)
 		return
 	}
-	l.serviceFIFOLocked()
+	l.serviceFIFOLocked(t)
 	switch {
 	case l.fifo.len() == 0 && l.h2d.rx.free() > 0:
 		l.h2d.rx.writeByte(c)
@@ -205,10 +213,10 @@ func (l *Line) receiveLocked(c byte, t time.Time) {
 	}
 }
 
-// serviceFIFOLocked is the ISR moving what the FIFO holds into the ring,
-// as far as the ring has room.
-func (l *Line) serviceFIFOLocked() {
-	if l.flashOps > 0 && !l.iram {
+// serviceFIFOLocked is the ISR, if it can run at t, moving what the FIFO
+// holds into the ring, as far as the ring has room.
+func (l *Line) serviceFIFOLocked(t time.Time) {
+	if l.blockingSpan(t) != nil {
 		return
 	}
 	var buf [FIFOSize]byte

@@ -63,7 +63,7 @@ func TestFlashOperationOverrunsFIFO(t *testing.T) {
 			}
 			waitCarried(t, l, int64(tc.before))
 			g := l.FlashGuard()
-			g.Start()
+			g.Start(time.Minute) // ended by End below
 			read := make(chan int, 1)
 			go func() {
 				n, _ := l.Device().Read(make([]byte, 1))
@@ -193,5 +193,24 @@ func TestParseUART(t *testing.T) {
 		if err == nil && tc.in != "" && got.String() != tc.in {
 			t.Errorf("%v.String() = %q", got, got.String())
 		}
+	}
+}
+
+// TestLateEndKeepsModelledWindow: the ISR is off for the duration the
+// flash announced, not until a late End; bytes arriving after it reach
+// the ring although tasks still wait.
+func TestLateEndKeepsModelledWindow(t *testing.T) {
+	l := New(Config{Baud: 115200, Receiver: Receiver{RingBuffer: 4096}})
+	defer l.Close()
+	g := l.FlashGuard()
+	g.Start(5 * time.Millisecond) // 57 bytes' wire time: the FIFO holds them
+	data := randomBytes(600, 11)
+	if _, err := l.Host().Write(data); err != nil {
+		t.Fatal(err)
+	}
+	waitCarried(t, l, int64(len(data))) // 52 ms, long after the window
+	g.End()
+	if got := readAvailable(t, l.Device(), len(data)); !bytes.Equal(got, data) {
+		t.Errorf("device read %d of %d bytes (overruns %d)", len(got), len(data), l.Stats().DeviceOverruns)
 	}
 }

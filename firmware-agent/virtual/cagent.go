@@ -25,6 +25,7 @@ func bootC(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(con
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	consoleAtReset(dev, uart)
 	// The app's uart_driver_install declares its receive path to the
 	// line: ring size and whether its ISR runs during flash operations.
 	install := func(u cagent.UART) { uart.InstallDriver(link.Receiver{RingBuffer: u.RxBuffer, ISRInIRAM: u.ISRInIRAM}) }

@@ -126,6 +126,7 @@ func bootGo(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(co
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	consoleAtReset(dev, uart)
 	uart.InstallDriver(agent.UART)
 	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
 	return dev, func(ctx context.Context) error { boot.wait(ctx); return a.Serve(ctx, uart) }, func() {}, nil
@@ -150,6 +151,7 @@ func bootLua(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(c
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("boot: %w", err)
 	}
+	consoleAtReset(dev, uart)
 	uart.InstallDriver(prof.Options.Firmware.Receiver())
 	opt := prof.Options
 	opt.Console, opt.Log, opt.SetBaud, opt.ConsoleBaud = con, cfg.Log, uart.SetBaud, uart.Baud()
@@ -175,6 +177,16 @@ func deviceConfig(fl *flash.Flash, cfg Config, log io.Writer) device.Config {
 		c = rom.ESP32
 	}
 	return device.Config{Flash: fl, Log: log, NoRollback: cfg.NoRollback, Chip: espChip(c), ChipRev: cfg.ChipRev}
+}
+
+// consoleAtReset puts the device's UART back to its power-on rate at
+// every reset, before the ROM and the bootloader print: a host still at
+// the agent's fast rate reads the boot log garbled, as from a real board.
+// What the app sent before restarting leaves first at the old rate (an
+// agent waits for it, uart_wait_tx_done, before esp_restart).
+func consoleAtReset(dev *device.Device, uart chipPort) {
+	baud := uart.Baud()
+	dev.OnReset(func() { uart.SetBaud(baud) })
 }
 
 // DemoUserInit is the init.lua of a REPLOnly board: the user's program

@@ -1,14 +1,16 @@
 /*
- * Device side of the Gota wire protocol (protocol/SPEC.md), portable C99.
- * The Go agent (firmware-agent/agent) is the reference for every rule.
+ * Device side of the Gota wire protocol (protocol/SPEC.md), portable C99:
+ * sessions, the reply cache, requests, the line-rate rules and the task's
+ * loop; transfers are in gota_xfer.c. The Go agent (firmware-agent/agent)
+ * is the reference for every rule.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "gota_core.h"
 #include "gota_port.h"
-
 #include "gota_priv.h"
 
 static const char *const s_type_names[] = {
@@ -218,12 +220,12 @@ static void begin_reply(gota_core_t *g, const gota_frame_t *f, uint32_t offset)
 static void begin(gota_core_t *g, const gota_frame_t *f)
 {
     static const uint8_t zero[32];
-    if (short_payload(g, f, 36)) {
+    if (short_payload(g, f, 37)) {
         return;
     }
     uint32_t size = gota_get_u32(f->payload);
     const uint8_t *sha = f->payload + 4;
-    uint8_t flags = f->len > 36 ? f->payload[36] : 0;
+    uint8_t flags = f->payload[36];
     if (g->state == GOTA_RECEIVING && (flags & BEGIN_RESUME) && (g->cfg.caps & GOTA_CAP_RESUME) &&
         memcmp(sha, zero, 32) != 0 && size == g->size && memcmp(sha, g->sha, 32) == 0) {
         gota_xfer_drain(g);

@@ -1,3 +1,0 @@
-/* Gota: stands in for the miniz_export.h miniz's CMake build generates. */
-#pragma once
-#define MINIZ_EXPORT
