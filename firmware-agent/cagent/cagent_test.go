@@ -14,6 +14,7 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
 	"github.com/gota-dev/gota/internal/shareddata"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // TestFlash updates a virtual ESP32 through the C agent, with DEFLATE,
@@ -144,7 +145,7 @@ func TestAcceptHook(t *testing.T) {
 	v11, _ := espimage.SetVersion(shareddata.File(t, "esp32-ledcontroller-v1.1.bin"), "1.1.0")
 	for _, tc := range []struct {
 		hook bool
-		want string
+		want protocol.OTAState
 	}{{false, "testing"}, {true, "valid"}} {
 		t.Run(fmt.Sprintf("hook=%v", tc.hook), func(t *testing.T) {
 			content, err := device.Build(device.CreateOptions{App: v10})
