@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"syscall/js"
 
-	"github.com/gota-dev/gota/wasm/webserial"
+	"github.com/gota-dev/gota/web/webserial"
 	"github.com/vugu/vugu"
 	vjs "github.com/vugu/vugu/js"
 )

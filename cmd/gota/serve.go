@@ -17,7 +17,7 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/firmware-agent/link"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
-	"github.com/gota-dev/gota/web/server"
+	"github.com/gota-dev/gota/server"
 )
 
 func init() {

@@ -17,7 +17,7 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/virtual"
 	"github.com/gota-dev/gota/internal/shareddata"
 	"github.com/gota-dev/gota/internal/testenv"
-	"github.com/gota-dev/gota/web/server"
+	"github.com/gota-dev/gota/server"
 )
 
 // chromiumPath is the browser the tests drive.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gota-dev/gota/firmware-agent/virtual"
-	"github.com/gota-dev/gota/web/server"
+	"github.com/gota-dev/gota/server"
 )
 
 // demoFile writes the demo app of version v to a file for the file input.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
-	"github.com/gota-dev/gota/web/server"
+	"github.com/gota-dev/gota/server"
 )
 
 // startBlankSite serves the page with a virtual ESP32 whose flash is

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gota-dev/gota/core/updater"
 	"github.com/gota-dev/gota/firmware-agent/virtual"
-	"github.com/gota-dev/gota/web/server"
+	"github.com/gota-dev/gota/server"
 )
 
 // Goals for the page (issue "Honest emulator, honest figures").

@@ -10,7 +10,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gota-dev/gota/internal/testenv"
-	"github.com/gota-dev/gota/web/server"
+	"github.com/gota-dev/gota/server"
 )
 
 // TestConnectDevicePicker goes through "Connect device": the page calls
