@@ -123,21 +123,7 @@ func TestCheck(t *testing.T) {
 				if err == nil || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.refused) {
 					t.Fatalf("err = %v, want refusal containing %q", err, tt.refused)
 				}
-				var re *RefusedError
-				if !errors.As(err, &re) || len(re.Refusals) == 0 {
-					t.Fatalf("err = %#v, want a *RefusedError with Refusals", err)
-				}
-				for _, r := range re.Reasons() {
-					if strings.Contains(r, "--") {
-						t.Errorf("reason %q carries a CLI hint", r)
-					}
-				}
-				if !strings.Contains(strings.Join(re.Reasons(), "\n"), tt.refused) {
-					t.Errorf("reasons %q, want one containing %q", re.Reasons(), tt.refused)
-				}
-				if !re.Has(tt.kind) {
-					t.Errorf("refusals %+v, want one of kind %d", re.Refusals, tt.kind)
-				}
+				wantRefusal(t, err, tt.refused, tt.kind)
 				return
 			}
 			if err != nil {
@@ -214,5 +200,26 @@ func TestVersionOrder(t *testing.T) {
 		if got := newer(tc.newV, tc.oldV); got != tc.isNewer {
 			t.Errorf("newer(%q, %q) = %v", tc.newV, tc.oldV, got)
 		}
+	}
+}
+
+// wantRefusal checks a typed refusal: one of kind, a reason containing
+// want, and no command-line hint in any reason (cmd and web word those).
+func wantRefusal(t *testing.T, err error, want string, kind RefusalKind) {
+	t.Helper()
+	var re *RefusedError
+	if !errors.As(err, &re) || len(re.Refusals) == 0 {
+		t.Fatalf("err = %#v, want a *RefusedError with Refusals", err)
+	}
+	for _, r := range re.Reasons() {
+		if strings.Contains(r, "--") {
+			t.Errorf("reason %q carries a CLI hint", r)
+		}
+	}
+	if !strings.Contains(strings.Join(re.Reasons(), "\n"), want) {
+		t.Errorf("reasons %q, want one containing %q", re.Reasons(), want)
+	}
+	if !re.Has(kind) {
+		t.Errorf("refusals %+v, want one of kind %d", re.Refusals, kind)
 	}
 }
