@@ -1,6 +1,7 @@
 package browsertest
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -41,178 +42,230 @@ func runningJS(label string) string {
 func TestFlashAcceptRollback(t *testing.T) { forAgents(t, testFlashAcceptRollback) }
 
 func testFlashAcceptRollback(t *testing.T, agent string) {
+	st := &story{t: t}
+	st.p11, st.v11 = sharedFile(t, "esp32-ledcontroller-v1.1.bin")
+	st.p12, st.v12 = sharedFile(t, "esp32-ledcontroller-v1.2.bin")
 	_, v10 := sharedFile(t, "esp32-ledcontroller-v1.0.bin")
-	p11, v11 := sharedFile(t, "esp32-ledcontroller-v1.1.bin")
-	p12, v12 := sharedFile(t, "esp32-ledcontroller-v1.2.bin")
-	d10, d11, d12 := digestOf(t, v10), digestOf(t, v11), digestOf(t, v12)
+	st.d10, st.d11, st.d12 = digestOf(t, v10), digestOf(t, st.v11), digestOf(t, st.v12)
 
-	ctx := newBrowser(t)
-	s := startSiteAgent(t, v10, agent)
-	info, err := s.Device.Device().Info()
+	st.ctx = newBrowser(t)
+	st.s = startSiteAgent(t, v10, agent)
+	info, err := st.s.Device.Device().Info()
 	if err != nil {
 		t.Fatal(err)
 	}
-	slot0, slot1 := info.Running, ""
+	st.slot0 = info.Running
 	for _, p := range info.Partitions {
-		if p.Label != slot0 && slot1 == "" {
-			slot1 = p.Label
+		if p.Label != st.slot0 && st.slot1 == "" {
+			st.slot1 = p.Label
 		}
 	}
-	t.Logf("v1.0 runs in %s; updates go to %s", slot0, slot1)
-	shots := newShots(t)
-	load(t, ctx, s.URL)
-	shots.take(ctx, "loaded")
+	t.Logf("v1.0 runs in %s; updates go to %s", st.slot0, st.slot1)
+	st.shots = newShots(t)
+	load(t, st.ctx, st.s.URL)
+	st.shots.take(st.ctx, "loaded")
 
+	st.connect()
+	st.flashV11()
+	st.accept()
+	st.flashV12AndRollBack()
+	st.sameBuild()
+	st.corruptRefused()
+	st.consoleShowsBoot()
+	st.deltaAfterReload()
+}
+
+// story is the state TestFlashAcceptRollback's stages share.
+type story struct {
+	t             *testing.T
+	ctx           context.Context
+	s             *site
+	shots         *shots
+	slot0, slot1  string // v1.0 runs in slot0; updates go to slot1 first
+	p11, p12      string // image paths
+	v11, v12      []byte
+	d10, d11, d12 string // digests
+}
+
+// connect connects the virtual device: v1.0 runs.
+func (st *story) connect() {
 	// Connect.
-	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
-	click(t, ctx, "#connect-virtual")
-	waitJS(t, ctx, "the device panel with v1.0 running", runningJS(slot0)+" && ("+partJS(slot0, "valid", d10)+" || "+partJS(slot0, "", d10)+")", 60*time.Second)
-	if chip := text(t, ctx, `document.getElementById("chip").innerText`); !strings.HasPrefix(chip, "esp32") {
-		t.Errorf("chip shows %q, want esp32…", chip)
+	waitJS(st.t, st.ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+	click(st.t, st.ctx, "#connect-virtual")
+	waitJS(st.t, st.ctx, "the device panel with v1.0 running", runningJS(st.slot0)+" && ("+partJS(st.slot0, "valid", st.d10)+" || "+partJS(st.slot0, "", st.d10)+")", 60*time.Second)
+	if chip := text(st.t, st.ctx, `document.getElementById("chip").innerText`); !strings.HasPrefix(chip, "esp32") {
+		st.t.Errorf("chip shows %q, want esp32…", chip)
 	}
-	shots.take(ctx, "connected")
+	st.shots.take(st.ctx, "connected")
+}
 
+// flashV11 chooses v1.1 (the page describes it before anything is sent)
+// and flashes it: progress, reboot, the panel refreshes by itself, v1.1 is
+// on trial.
+func (st *story) flashV11() {
 	// Choose v1.1: the page describes it before anything is sent.
-	upload(t, ctx, p11)
-	waitJS(t, ctx, "the image details", `!!document.getElementById("img-digest") && !!document.getElementById("relation")`, 20*time.Second)
-	if got := text(t, ctx, `document.getElementById("img-digest").title`); got != d11 {
-		t.Errorf("image digest shows %q, want %q", got, d11)
+	upload(st.t, st.ctx, st.p11)
+	waitJS(st.t, st.ctx, "the image details", `!!document.getElementById("img-digest") && !!document.getElementById("relation")`, 20*time.Second)
+	if got := text(st.t, st.ctx, `document.getElementById("img-digest").title`); got != st.d11 {
+		st.t.Errorf("image digest shows %q, want %q", got, st.d11)
 	}
-	if got := text(t, ctx, `document.getElementById("img-project").innerText`); got == "" {
-		t.Error("image project name is empty")
+	if got := text(st.t, st.ctx, `document.getElementById("img-project").innerText`); got == "" {
+		st.t.Error("image project name is empty")
 	}
-	if got := text(t, ctx, `document.getElementById("img-fits").innerText`); !strings.HasPrefix(got, "yes") {
-		t.Errorf("fits shows %q, want yes…", got)
+	if got := text(st.t, st.ctx, `document.getElementById("img-fits").innerText`); !strings.HasPrefix(got, "yes") {
+		st.t.Errorf("fits shows %q, want yes…", got)
 	}
-	t.Logf("v1.1 against v1.0: %s", text(t, ctx, `document.getElementById("relation").innerText`))
-	shots.take(ctx, "v1.1-chosen")
+	st.t.Logf("v1.1 against v1.0: %s", text(st.t, st.ctx, `document.getElementById("relation").innerText`))
+	st.shots.take(st.ctx, "v1.1-chosen")
 
 	// Flash v1.1: progress, reboot, then the panel refreshes by itself.
-	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
-	sentBefore := s.Device.Line().Stats().HostToDevice
-	click(t, ctx, "#flash")
-	waitJS(t, ctx, "the progress bar past 25%", `(() => { const p = document.querySelector("#progress progress");
+	waitJS(st.t, st.ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
+	sentBefore := st.s.Device.Line().Stats().HostToDevice
+	click(st.t, st.ctx, "#flash")
+	waitJS(st.t, st.ctx, "the progress bar past 25%", `(() => { const p = document.querySelector("#progress progress");
 		return !!document.getElementById("notice") || !!p && p.value >= 25; })()`, 60*time.Second)
-	if ok, _ := evalBool(ctx, `!!document.getElementById("progress-text")`); ok {
-		t.Logf("progress: %s", text(t, ctx, `document.getElementById("progress-text").innerText`))
+	if ok, _ := evalBool(st.ctx, `!!document.getElementById("progress-text")`); ok {
+		st.t.Logf("progress: %s", text(st.t, st.ctx, `document.getElementById("progress-text").innerText`))
 	}
-	shots.take(ctx, "flashing")
-	waitJS(t, ctx, "v1.1 on trial", runningJS(slot1)+" && "+partJS(slot1, "testing", d11), 120*time.Second)
+	st.shots.take(st.ctx, "flashing")
+	waitJS(st.t, st.ctx, "v1.1 on trial", runningJS(st.slot1)+" && "+partJS(st.slot1, "testing", st.d11), 120*time.Second)
 	// The page negotiates DEFLATE as the CLI does: the LEDController
 	// image compresses to about 56%.
-	if sent := s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(v11))*3/4 {
-		t.Errorf("the page sent %d bytes for a %d-byte image: not compressed", sent, len(v11))
+	if sent := st.s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(st.v11))*3/4 {
+		st.t.Errorf("the page sent %d bytes for a %d-byte image: not compressed", sent, len(st.v11))
 	}
-	waitJS(t, ctx, "the Accept and Rollback buttons", `!!document.getElementById("accept") && !!document.getElementById("rollback")`, 10*time.Second)
-	acceptText := text(t, ctx, `document.getElementById("accept").innerText`)
-	rollbackText := text(t, ctx, `document.getElementById("rollback").innerText`)
-	if !strings.Contains(acceptText, slot1) || !strings.Contains(rollbackText, slot0) {
-		t.Errorf("trial buttons do not say what they do: %q / %q", acceptText, rollbackText)
+	waitJS(st.t, st.ctx, "the Accept and Rollback buttons", `!!document.getElementById("accept") && !!document.getElementById("rollback")`, 10*time.Second)
+	acceptText := text(st.t, st.ctx, `document.getElementById("accept").innerText`)
+	rollbackText := text(st.t, st.ctx, `document.getElementById("rollback").innerText`)
+	if !strings.Contains(acceptText, st.slot1) || !strings.Contains(rollbackText, st.slot0) {
+		st.t.Errorf("trial buttons do not say what they do: %q / %q", acceptText, rollbackText)
 	}
-	shots.take(ctx, "v1.1-on-trial")
+	st.shots.take(st.ctx, "v1.1-on-trial")
+}
 
+// accept accepts v1.1.
+func (st *story) accept() {
 	// Accept.
-	click(t, ctx, "#accept")
-	waitJS(t, ctx, "v1.1 valid", runningJS(slot1)+" && "+partJS(slot1, "valid", d11)+` && !document.getElementById("trial")`, 60*time.Second)
-	shots.take(ctx, "v1.1-accepted")
+	click(st.t, st.ctx, "#accept")
+	waitJS(st.t, st.ctx, "v1.1 valid", runningJS(st.slot1)+" && "+partJS(st.slot1, "valid", st.d11)+` && !document.getElementById("trial")`, 60*time.Second)
+	st.shots.take(st.ctx, "v1.1-accepted")
+}
 
+// flashV12AndRollBack flashes v1.2 as a delta against v1.1, then rolls it
+// back.
+func (st *story) flashV12AndRollBack() {
 	// Flash v1.2, then roll it back.
-	upload(t, ctx, p12)
-	waitJS(t, ctx, "the v1.2 details", fmt.Sprintf(`!!document.getElementById("img-digest") && document.getElementById("img-digest").title === %q`, d12), 20*time.Second)
-	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
-	shots.take(ctx, "v1.2-chosen")
-	sentBefore = s.Device.Line().Stats().HostToDevice
-	click(t, ctx, "#flash")
-	waitJS(t, ctx, "v1.2 on trial", runningJS(slot0)+" && "+partJS(slot0, "testing", d12), 120*time.Second)
+	upload(st.t, st.ctx, st.p12)
+	waitJS(st.t, st.ctx, "the v1.2 details", fmt.Sprintf(`!!document.getElementById("img-digest") && document.getElementById("img-digest").title === %q`, st.d12), 20*time.Second)
+	waitJS(st.t, st.ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
+	st.shots.take(st.ctx, "v1.2-chosen")
+	sentBefore := st.s.Device.Line().Stats().HostToDevice
+	click(st.t, st.ctx, "#flash")
+	waitJS(st.t, st.ctx, "v1.2 on trial", runningJS(st.slot0)+" && "+partJS(st.slot0, "testing", st.d12), 120*time.Second)
 	// The page kept v1.1 when it flashed it, so v1.2 goes as changes
 	// against the running v1.1 (protocol DELTA): a few KB, not 56%.
-	if sent := s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(v12))/10 {
-		t.Errorf("the page sent %d bytes for v1.2 over v1.1: no delta against the cached running build", sent)
+	if sent := st.s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(st.v12))/10 {
+		st.t.Errorf("the page sent %d bytes for v1.2 over v1.1: no delta against the cached running build", sent)
 	}
-	notice := text(t, ctx, `document.getElementById("notice") ? document.getElementById("notice").innerText : ""`)
+	notice := text(st.t, st.ctx, `document.getElementById("notice") ? document.getElementById("notice").innerText : ""`)
 	var wire int64
-	if _, err := fmt.Sscanf(notice[strings.Index(notice, "; ")+2:], "%d on the wire", &wire); err != nil || !strings.Contains(notice, "changes against the running build") || wire > int64(len(v12))/10 {
-		t.Errorf("notice after the delta flash: %q", notice)
+	if _, err := fmt.Sscanf(notice[strings.Index(notice, "; ")+2:], "%d on the wire", &wire); err != nil || !strings.Contains(notice, "changes against the running build") || wire > int64(len(st.v12))/10 {
+		st.t.Errorf("notice after the delta flash: %q", notice)
 	}
-	shots.take(ctx, "v1.2-on-trial")
-	click(t, ctx, "#rollback")
-	waitJS(t, ctx, "v1.1 running again", runningJS(slot1)+" && "+partJS(slot1, "valid", d11)+" && "+partJS(slot0, "invalid", d12), 60*time.Second)
-	shots.take(ctx, "rolled-back")
+	st.shots.take(st.ctx, "v1.2-on-trial")
+	click(st.t, st.ctx, "#rollback")
+	waitJS(st.t, st.ctx, "v1.1 running again", runningJS(st.slot1)+" && "+partJS(st.slot1, "valid", st.d11)+" && "+partJS(st.slot0, "invalid", st.d12), 60*time.Second)
+	st.shots.take(st.ctx, "rolled-back")
+}
 
+// sameBuild chooses the running build again: the page says so and
+// flashes only when told to.
+func (st *story) sameBuild() {
 	// The running build again: the page says so and flashes only when
 	// told to.
-	upload(t, ctx, p11)
-	waitJS(t, ctx, "the same-build caution", `!!document.getElementById("caution") && !!document.getElementById("force")`, 20*time.Second)
-	if rel := text(t, ctx, `document.getElementById("relation") ? document.getElementById("relation").innerText : ""`); !strings.Contains(rel, "Same build") {
-		t.Errorf("relation for the running build shows %q, want Same build…", rel)
+	upload(st.t, st.ctx, st.p11)
+	waitJS(st.t, st.ctx, "the same-build caution", `!!document.getElementById("caution") && !!document.getElementById("force")`, 20*time.Second)
+	if rel := text(st.t, st.ctx, `document.getElementById("relation") ? document.getElementById("relation").innerText : ""`); !strings.Contains(rel, "Same build") {
+		st.t.Errorf("relation for the running build shows %q, want Same build…", rel)
 	}
-	if disabled, _ := evalBool(ctx, `document.getElementById("flash").disabled`); !disabled {
-		t.Error("Flash is enabled for the running build before \"flash anyway\" is ticked")
+	if disabled, _ := evalBool(st.ctx, `document.getElementById("flash").disabled`); !disabled {
+		st.t.Error("Flash is enabled for the running build before \"flash anyway\" is ticked")
 	}
-	click(t, ctx, "#force")
-	waitJS(t, ctx, "Flash enabled by flash-anyway", `!document.getElementById("flash").disabled`, 5*time.Second)
-	shots.take(ctx, "same-build-caution")
+	click(st.t, st.ctx, "#force")
+	waitJS(st.t, st.ctx, "Flash enabled by flash-anyway", `!document.getElementById("flash").disabled`, 5*time.Second)
+	st.shots.take(st.ctx, "same-build-caution")
+}
 
+// corruptRefused: a corrupt image is refused and nothing is written.
+func (st *story) corruptRefused() {
 	// A corrupt image is refused and nothing is written.
-	bad := append([]byte(nil), v11...)
+	bad := append([]byte(nil), st.v11...)
 	bad[len(bad)/2] ^= 0x55
-	badPath := filepath.Join(t.TempDir(), "corrupt.bin")
+	badPath := filepath.Join(st.t.TempDir(), "corrupt.bin")
 	if err := os.WriteFile(badPath, bad, 0o644); err != nil {
-		t.Fatal(err)
+		st.t.Fatal(err)
 	}
-	ops := s.Device.Flash().Ops()
-	upload(t, ctx, badPath)
-	waitJS(t, ctx, "the refusal", `!!document.getElementById("refusal")`, 20*time.Second)
-	reason := text(t, ctx, `document.getElementById("refusal").innerText`)
-	t.Logf("corrupt image refused: %s", reason)
+	ops := st.s.Device.Flash().Ops()
+	upload(st.t, st.ctx, badPath)
+	waitJS(st.t, st.ctx, "the refusal", `!!document.getElementById("refusal")`, 20*time.Second)
+	reason := text(st.t, st.ctx, `document.getElementById("refusal").innerText`)
+	st.t.Logf("corrupt image refused: %s", reason)
 	if !strings.Contains(strings.ToLower(reason), "digest") && !strings.Contains(strings.ToLower(reason), "checksum") {
-		t.Errorf("refusal %q does not name the digest or checksum", reason)
+		st.t.Errorf("refusal %q does not name the digest or checksum", reason)
 	}
-	if disabled, err := evalBool(ctx, `document.getElementById("flash").disabled`); err != nil || !disabled {
-		t.Errorf("Flash is enabled for a corrupt image (err %v)", err)
+	if disabled, err := evalBool(st.ctx, `document.getElementById("flash").disabled`); err != nil || !disabled {
+		st.t.Errorf("Flash is enabled for a corrupt image (err %v)", err)
 	}
-	click(t, ctx, "#flash") // disabled: must do nothing
+	click(st.t, st.ctx, "#flash") // disabled: must do nothing
 	time.Sleep(300 * time.Millisecond)
-	if got := s.Device.Flash().Ops(); got != ops {
-		t.Errorf("flash operations went from %d to %d after the corrupt image was refused", ops, got)
+	if got := st.s.Device.Flash().Ops(); got != ops {
+		st.t.Errorf("flash operations went from %d to %d after the corrupt image was refused", ops, got)
 	}
-	shots.take(ctx, "corrupt-refused")
+	st.shots.take(st.ctx, "corrupt-refused")
+}
 
+// consoleShowsBoot: the console shows the boot log, apart from protocol
+// traffic, and follows the newest line.
+func (st *story) consoleShowsBoot() {
 	// The console shows the boot log, apart from protocol traffic.
-	console := text(t, ctx, `document.getElementById("console").innerText`)
+	console := text(st.t, st.ctx, `document.getElementById("console").innerText`)
 	if !strings.Contains(console, "boot: Loaded app from partition") {
-		t.Errorf("console lacks the boot log; it shows:\n%s", console)
+		st.t.Errorf("console lacks the boot log; it shows:\n%s", console)
 	}
 	if strings.ContainsRune(console, 0xFFFD) {
-		t.Errorf("console shows undecodable bytes (protocol frames leaking?):\n%s", console)
+		st.t.Errorf("console shows undecodable bytes (protocol frames leaking?):\n%s", console)
 	}
 	// The pane follows the newest line.
-	if ok, _ := evalBool(ctx, `(() => { const e = document.getElementById("console");
+	if ok, _ := evalBool(st.ctx, `(() => { const e = document.getElementById("console");
 		const r = document.createRange(); const t = e.querySelector("span").firstChild;
 		r.setStart(t, t.length - 1); r.setEnd(t, t.length);
 		const last = r.getBoundingClientRect(), box = e.getBoundingClientRect();
 		return last.bottom <= box.bottom + 1 && last.top >= box.top - 1; })()`); !ok {
-		t.Errorf("console pane is not scrolled to its last line: %s", text(t, ctx, `(() => { const e = document.getElementById("console");
+		st.t.Errorf("console pane is not scrolled to its last line: %s", text(st.t, st.ctx, `(() => { const e = document.getElementById("console");
 			return "scrollTop " + e.scrollTop + " clientHeight " + e.clientHeight + " scrollHeight " + e.scrollHeight + " renders " + window.gotaRenders; })()`))
 	}
-	shots.take(ctx, "console")
+	st.shots.take(st.ctx, "console")
+}
 
+// deltaAfterReload: the page kept v1.1 in Cache Storage, so after a reload
+// it still sends v1.2 as changes against it.
+func (st *story) deltaAfterReload() {
 	// The page kept v1.1 (running again) in Cache Storage: after a reload
 	// it still sends v1.2 as changes against it.
-	load(t, ctx, s.URL)
-	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
-	click(t, ctx, "#connect-virtual")
-	waitJS(t, ctx, "the device panel after the reload", runningJS(slot1)+" && "+partJS(slot1, "valid", d11), 60*time.Second)
-	upload(t, ctx, p12)
-	waitJS(t, ctx, "the v1.2 details after the reload", fmt.Sprintf(`!!document.getElementById("img-digest") && document.getElementById("img-digest").title === %q`, d12), 20*time.Second)
-	waitJS(t, ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
-	sentBefore = s.Device.Line().Stats().HostToDevice
-	click(t, ctx, "#flash")
-	waitJS(t, ctx, "v1.2 on trial again", runningJS(slot0)+" && "+partJS(slot0, "testing", d12), 120*time.Second)
-	if sent := s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(v12))/10 {
-		t.Errorf("after a reload the page sent %d bytes for v1.2 over v1.1: the cached base was not used", sent)
+	load(st.t, st.ctx, st.s.URL)
+	waitJS(st.t, st.ctx, "the virtual device button", `!!document.getElementById("connect-virtual")`, 10*time.Second)
+	click(st.t, st.ctx, "#connect-virtual")
+	waitJS(st.t, st.ctx, "the device panel after the reload", runningJS(st.slot1)+" && "+partJS(st.slot1, "valid", st.d11), 60*time.Second)
+	upload(st.t, st.ctx, st.p12)
+	waitJS(st.t, st.ctx, "the v1.2 details after the reload", fmt.Sprintf(`!!document.getElementById("img-digest") && document.getElementById("img-digest").title === %q`, st.d12), 20*time.Second)
+	waitJS(st.t, st.ctx, "the Flash button", `!document.getElementById("flash").disabled`, 10*time.Second)
+	sentBefore := st.s.Device.Line().Stats().HostToDevice
+	click(st.t, st.ctx, "#flash")
+	waitJS(st.t, st.ctx, "v1.2 on trial again", runningJS(st.slot0)+" && "+partJS(st.slot0, "testing", st.d12), 120*time.Second)
+	if sent := st.s.Device.Line().Stats().HostToDevice - sentBefore; sent >= int64(len(st.v12))/10 {
+		st.t.Errorf("after a reload the page sent %d bytes for v1.2 over v1.1: the cached base was not used", sent)
 	}
-	shots.take(ctx, "delta-after-reload")
+	st.shots.take(st.ctx, "delta-after-reload")
 }
 
 // TestUnplugDuringFlash pulls the cable a third of the way through a
