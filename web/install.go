@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -100,19 +99,6 @@ func (f *InstallFile) resolver() install.Resolver {
 		}
 		return b.Plan(func(path string) ([]byte, error) { return fetchURL(resolveURL(base, path)) })
 	}
-}
-
-// resolveURL resolves a part's path against the manifest's address.
-func resolveURL(base, path string) string {
-	b, err := url.Parse(base)
-	if err != nil {
-		return path
-	}
-	r, err := url.Parse(path)
-	if err != nil {
-		return path
-	}
-	return b.ResolveReference(r).String()
 }
 
 // InstallFileChosen reads the image picked in the install panel.

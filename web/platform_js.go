@@ -222,3 +222,15 @@ func inputValue(id string) string {
 	}
 	return el.Get("value").String()
 }
+
+// resolveURL resolves a manifest part's path against the manifest's
+// address with the browser's URL (net/url would add 90 KB gzipped to the
+// page).
+func resolveURL(base, path string) (s string) {
+	defer func() {
+		if recover() != nil { // the URL constructor threw: not a URL
+			s = path
+		}
+	}()
+	return js.Global().Get("URL").New(path, base).Get("href").String()
+}

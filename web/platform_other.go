@@ -31,3 +31,5 @@ func storeImage(digestHex string, image []byte)                  {}
 
 func fetchURL(u string) ([]byte, error) { return nil, errNoBrowser }
 func inputValue(id string) string       { return "" }
+
+func resolveURL(base, path string) string { return path }

@@ -119,7 +119,7 @@ func bench(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 				continue
 			}
 			if runs == nil {
-				fmt.Fprintf(tw, "%s\t%s\t115200\t\t\t\t\tskipped: %s a run\t\t\t\t\t\n", agent, sc.name,
+				fmt.Fprintf(tw, "%s\t%s\t115200\t\t\t\t\t\t\t\t\tskipped: %s a run at 115200\t\n", agent, sc.name,
 					benchRun{baud: 115200}.raw(len(sc.image)).Round(time.Second))
 				continue
 			}

@@ -66,6 +66,46 @@ static int set_history(tinfl_decompressor *r, const mz_uint8 *start, size_t off,
     return zr;
 }
 
+/* pad_zeros goes on past the end of the input the way miniz 9.1.15's tinfl
+ * does when the caller says there is no more (no TINFL_FLAG_HAS_MORE_INPUT):
+ * its TINFL_GET_BYTE reads zero bytes beyond the end ("pads the end of the
+ * stream with 0's", miniz.c v1.15), except for a stored block's data, which
+ * fails (TINFL_STATUS_FAILED). So a stream cut short may still end, with
+ * bytes that were never sent. Newer miniz fails instead
+ * (TINFL_STATUS_FAILED_CANNOT_MAKE_PROGRESS); the ROM has 9.1.15.
+ * Zeros go in one at a time, so that a stored block whose header the zeros
+ * complete is caught before zlib copies any of them. Returns Z_OK when the
+ * output buffer is full, Z_STREAM_END, or an error. */
+static int pad_zeros(z_stream *zs)
+{
+    static const Bytef zero;
+    unsigned idle = 0;
+    for (;;) {
+        long mark = inflateMark(zs);
+        if (mark > -65536L && mark < 0) {
+            return Z_DATA_ERROR; /* inside a stored block with bytes to copy */
+        }
+        uInt before = zs->avail_out;
+        zs->next_in = (z_const Bytef *)&zero;
+        zs->avail_in = 1;
+        int zr = inflate(zs, Z_NO_FLUSH);
+        zs->avail_in = 0;
+        if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            return zr;
+        }
+        if (zs->avail_out == 0) {
+            return Z_OK;
+        }
+        /* Zero bits end a stream, or fail it, within one block header
+         * (under 600 bytes: 316 code lengths of at most 14 bits) unless
+         * they decode as output: a guard, never reached. */
+        idle = zs->avail_out == before ? idle + 1 : 0;
+        if (idle > 1024) {
+            return Z_DATA_ERROR;
+        }
+    }
+}
+
 /* Starts a stream: TINFL_STATUS_NEEDS_MORE_INPUT, the state of a fresh
  * stream, or a failure. */
 static tinfl_status start_stream(tinfl_decompressor *r, const mz_uint8 *out_start, size_t off, size_t out_room,
@@ -130,21 +170,21 @@ tinfl_status tinfl_decompress(tinfl_decompressor *r, const mz_uint8 *pIn_buf_nex
     int zr = inflate(zs, Z_NO_FLUSH);
     *pIn_buf_size = in_n - zs->avail_in;
     *pOut_buf_size = out_n - zs->avail_out;
-    switch (zr) {
-    case Z_STREAM_END:
-        return finish(r, TINFL_STATUS_DONE);
-    case Z_OK:
-    case Z_BUF_ERROR: /* no progress possible: out of input or of room */
+    if (zr == Z_OK || zr == Z_BUF_ERROR) { /* Z_BUF_ERROR: no progress possible */
         if (zs->avail_out == 0) {
             return r->m_status = TINFL_STATUS_HAS_MORE_OUTPUT;
         }
         if (decomp_flags & TINFL_FLAG_HAS_MORE_INPUT) {
             return r->m_status = TINFL_STATUS_NEEDS_MORE_INPUT;
         }
-        /* All the input was given and the stream has not ended. (Newer
-         * miniz says TINFL_STATUS_FAILED_CANNOT_MAKE_PROGRESS, which the
-         * ROM's header does not have.) */
-        return finish(r, TINFL_STATUS_FAILED);
+        zr = pad_zeros(zs);
+        *pOut_buf_size = out_n - zs->avail_out;
+    }
+    switch (zr) {
+    case Z_STREAM_END:
+        return finish(r, TINFL_STATUS_DONE);
+    case Z_OK:
+        return r->m_status = TINFL_STATUS_HAS_MORE_OUTPUT;
     default: /* Z_DATA_ERROR: invalid stream; Z_MEM_ERROR: arena too small */
         return finish(r, TINFL_STATUS_FAILED);
     }
