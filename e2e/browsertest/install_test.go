@@ -3,6 +3,7 @@ package browsertest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func mergedFileWith(tb testing.TB, app []byte) (string, []byte) {
 func TestInstallPanel(t *testing.T) {
 	ctx := newBrowser(t)
 	s := startBlankSite(t)
-	path, _ := mergedFile(t)
+	path, merged := mergedFile(t)
 	sh := newShots(t)
 	load(t, ctx, s.URL)
 	waitJS(t, ctx, "the virtual device button", `!!document.getElementById("install-file")`, 10*time.Second)
@@ -123,7 +124,7 @@ func TestInstallPanel(t *testing.T) {
 	cancel()
 	waitJS(t, ctx, "the plan", `(document.getElementById("install-plan")||{innerText:""}).innerText.includes("app gota-demo")`, 10*time.Second)
 	plan := text(t, ctx, `document.getElementById("install-plan").innerText`)
-	for _, want := range []string{"merged image", "write 0x000000-0x010650", "0x001000 bootloader (esp32", "0x008000 partition table (5 entries)", "0x010000 app gota-demo 1.0.0"} {
+	for _, want := range []string{"merged image", fmt.Sprintf("write 0x000000-0x%06x", len(merged)), "0x001000 bootloader (esp32", "0x008000 partition table (5 entries)", "0x010000 app gota-demo 1.0.0"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan lacks %q:\n%s", want, plan)
 		}
