@@ -62,6 +62,13 @@ func testRawProtocol(t *testing.T, k agentKind) {
 	// Noise and a half frame before the first request.
 	host.Write([]byte{0x01, 0x02, 0x03, 0x01})
 	time.Sleep(150 * time.Millisecond) // idle rule
+	// The C app announces itself when it starts and again when a host
+	// attaches: a second READY may have arrived meanwhile.
+	for len(frames) > 0 {
+		if f := <-frames; f.Type != protocol.TypeReady {
+			t.Fatalf("unasked frame %v before the first request", f.Type)
+		}
+	}
 	send(protocol.Frame{Type: protocol.TypeAccept, Seq: 7})
 	if f := next(); f.Type != protocol.TypeAccept.Reply() || f.Seq != 7 {
 		t.Fatalf("accept: %v seq %d", f.Type, f.Seq)
