@@ -58,6 +58,27 @@ func (rf *romFlags) openROM(ctx context.Context, out *output) (port, *romloader.
 	return p, romloader.New(p, opt), nil
 }
 
+// detectROM opens the port, resets the chip into download mode, syncs
+// and identifies it. On success the caller closes the client, then the
+// port.
+func (rf *romFlags) detectROM(ctx context.Context, out *output) (port, *romloader.Client, *romloader.ChipInfo, error) {
+	p, c, err := rf.openROM(ctx, out)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	err = c.Connect(ctx)
+	var info *romloader.ChipInfo
+	if err == nil {
+		info, err = c.Detect(ctx)
+	}
+	if err != nil {
+		c.Close()
+		p.Close()
+		return nil, nil, nil, err
+	}
+	return p, c, info, nil
+}
+
 func runChip(args []string) error { return romChip(os.Stdout, os.Stderr, args) }
 
 func romChip(stdout, stderr io.Writer, args []string) error {
@@ -68,19 +89,12 @@ func romChip(stdout, stderr io.Writer, args []string) error {
 	ctx, cancel := rf.context()
 	defer cancel()
 	out := &output{w: stderr}
-	p, c, err := rf.openROM(ctx, out)
+	p, c, info, err := rf.detectROM(ctx, out)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	defer c.Close()
-	if err := c.Connect(ctx); err != nil {
-		return err
-	}
-	info, err := c.Detect(ctx)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "chip        %s (%s)\n", info.Name, info.Chip)
 	fmt.Fprintf(stdout, "revision    %s\n", info.RevString())
 	fmt.Fprintf(stdout, "MAC         %s\n", info.MACString())

@@ -72,19 +72,12 @@ func romReadFlash(stdout, stderr io.Writer, args []string) error {
 	ctx, cancel := rf.context()
 	defer cancel()
 	out := &output{w: stderr}
-	p, c, err := rf.openROM(ctx, out)
+	p, c, info, err := rf.detectROM(ctx, out)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	defer c.Close()
-	if err := c.Connect(ctx); err != nil {
-		return err
-	}
-	info, err := c.Detect(ctx)
-	if err != nil {
-		return err
-	}
 	s, err := load(info)
 	if err != nil {
 		return err
