@@ -171,7 +171,6 @@ type Line struct {
 	baud      int // initial rate
 	host, dev *End
 	h2d, d2h  *wire
-	uart      UART
 	fifo      ring   // the device UART's RX FIFO (Bridge)
 	iram      bool   // the device's UART ISR runs during flash operations
 	flashOps  int    // flash operations in progress
@@ -226,7 +225,6 @@ func New(cfg Config) *Line {
 		onCut: cfg.OnDisconnect,
 		baud:  baud,
 		stop:  make(chan struct{}),
-		uart:  cfg.UART,
 		fifo:  newRing(FIFOSize),
 	}
 	l.cond = sync.NewCond(&l.mu)
@@ -378,6 +376,3 @@ func (l *Line) resetBuffersLocked() {
 	}
 	l.fifo.reset()
 }
-
-// UART returns the device's serial hardware model.
-func (l *Line) UART() UART { return l.uart }
