@@ -24,40 +24,9 @@ import (
 func TestRawProtocol(t *testing.T) { forAgents(t, testRawProtocol) }
 
 func testRawProtocol(t *testing.T, k agentKind) {
-	v10 := image(t, "esp32-ledcontroller-v1.0.bin")
-	content, err := device.Build(device.CreateOptions{App: v10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	con := k.console()
-	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := k.start(t, dev, con, agent.Options{}, 0, 0)
-	host, devEnd := net.Pipe()
-	defer host.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go a.Serve(ctx, devEnd)
-	frames := make(chan protocol.Frame, 100)
-	var text bytes.Buffer
-	var tmu sync.Mutex
-	dec := protocol.NewDecoder(protocol.LimitMaxPayload, func(f protocol.Frame) { frames <- f }, func(b []byte) { tmu.Lock(); text.Write(b); tmu.Unlock() })
-	go io.Copy(dec, host)
-	next := func() protocol.Frame {
-		select {
-		case f := <-frames:
-			return f
-		case <-time.After(5 * time.Second):
-			t.Fatal("no frame")
-		}
-		return protocol.Frame{}
-	}
-	if f := next(); f.Type != protocol.TypeReady {
-		t.Fatalf("first frame %v", f.Type)
-	}
-	send := func(f protocol.Frame) { host.Write(f.Encode()) }
+	h := newRawHost(t, k, image(t, "esp32-ledcontroller-v1.0.bin"))
+	dev, frames, next, send := h.dev, h.frames, h.next, h.send
+	host := h.conn
 
 	// Noise and a half frame before the first request.
 	host.Write([]byte{0x01, 0x02, 0x03, 0x01})
@@ -102,11 +71,114 @@ func testRawProtocol(t *testing.T, k agentKind) {
 	if dev.Boots() != boots+1 {
 		t.Errorf("boots %d -> %d", boots, dev.Boots())
 	}
-	tmu.Lock()
-	log := text.String()
-	tmu.Unlock()
+	h.mu.Lock()
+	log := h.text.String()
+	h.mu.Unlock()
 	if !strings.Contains(log, "rst:0x") && !strings.Contains(log, "boot:") {
 		t.Errorf("no boot log after reboot: %q", log)
+	}
+}
+
+// rawHost speaks frames by hand to an agent over a pipe, for tests that
+// need an exact order of frames no updater would choose.
+type rawHost struct {
+	t      *testing.T
+	dev    *device.Device
+	conn   net.Conn
+	frames chan protocol.Frame
+	mu     sync.Mutex
+	text   bytes.Buffer
+}
+
+// newRawHost starts agent k on a device running app and reads its first
+// READY. Nothing has been asked yet.
+func newRawHost(t *testing.T, k agentKind, app []byte) *rawHost {
+	t.Helper()
+	content, err := device.Build(device.CreateOptions{App: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := k.console()
+	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := k.start(t, dev, con, agent.Options{}, 0, 0)
+	host, devEnd := net.Pipe()
+	t.Cleanup(func() { host.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go a.Serve(ctx, devEnd)
+	h := &rawHost{t: t, dev: dev, conn: host, frames: make(chan protocol.Frame, 4096)}
+	dec := protocol.NewDecoder(protocol.LimitMaxPayload, func(f protocol.Frame) { h.frames <- f }, func(b []byte) {
+		h.mu.Lock()
+		h.text.Write(b)
+		h.mu.Unlock()
+	})
+	go io.Copy(dec, host)
+	if f := h.next(); f.Type != protocol.TypeReady {
+		t.Fatalf("first frame %v, want READY", f.Type)
+	}
+	return h
+}
+
+func (h *rawHost) send(f protocol.Frame) { h.conn.Write(f.Encode()) }
+
+// next returns the next frame from the agent.
+func (h *rawHost) next() protocol.Frame {
+	h.t.Helper()
+	select {
+	case f := <-h.frames:
+		return f
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no frame from the agent within 5 s")
+	}
+	return protocol.Frame{}
+}
+
+// request sends a request and returns its reply, passing over frames the
+// agent sends on its own (READY, LOG, ACK).
+func (h *rawHost) request(t protocol.Type, seq uint8, payload []byte) protocol.Frame {
+	h.t.Helper()
+	h.send(protocol.Frame{Type: t, Seq: seq, Payload: payload})
+	for {
+		f := h.next()
+		if f.Seq == seq && (f.Type == t.Reply() || f.Type == protocol.TypeError) {
+			return f
+		}
+	}
+}
+
+// fill sends image from where the agent's ACKs say it has received up to,
+// one frame at a time, to the end. A frame the agent did not take (its
+// window was full: a GAP, and GAPs are not repeated at once) goes again
+// after a quiet 100 ms, as the updater's retransmit timer would send it.
+func (h *rawHost) fill(image []byte, chunk int) {
+	h.t.Helper()
+	for received := 0; received < len(image); {
+		end := min(received+chunk, len(image))
+		d := protocol.Data{Offset: uint32(received), Bytes: image[received:end]}
+		f := protocol.Frame{Type: protocol.TypeData, Payload: d.Encode()}
+		h.send(f)
+		for deadline := time.Now().Add(5 * time.Second); received < end; {
+			var r protocol.Frame
+			select {
+			case r = <-h.frames:
+			case <-time.After(100 * time.Millisecond):
+				if time.Now().After(deadline) {
+					h.t.Fatalf("DATA at %d: not taken within 5 s", d.Offset)
+				}
+				h.send(f)
+				continue
+			}
+			if r.Type == protocol.TypeError {
+				e, _ := protocol.DecodeError(r.Payload)
+				h.t.Fatalf("DATA at %d: %v", d.Offset, e)
+			}
+			if a, err := protocol.DecodeAck(r.Payload); r.Type == protocol.TypeAck && err == nil && int(a.Received) > received {
+				received = int(a.Received)
+			}
+		}
 	}
 }
 

@@ -280,8 +280,8 @@ static void keep(gota_core_t *g, uint32_t off, const uint8_t *b, uint16_t n, uin
     g->keep_bytes += n;
 }
 
-/* unkeep removes kept frame i, returning its bytes through a copy at the
- * end of keep (the caller uses them before keeping anything else). */
+/* keep_start is where kept frame i's bytes begin in keep: the frames kept
+ * raw lie there in the order they were kept. */
 static uint16_t keep_start(const gota_core_t *g, unsigned i)
 {
     uint16_t start = 0;
@@ -293,12 +293,29 @@ static uint16_t keep_start(const gota_core_t *g, unsigned i)
     return start;
 }
 
+static void reverse(uint8_t *p, size_t n)
+{
+    for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
+        uint8_t t = p[i];
+        p[i] = p[j - 1];
+        p[j - 1] = t;
+    }
+}
+
+/* unkeep removes kept frame i. A frame kept raw leaves its bytes just past
+ * the ones still kept, at keep + keep_used, where the caller may take them
+ * before it keeps anything else (the bytes of the frames after it move
+ * down: three reversals rotate them, with no second buffer). */
 static void unkeep(gota_core_t *g, unsigned i)
 {
     uint16_t n = g->keep_len[i];
     if (!(g->keep_flags[i] & KEPT_IN_RING)) {
         uint16_t start = keep_start(g, i);
-        memmove(g->keep + start, g->keep + start + n, g->keep_used - start - n);
+        uint8_t *p = g->keep + start;
+        size_t span = g->keep_used - start;
+        reverse(p, n);
+        reverse(p + n, span - n);
+        reverse(p, span);
         g->keep_used -= n;
     }
     g->keep_bytes -= n;
@@ -323,19 +340,14 @@ static void follow(gota_core_t *g)
         }
         uint16_t n = g->keep_len[i];
         uint8_t flags = g->keep_flags[i];
+        /* Unkept first, so that its bytes no longer count against the
+         * window and take may drop other kept frames. */
+        unkeep(g, i);
         if (flags & KEPT_IN_RING) {
-            /* Already in place. */
-            unkeep(g, i);
-            g->received += n;
+            g->received += n; /* already in place */
             continue;
         }
-        /* Take it from where it lies, then remove it. */
-        uint16_t saved = g->keep_bytes;
-        g->keep_bytes -= n; /* its bytes no longer count against the window */
-        bool ok = take(g, g->keep + keep_start(g, i), n, flags);
-        g->keep_bytes = saved;
-        unkeep(g, i);
-        if (!ok) {
+        if (!take(g, g->keep + g->keep_used, n, flags)) {
             break;
         }
     }
