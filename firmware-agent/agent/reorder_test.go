@@ -3,29 +3,55 @@ package agent_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/gota-dev/gota/protocol"
 )
 
-// TestReorderKeptFrames sends DATA frames in an order that puts plain
-// frames (kept in the image ring) and DEFLATE frames (kept raw) after the
-// same gap, then fills the gap with a plain or a DEFLATE frame: whatever
-// the agent keeps, every byte must land at its own offset. With a plain
-// frame filling the gap, the C agent once lost track of kept DEFLATE frame
-// and inflated its bytes in place of the next one (found by TestHeavyNoise).
+// TestReorderKeptFrames sends DATA frames in orders that put plain frames
+// (which the C agent keeps in its image ring) and DEFLATE frames (kept
+// raw) after the same gap, then the whole image in order: whatever the
+// agent keeps, every byte must land at its own offset. The first orders
+// are the ones that made the C agent lose track of a kept DEFLATE frame
+// and inflate its bytes in place of the next one (found by
+// TestHeavyNoise); the rest are random: frames of chunks 0..15, each plain
+// or DEFLATE, shuffled, some twice, some never.
 func TestReorderKeptFrames(t *testing.T) { forAgents(t, testReorderKeptFrames) }
 
+// chunkFrame is DATA frame i of an image cut into reorderChunk-byte
+// chunks, plain or DEFLATE.
+type chunkFrame struct {
+	i       int
+	deflate bool
+}
+
+const reorderChunk = 512
+
 func testReorderKeptFrames(t *testing.T, k agentKind) {
-	for _, gapDeflate := range []bool{false, true} {
-		t.Run(fmt.Sprintf("deflate-fills-gap=%v", gapDeflate), func(t *testing.T) {
-			reorderKeptFrames(t, k, gapDeflate)
-		})
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	orders := map[string][]chunkFrame{
+		"plain fills the gap":   {{3, false}, {1, true}, {4, false}, {0, false}, {6, true}, {2, false}, {3, false}, {4, false}, {5, false}},
+		"deflate fills the gap": {{3, false}, {1, true}, {4, false}, {0, true}, {6, true}, {2, false}, {3, false}, {4, false}, {5, false}},
+	}
+	for seed := range 24 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 0))
+		var order []chunkFrame
+		for _, i := range rng.Perm(16) {
+			for range rng.IntN(3) { // 0, 1 or 2 times
+				order = append(order, chunkFrame{i, rng.IntN(2) == 0})
+			}
+		}
+		orders[fmt.Sprintf("random %d", seed)] = order
+	}
+	for name, order := range orders {
+		t.Run(name, func(t *testing.T) { sendInOrder(t, k, v11, order) })
 	}
 }
 
-func reorderKeptFrames(t *testing.T, k agentKind, gapDeflate bool) {
-	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+// sendInOrder begins an update to img, sends order, then img in order,
+// ends the update and checks the slot byte for byte.
+func sendInOrder(t *testing.T, k agentKind, img []byte, order []chunkFrame) {
 	h := newRawHost(t, k, image(t, "esp32-ledcontroller-v1.0.bin"))
 	hello := protocol.Hello{Version: protocol.Version, Caps: protocol.CapDeflate | protocol.CapReorder, MaxPayload: 1024}
 	if f := h.request(protocol.TypeHello, 1, hello.Encode()); f.Type != protocol.TypeHello.Reply() {
@@ -33,7 +59,7 @@ func reorderKeptFrames(t *testing.T, k agentKind, gapDeflate bool) {
 	} else if got, _ := protocol.DecodeHello(f.Payload); got.Caps&hello.Caps != hello.Caps {
 		t.Fatalf("agent grants caps %#x, the test needs %#x", got.Caps, hello.Caps)
 	}
-	begin := protocol.Begin{Size: uint32(len(v11)), SHA256: sha256.Sum256(v11)}
+	begin := protocol.Begin{Size: uint32(len(img)), SHA256: sha256.Sum256(img)}
 	f := h.request(protocol.TypeBegin, 2, begin.Encode())
 	if f.Type != protocol.TypeBegin.Reply() {
 		e, _ := protocol.DecodeError(f.Payload)
@@ -43,26 +69,16 @@ func reorderKeptFrames(t *testing.T, k agentKind, gapDeflate bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	const chunk = 512
-	plain := func(i int) protocol.Frame {
-		d := protocol.Data{Offset: uint32(i * chunk), Bytes: v11[i*chunk : (i+1)*chunk]}
-		return protocol.Frame{Type: protocol.TypeData, Payload: d.Encode()}
+	for _, c := range order {
+		off := c.i * reorderChunk
+		d := protocol.Data{Offset: uint32(off), Bytes: img[off : off+reorderChunk]}
+		var flags uint8
+		if c.deflate {
+			d.Bytes, flags = protocol.Deflate(img[:off], d.Bytes), protocol.FlagDeflate
+		}
+		h.send(protocol.Frame{Type: protocol.TypeData, Flags: flags, Payload: d.Encode()})
 	}
-	deflate := func(i int) protocol.Frame {
-		d := protocol.Data{Offset: uint32(i * chunk), Bytes: protocol.Deflate(v11[:i*chunk], v11[i*chunk:(i+1)*chunk])}
-		return protocol.Frame{Type: protocol.TypeData, Flags: protocol.FlagDeflate, Payload: d.Encode()}
-	}
-	first := plain
-	if gapDeflate {
-		first = deflate
-	}
-	// Chunk 0 is late; 1 (DEFLATE) waits between plain 3 and 4, and 6
-	// (DEFLATE) after them. Then the rest arrives in order.
-	for _, f := range []protocol.Frame{plain(3), deflate(1), plain(4), first(0), deflate(6), plain(2), plain(3), plain(4), plain(5)} {
-		h.send(f)
-	}
-	h.fill(v11, chunk)
+	h.fill(img, reorderChunk)
 	if f := h.request(protocol.TypeEnd, 3, []byte{0}); f.Type != protocol.TypeEnd.Reply() {
 		e, _ := protocol.DecodeError(f.Payload)
 		t.Errorf("END: %v", e)
@@ -71,9 +87,9 @@ func reorderKeptFrames(t *testing.T, k agentKind, gapDeflate bool) {
 	if slot == nil {
 		t.Fatalf("BEGIN_R names %q, not in the table", target.Label)
 	}
-	got := make([]byte, len(v11))
+	got := make([]byte, len(img))
 	h.dev.Flash().ReadAt(got, int64(slot.Offset))
-	if i := firstDiff(got, v11); i >= 0 {
+	if i := firstDiff(got, img); i >= 0 {
 		t.Errorf("%s differs from the image from byte %d", target.Label, i)
 	}
 }
