@@ -72,6 +72,11 @@ type Options struct {
 	// acknowledging a BAUD request, on revert, and back to 115200 on
 	// reboot). nil means the rate is not modelled.
 	SetBaud func(baud int) error
+	// QuietAttach is for a line on which the app cannot tell that a host
+	// opened the port: UART0 behind a USB–UART bridge. Serve then sends
+	// no READY (attach) (SPEC.md 4.1); over USB-CDC (DTR) or a pipe it
+	// does.
+	QuietAttach bool
 }
 
 // Agent serves the protocol for one device. Its state (negotiated session,
@@ -146,13 +151,15 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 }
 
 // Serve attaches conn to the console, announces the agent (log banner and
-// READY frame) and answers requests until ctx is done or reading conn
+// READY frame) unless Options.QuietAttach, and answers requests until ctx is done or reading conn
 // fails. OTA state (a transfer in progress) survives across Serve calls so
 // a later session can resume it.
 func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 	a.con.attach(conn)
 	defer a.con.detach(conn)
-	a.announce(protocol.ReadyAttach)
+	if !a.opt.QuietAttach {
+		a.announce(protocol.ReadyAttach)
+	}
 
 	loop := protocol.ReadLoop{Decoder: protocol.NewDecoder(a.opt.MaxFrame, func(f protocol.Frame) { a.handleFrame(f) }, nil)}
 	if b, ok := conn.(buffered); ok {

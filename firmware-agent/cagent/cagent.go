@@ -115,6 +115,10 @@ type Options struct {
 	// (uart_driver_install), with what it declared; nil means the
 	// receive path is not modelled (link.End.InstallDriver models it).
 	InstallDriver func(UART)
+	// QuietAttach is for a line on which the app cannot tell that a host
+	// opened the port (UART0 behind a USB–UART bridge): Serve does not
+	// call gota_agent_notify_attach, so no READY (attach) is sent.
+	QuietAttach bool
 }
 
 // UART is what the C app declared to its UART driver
@@ -252,7 +256,7 @@ func (a *Agent) Baud() int {
 
 // Serve attaches conn as the device's UART until ctx is done or reading
 // conn fails (nil at EOF). The app keeps running across connections; a
-// new connection gets READY (attach).
+// new connection gets READY (attach) unless Options.QuietAttach.
 func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 	p := newPort(conn)
 	defer p.close()
@@ -266,7 +270,9 @@ func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 		}
 		a.mu.Unlock()
 	}()
-	C.host_attach(a.host)
+	if !a.opt.QuietAttach {
+		C.host_attach(a.host)
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()

@@ -29,6 +29,6 @@ func bootC(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(con
 	// The app's uart_driver_install declares its receive path to the
 	// line: ring size and whether its ISR runs during flash operations.
 	install := func(u cagent.UART) { uart.InstallDriver(link.Receiver{RingBuffer: u.RxBuffer, ISRInIRAM: u.ISRInIRAM}) }
-	a := cagent.New(dev, con, cagent.Options{SetBaud: uart.SetBaud, InstallDriver: install})
+	a := cagent.New(dev, con, cagent.Options{SetBaud: uart.SetBaud, InstallDriver: install, QuietAttach: quietAttach(cfg)})
 	return dev, func(ctx context.Context) error { boot.wait(ctx); return a.Serve(ctx, uart) }, a.Close, nil
 }

@@ -128,7 +128,7 @@ func bootGo(fl *flash.Flash, cfg Config, uart chipPort) (*device.Device, func(co
 	}
 	consoleAtReset(dev, uart)
 	uart.InstallDriver(agent.UART)
-	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud})
+	a := agent.New(dev, con, agent.Options{SetBaud: uart.SetBaud, QuietAttach: quietAttach(cfg)})
 	return dev, func(ctx context.Context) error { boot.wait(ctx); return a.Serve(ctx, uart) }, func() {}, nil
 }
 
@@ -178,6 +178,12 @@ func deviceConfig(fl *flash.Flash, cfg Config, log io.Writer) device.Config {
 	}
 	return device.Config{Flash: fl, Log: log, NoRollback: cfg.NoRollback, Chip: espChip(c), ChipRev: cfg.ChipRev}
 }
+
+// quietAttach reports whether the app cannot tell that a host opened the
+// port: on UART0 behind a bridge nothing reaches the chip when a port
+// opens (DTR and RTS drive EN and GPIO0, link/signals.go), while USB-CDC
+// and USB-Serial-JTAG see the host's DTR.
+func quietAttach(cfg Config) bool { return cfg.Line.UART == link.Bridge }
 
 // consoleAtReset puts the device's UART back to its power-on rate at
 // every reset, before the ROM and the bootloader print: a host still at
