@@ -90,6 +90,12 @@ func (s *Session) Flash(ctx context.Context, image []byte, opt FlashOptions) err
 		return fmt.Errorf("sending image: %w", err)
 	}
 	report(Progress{Phase: PhaseVerify, Sent: len(image)})
+	if !opt.NoReboot && s.Baud() != DefaultBaud {
+		// complete switches to 115200 first (SPEC.md 7.6, 7.7).
+		if err := s.awaitWritten(ctx, len(image)); err != nil {
+			return err
+		}
+	}
 	endErr, err := s.complete(ctx, opt.NoReboot, func() { report(Progress{Phase: PhaseReboot, Sent: len(image)}) })
 	if err != nil {
 		return err
@@ -169,6 +175,32 @@ func (s *Session) complete(ctx context.Context, noReboot bool, rebooting func())
 		return endErr, fmt.Errorf("reboot: %w", err)
 	}
 	return endErr, nil
+}
+
+// awaitWritten waits up to writtenWait for the ACK that counts all n
+// image bytes as written. An agent sends it when its last write ends; if
+// a BAUD switched its rate before that, the ACK would reach the host at
+// the wrong rate, as bytes no decoder can read (SPEC.md 7.7). A lost ACK
+// costs only the wait.
+func (s *Session) awaitWritten(ctx context.Context, n int) error {
+	deadline := s.clock.After(writtenWait)
+	for {
+		s.mu.Lock()
+		written := int(s.ack.Written)
+		s.mu.Unlock()
+		if written >= n {
+			return nil
+		}
+		select {
+		case <-s.ackTick:
+		case <-deadline:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.dead:
+			return s.deadErr
+		}
+	}
 }
 
 // booted checks that the device runs (or, with noReboot, boots next) the

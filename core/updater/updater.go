@@ -49,6 +49,7 @@ const (
 	windowStallMax = 30 * time.Second
 	baudRevertWait = 3 * time.Second
 	baudSettle     = 20 * time.Millisecond
+	writtenWait    = 2 * time.Second // for the last ACK before BAUD (SPEC.md 7.7)
 )
 
 // Port is the host end of the line to the device.

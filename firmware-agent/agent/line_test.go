@@ -129,6 +129,31 @@ func testBaudOverLine(t *testing.T, k agentKind) {
 	}
 }
 
+// TestNothingGarbledAroundReboot flashes at 921600 with flash that takes
+// real time, so the agent is still writing the last bytes when the host
+// has sent them all, and reboots: the host goes back to 115200 before
+// the reboot, and no frame may cross the line at a rate the other side is
+// not at (the last ACK once did, SPEC.md 7.7).
+func TestNothingGarbledAroundReboot(t *testing.T) { forAgents(t, testNothingGarbledAroundReboot) }
+
+func testNothingGarbledAroundReboot(t *testing.T, k agentKind) {
+	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
+	line, _, dev, _ := lineRig(t, k, link.Config{}, agent.Options{})
+	dev.Flash().SetTiming(flash.RealisticTiming)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := updater.Connect(ctx, hostEnd{line.Host()}, updater.Options{Baud: 921600, Compression: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flash(ctx, v11, updater.FlashOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := line.Stats(); st.Garbled != 0 {
+		t.Errorf("%d bytes crossed the line at the wrong rate: %+v", st.Garbled, st)
+	}
+}
+
 // lossyHostEnd is hostEnd losing the first frame of one type on its way
 // to the host (see lossyReplyPort).
 type lossyHostEnd struct {
