@@ -75,7 +75,8 @@ type Options struct {
 	// QuietAttach is for a line on which the app cannot tell that a host
 	// opened the port: UART0 behind a USB–UART bridge. Serve then sends
 	// no READY (attach) (SPEC.md 4.1); over USB-CDC (DTR) or a pipe it
-	// does.
+	// does. Either way the first Serve after New delivers the start-up
+	// banner and READY (boot), which the app sends as it starts.
 	QuietAttach bool
 }
 
@@ -107,6 +108,7 @@ type Agent struct {
 	busy        int         // requests being handled
 	watch       *time.Timer // polls the rate rules while not at DefaultBaud
 	lastDataErr time.Time
+	started     bool // the start-up READY (boot) went to a Serve's conn
 }
 
 // lastReply is the reply cache of SPEC.md 4.2.
@@ -151,13 +153,21 @@ func New(dev *device.Device, con *Console, opt Options) *Agent {
 }
 
 // Serve attaches conn to the console, announces the agent (log banner and
-// READY frame) unless Options.QuietAttach, and answers requests until ctx is done or reading conn
-// fails. OTA state (a transfer in progress) survives across Serve calls so
-// a later session can resume it.
+// READY: boot on the first Serve, attach later unless Options.QuietAttach)
+// and answers requests until ctx is done or reading conn fails. OTA state
+// (a transfer in progress) survives across Serve calls so a later session
+// can resume it.
 func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 	a.con.attach(conn)
 	defer a.con.detach(conn)
-	if !a.opt.QuietAttach {
+	a.mu.Lock()
+	started := a.started
+	a.started = true
+	a.mu.Unlock()
+	switch {
+	case !started:
+		a.announce(protocol.ReadyBoot)
+	case !a.opt.QuietAttach:
 		a.announce(protocol.ReadyAttach)
 	}
 

@@ -152,7 +152,14 @@ type Agent struct {
 	ended   string // partition the last esp_ota_end completed
 	target  string // partition of the OTA in progress
 	started bool
+	served  bool   // a Serve has attached a connection
+	early   []byte // what the app wrote before that (earlyMax at most)
 }
+
+// earlyMax bounds what the app's start-up output waits for the first
+// Serve: the UART driver's TX ring buffer holds about this much before
+// uart_write_bytes blocks.
+const earlyMax = 4096
 
 // Console is the device's log output: the app's ESP_LOG stream, which
 // the C agent serialises with its frames (esp_log_set_vprintf). Text
@@ -261,6 +268,16 @@ func (a *Agent) Serve(ctx context.Context, conn io.ReadWriter) error {
 	p := newPort(conn)
 	defer p.close()
 	a.mu.Lock()
+	if !a.served {
+		// The app started before the first Serve (the virtual device
+		// attaches the line once the boot log has gone out): its
+		// start-up banner and READY (boot) go out first.
+		a.served = true
+		if len(a.early) > 0 {
+			conn.Write(a.early)
+		}
+		a.early = nil
+	}
 	a.port = p
 	a.mu.Unlock()
 	defer func() {
@@ -436,6 +453,9 @@ func goUartWrite(h C.uintptr_t, buf *C.uint8_t, n C.int) C.int {
 	a := agentOf(h)
 	a.mu.Lock()
 	p := a.port
+	if p == nil && !a.served && len(a.early)+int(n) <= earlyMax {
+		a.early = append(a.early, bytesOf(buf, n)...)
+	}
 	a.mu.Unlock()
 	if p != nil && n > 0 {
 		p.conn.Write(append([]byte(nil), bytesOf(buf, n)...))

@@ -2,8 +2,11 @@ package virtual
 
 import (
 	"bytes"
+	"io"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/gota-dev/gota/firmware-agent/device"
 	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/internal/shareddata"
+	"github.com/gota-dev/gota/protocol"
 )
 
 // TestRebootLogAtConsoleRate resets a device whose app had switched its
@@ -118,5 +122,67 @@ func TestRebootLogAtConsoleRate(t *testing.T) {
 			t.Fatalf("no readable app_main line at 115200; got %q", buf.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestResetAnnouncesBoot resets each agent's device (EN) while the host
+// listens: the app that starts after the reset prints its banner and
+// sends READY (boot), as it does at power-on. On a bridge line nothing
+// else announces it: the host opening the port sends no READY (attach).
+func TestResetAnnouncesBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for two boots")
+	}
+	app := shareddata.File(t, "esp32-ledcontroller-v1.0.bin")
+	for _, agent := range []string{"go", "c"} {
+		t.Run(agent, func(t *testing.T) {
+			if !slices.Contains(Agents(), agent) {
+				t.Fatalf("agent %q not built in (cgo off?)", agent)
+			}
+			content, err := device.Build(device.CreateOptions{App: app})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := New(flash.FromBytes(content), Config{Agent: agent})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			readies := make(chan protocol.Ready, 8)
+			var mu sync.Mutex
+			var text bytes.Buffer
+			dec := protocol.NewDecoder(protocol.LimitMaxPayload, func(f protocol.Frame) {
+				if r, err := protocol.DecodeReady(f.Payload); f.Type == protocol.TypeReady && err == nil {
+					readies <- r
+				}
+			}, func(b []byte) { mu.Lock(); text.Write(b); mu.Unlock() })
+			go io.Copy(dec, d.Host())
+			wait := func(what string) {
+				t.Helper()
+				select {
+				case r := <-readies:
+					if r.Reason != protocol.ReadyBoot {
+						t.Errorf("%s: READY reason %d, want boot", what, r.Reason)
+					}
+				case <-time.After(10 * time.Second):
+					mu.Lock()
+					defer mu.Unlock()
+					t.Fatalf("%s: no READY within 10 s; console:\n%s", what, text.String())
+				}
+			}
+			wait("power-on")
+			d.Board().Reset()
+			wait("after the reset")
+			mu.Lock()
+			defer mu.Unlock()
+			if n := strings.Count(text.String(), "gota-agent: ready"); n != 2 {
+				t.Errorf("banner printed %d times, want 2 (power-on, reset):\n%s", n, text.String())
+			}
+			select {
+			case r := <-readies:
+				t.Errorf("an extra READY (reason %d)", r.Reason)
+			case <-time.After(300 * time.Millisecond):
+			}
+		})
 	}
 }
