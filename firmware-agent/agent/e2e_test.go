@@ -498,23 +498,47 @@ func testSlowFlash(t *testing.T, k agentKind) {
 	v11 := image(t, "esp32-ledcontroller-v1.1.bin")
 	r := newRig(t, k, v10, agent.Options{}, updater.Options{})
 	r.fl.SetTiming(flash.Timing{SectorErase: 2 * time.Millisecond, BlockErase: 10 * time.Millisecond, PageProgram: 20 * time.Microsecond})
-	var mid *protocol.Status
+	// STATUS at a third, half and two thirds of the way, asked beside the
+	// stream (a callback that waited for it would pause the stream and
+	// let the agent write everything it holds).
+	var (
+		mu       sync.Mutex
+		statuses []protocol.Status
+		asked    int
+		pending  sync.WaitGroup
+	)
 	err := r.sess.Flash(r.ctx, v11, updater.FlashOptions{NoReboot: true, Progress: func(p updater.Progress) {
-		if mid == nil && p.Phase == "send" && p.Sent > len(v11)/2 {
+		if p.Phase != "send" || asked == 3 || p.Sent <= len(v11)*(asked+1)/4 {
+			return
+		}
+		asked++
+		pending.Add(1)
+		go func() {
+			defer pending.Done()
 			st, err := r.sess.Status(r.ctx)
 			if err != nil {
 				t.Error(err)
+				return
 			}
-			mid = &st
-		}
+			mu.Lock()
+			statuses = append(statuses, st)
+			mu.Unlock()
+		}()
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mid == nil || mid.Received <= mid.Written || int(mid.Received-mid.Written) > k.window {
-		t.Errorf("half-way status %+v: want received ahead of written, within the window", mid)
-	} else {
-		t.Logf("half-way: received %d, written %d (%d buffered)", mid.Received, mid.Written, mid.Received-mid.Written)
+	pending.Wait()
+	ahead := false
+	for _, st := range statuses {
+		if st.Received < st.Written || int(st.Received-st.Written) > k.window {
+			t.Errorf("status %+v: want received at or ahead of written, within the window (%d)", st, k.window)
+		}
+		ahead = ahead || st.Received > st.Written
+		t.Logf("mid-transfer: received %d, written %d (%d buffered)", st.Received, st.Written, st.Received-st.Written)
+	}
+	if len(statuses) != 3 || !ahead {
+		t.Errorf("%d statuses, received ahead of written in any: %v; want 3, and some bytes held unwritten while the line runs", len(statuses), ahead)
 	}
 	if di := r.info(); di.Find("app1").SHA256 != hexsum(v11) {
 		t.Error("image differs")
