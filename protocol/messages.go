@@ -68,6 +68,9 @@ const (
 	CapSHA256  uint32 = 1 << 3 // agent checks the announced SHA-256 at END
 	CapReorder uint32 = 1 << 4 // agent keeps DATA frames that arrive after a gap
 	CapDelta   uint32 = 1 << 5 // DEFLATE frames may use the running build as dictionary
+	// CapWireWindow: the window counts DATA frames' bytes on the line
+	// (SPEC.md 6.8), not image bytes.
+	CapWireWindow uint32 = 1 << 6
 )
 
 // Frame flag bits.

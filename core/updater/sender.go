@@ -69,7 +69,10 @@ type sender struct {
 
 	chunkMax int // largest payload the agent accepts, less the offset
 	floor    int // smallest payload limit
-	window   int // image bytes the agent buffers ahead of flash
+	window   int // image bytes the agent buffers ahead of flash, or frame bytes (wire)
+	// wire: the window and cwnd count the bytes on the line of the frames
+	// beyond recv (SPEC.md 6.8).
+	wire bool
 
 	// Congestion state.
 	chunk      int // payload limit now: starts at chunkMax (the clean-line fast path)
@@ -116,7 +119,7 @@ func newSender(clock Clock, link dataLink, caps Caps, image, base []byte, start 
 	now := clock.Now()
 	return &sender{
 		clock: clock, link: link, image: image, base: base, start: start,
-		compress: caps.Compression, reorder: caps.Reorder,
+		compress: caps.Compression, reorder: caps.Reorder, wire: caps.WireWindow,
 		chunkMax: chunkMax, floor: min(minChunk, chunkMax), window: window,
 		chunk: chunkMax, plainChunk: 2 * chunkMax, cwnd: window,
 		cache: map[int]outFrame{}, next: start, recv: start, written: start,
@@ -205,6 +208,29 @@ func (t *sender) sentAfter(off int, at time.Time) bool {
 	return off >= 0 && ok && fr.sentAt.After(at)
 }
 
+// fits reports whether fr, the next new frame, is within the agent's
+// window: image bytes beyond written, or (wire) the bytes of the frames
+// beyond recv, of which one may always go.
+func (t *sender) fits(fr outFrame) bool {
+	if t.wire {
+		flight := t.inFlight()
+		return flight == 0 || flight+len(fr.b) <= t.window
+	}
+	return t.next+fr.n <= t.written+t.window
+}
+
+// beyondCwnd reports whether fr, the next new frame, would take the bytes
+// in flight beyond recv past cwnd (image bytes, or wire bytes).
+func (t *sender) beyondCwnd(fr outFrame) bool {
+	if t.next <= t.recv {
+		return false
+	}
+	if t.wire {
+		return t.inFlight()+len(fr.b) > t.cwnd
+	}
+	return t.next+fr.n > t.recv+t.cwnd
+}
+
 // inFlight is the wire size of the frames sent but not acknowledged.
 func (t *sender) inFlight() int {
 	n := 0
@@ -270,8 +296,8 @@ func (t *sender) fill() error {
 			fr = t.dataFrame(t.next)
 			t.cache[t.next] = fr
 		}
-		beyond := t.next > t.recv && t.next+fr.n > t.recv+t.cwnd
-		if t.next+fr.n > t.written+t.window || (beyond && t.probes == 0) {
+		beyond := t.beyondCwnd(fr)
+		if !t.fits(fr) || (beyond && t.probes == 0) {
 			break
 		}
 		if beyond {

@@ -452,3 +452,37 @@ func TestSenderGivesUp(t *testing.T) {
 		}
 	})
 }
+
+// TestSenderWireWindow: with WireWindow the window counts the bytes on
+// the line of the frames beyond recv (SPEC.md 6.8), so compressed frames
+// carry more image bytes than the window, and frames the agent has taken
+// but not written no longer count.
+func TestSenderWireWindow(t *testing.T) {
+	const window = 8000
+	image := testImage(100_000)
+	s, l := newMemTransfer(t, Caps{MaxFrame: 2048, Window: window, Compression: true, WireWindow: true}, image)
+	if err := s.fill(); err != nil {
+		t.Fatal(err)
+	}
+	wire, img := 0, 0
+	for _, fr := range l.wire {
+		wire += len(fr.b)
+		img += fr.n
+	}
+	if wire > window || wire+len(l.wire[0].b) <= window && s.next < len(image) {
+		t.Errorf("%d frames, %d bytes on the line: want the window (%d) filled and not exceeded", len(l.wire), wire, window)
+	}
+	if img <= window {
+		t.Errorf("the frames carry %d image bytes; compressed, they should carry more than the window", img)
+	}
+	// The agent takes them all and writes nothing: the window is free
+	// again.
+	l.wire = nil
+	s.acked(s.next, 0)
+	if err := s.fill(); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.wire) == 0 {
+		t.Error("frames taken but not written still hold the wire window")
+	}
+}

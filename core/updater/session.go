@@ -76,7 +76,7 @@ func start(p Port, opt Options) *Session {
 
 // handshake sends HELLO until the agent answers, then applies opt.Baud.
 func (s *Session) handshake(ctx context.Context) error {
-	var caps uint32 = protocol.CapBaud | protocol.CapSHA256 | protocol.CapReorder
+	var caps uint32 = protocol.CapBaud | protocol.CapSHA256 | protocol.CapReorder | protocol.CapWireWindow
 	if s.opt.Compression {
 		caps |= protocol.CapDeflate | protocol.CapDelta
 	}
@@ -107,6 +107,7 @@ func (s *Session) handshake(ctx context.Context) error {
 		SHA256:      use&protocol.CapSHA256 != 0,
 		Reorder:     use&protocol.CapReorder != 0,
 		Delta:       use&protocol.CapDeflate != 0 && use&protocol.CapDelta != 0,
+		WireWindow:  use&protocol.CapWireWindow != 0,
 		Agent:       h.Agent,
 	}
 	s.mu.Unlock()

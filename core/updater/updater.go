@@ -90,13 +90,14 @@ type Options struct {
 type Caps struct {
 	Version     int    // protocol version
 	MaxFrame    int    // largest payload the agent accepts, bytes
-	Window      int    // bytes the agent buffers ahead of flash
+	Window      int    // bytes the agent buffers ahead of flash: image bytes, or frame bytes with WireWindow
 	Compression bool   // DEFLATE data frames
 	Resume      bool   // keeps a partial transfer across sessions
 	BaudChange  bool   // BAUD request supported
 	SHA256      bool   // agent verifies the announced SHA-256 before complete
 	Reorder     bool   // agent keeps frames after a gap: resend only the missing one
 	Delta       bool   // DEFLATE frames may use the running build as dictionary
+	WireWindow  bool   // Window counts DATA frames' bytes on the line (SPEC.md 6.8)
 	Agent       string // agent name, e.g. "gota-go/1"
 }
 

@@ -32,6 +32,9 @@ type agentKind struct {
 	agentName        string
 	// windowOf is the window the agent grants with opt.
 	windowOf func(opt agent.Options) int
+	// held is the most image bytes it holds received but not written
+	// with default options.
+	held int
 }
 
 var agentKinds = []agentKind{
@@ -46,6 +49,7 @@ var agentKinds = []agentKind{
 		},
 		maxFrame: agent.DefaultMaxFrame, window: agent.DefaultWindow, agentName: agent.Name,
 		windowOf: func(opt agent.Options) int { return opt.Window },
+		held:     agent.DefaultWindow,
 	},
 	{
 		name:    "c",
@@ -57,6 +61,7 @@ var agentKinds = []agentKind{
 		},
 		maxFrame: cagent.DefaultMaxFrame, window: cagent.DefaultWindow, agentName: cagent.Name,
 		windowOf: func(opt agent.Options) int { return cagent.Window(cOptions(opt, 0, 0)) },
+		held:     cagent.Held(0),
 	},
 }
 

@@ -54,16 +54,20 @@ const (
 const (
 	DefaultMaxFrame = 2048
 	DefaultRxBuffer = 32768
-	// DefaultWindow is the window the agent grants with those.
-	DefaultWindow = DefaultRxBuffer / (DefaultMaxFrame + overhead) * (DefaultMaxFrame - 4) // 30660
+	// DefaultWindow is the window the agent grants with those to a host
+	// that counts frame bytes (SPEC.md 6.8), as the Go host does.
+	DefaultWindow = DefaultRxBuffer - (DefaultMaxFrame + overhead) // 30709
 )
 
 // overhead is a frame's bytes besides its payload (SPEC.md 2).
 const overhead = 11
 
-// Window returns the window the C agent grants with opt: as many frames
-// as its UART ring buffer holds (gota_idf.c), or one frame when its UART
-// ISR does not run during flash operations.
+// Window returns the window the C agent announces with opt to a host
+// that counts frame bytes (SPEC.md 6.8), as gota_idf.c and gota_core.c
+// compute it: its UART ring less a frame for requests, within the image
+// ring. Without a UART ISR that runs during flash operations, or a ring
+// too small for a second frame, it offers no wire window and grants
+// image bytes: as many frames as the ring holds, or one.
 func Window(opt Options) int {
 	mf, rx := opt.MaxFrame, opt.RxBuffer
 	if mf <= 0 {
@@ -72,22 +76,36 @@ func Window(opt Options) int {
 	if rx <= 0 {
 		rx = DefaultRxBuffer
 	}
-	if opt.NoISRInIRAM || rx < mf+overhead {
+	if opt.NoISRInIRAM {
 		return mf - 4
 	}
-	// The image ring (32 KiB of DEFLATE history) holds the window and a
-	// frame being inflated (gota_core_init).
-	return min(rx/(mf+overhead)*(mf-4), ringSize-mf)
+	if wire := min(rx-(mf+overhead), ringSize-mf); wire >= mf+overhead {
+		return wire
+	}
+	return max(min(rx/(mf+overhead)*(mf-4), ringSize-mf), mf-4)
 }
 
 // ringSize is GOTA_RING_SIZE.
 const ringSize = 32768
 
-// RxBufferFor returns the smallest UART ring buffer for which the agent
-// grants at least window bytes with frames of maxFrame (0: the default).
+// Held is the most image bytes the agent holds received but not written
+// with frames of maxFrame (0: the default) and a wire window: what its
+// image ring takes beside a frame being inflated.
+func Held(maxFrame int) int {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	return ringSize - maxFrame
+}
+
+// RxBufferFor returns the smallest UART ring buffer for which Window is
+// at least window with frames of maxFrame (0: the default).
 func RxBufferFor(window, maxFrame int) int {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
+	}
+	if window >= maxFrame+overhead {
+		return window + maxFrame + overhead
 	}
 	frames := (window + maxFrame - 5) / (maxFrame - 4)
 	return max(frames, 1) * (maxFrame + overhead)

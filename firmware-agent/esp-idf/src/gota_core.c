@@ -37,6 +37,14 @@ void gota_core_init(gota_core_t *g, const gota_core_config_t *cfg)
     if (g->cfg.window < (uint32_t)g->cfg.max_payload - 4u) {
         g->cfg.window = (uint32_t)g->cfg.max_payload - 4u;
     }
+    /* A wire window must take a whole frame, and a frame decodes to at
+     * most the window, which the ring must hold beside its history. */
+    if (g->cfg.wire_window > most) {
+        g->cfg.wire_window = most;
+    }
+    if (g->cfg.wire_window < (uint32_t)g->cfg.max_payload + GOTA_OVERHEAD) {
+        g->cfg.wire_window = 0;
+    }
     if (g->cfg.baud_check_ms == 0) {
         g->cfg.baud_check_ms = 3000;
     }
@@ -45,6 +53,10 @@ void gota_core_init(gota_core_t *g, const gota_core_config_t *cfg)
     }
     g->cfg.caps &= GOTA_CAP_ALL;
     g->cfg.caps |= GOTA_CAP_SHA256;
+    g->cfg.caps &= ~GOTA_CAP_WIREWINDOW;
+    if (g->cfg.wire_window > 0) {
+        g->cfg.caps |= GOTA_CAP_WIREWINDOW;
+    }
     if (!(g->cfg.caps & GOTA_CAP_DEFLATE)) {
         g->cfg.caps &= ~GOTA_CAP_DELTA;
     }
@@ -143,7 +155,7 @@ static void hello(gota_core_t *g, const gota_frame_t *f)
     r[0] = GOTA_VERSION;
     gota_put_u32(r + 1, g->cfg.caps);
     gota_put_u16(r + 5, g->cfg.max_payload);
-    gota_put_u32(r + 7, g->cfg.window);
+    gota_put_u32(r + 7, (g->used & GOTA_CAP_WIREWINDOW) ? g->cfg.wire_window : g->cfg.window);
     memcpy(r + 11, GOTA_AGENT_NAME, sizeof(GOTA_AGENT_NAME) - 1);
     reply(g, T_HELLO, f->seq, T_HELLO | T_REPLY, (uint16_t)(11 + sizeof(GOTA_AGENT_NAME) - 1));
 }
@@ -481,7 +493,7 @@ void gota_core_poll(gota_core_t *g, uint32_t wait_ms)
      * full. */
     held = g->state == GOTA_RECEIVING ? g->received - g->written : 0;
     if (held >= GOTA_WRITE_CHUNK || (held > 0 && n <= 0) ||
-        held + g->keep_bytes + g->cfg.max_payload > g->cfg.window) {
+        held + g->keep_bytes + g->cfg.max_payload > gota_xfer_hold(g)) {
         gota_xfer_write_step(g);
     }
     if (g->checking || g->baud != DEFAULT_BAUD) {

@@ -29,7 +29,8 @@ extern "C" {
 #define GOTA_CAP_SHA256 (1u << 3)
 #define GOTA_CAP_REORDER (1u << 4)
 #define GOTA_CAP_DELTA (1u << 5)
-#define GOTA_CAP_ALL 0x3Fu
+#define GOTA_CAP_WIREWINDOW (1u << 6)
+#define GOTA_CAP_ALL 0x7Fu
 
 /* The image ring: DEFLATE history (32 KiB, RFC 1951's window) and the
  * queue of bytes received but not yet written, in one buffer. */
@@ -54,6 +55,9 @@ typedef struct {
     uint32_t caps;         /* offered capabilities (GOTA_CAP_*) */
     uint16_t max_payload;  /* <= GOTA_MAX_PAYLOAD */
     uint32_t window;       /* image bytes held unwritten; <= GOTA_RING_SIZE - max_payload */
+    /* WIREWINDOW (SPEC.md 6.8): frame bytes the UART ring takes beyond
+     * received; 0 does not offer it */
+    uint32_t wire_window;
     uint32_t baud_check_ms; /* 3000 (SPEC.md 7 rule 3) */
     uint32_t idle_revert_ms; /* 5000 (SPEC.md 7 rule 5) */
 } gota_core_config_t;

@@ -503,6 +503,19 @@ static uint32_t window(const gota_agent_config_t *cfg, uint16_t max_payload)
     return w > 0 ? w : (uint32_t)max_payload - 4u;
 }
 
+/* wire_window is the window for a host that counts frame bytes (SPEC.md
+ * 6.8): the UART ring less a frame for requests. Frames wait there
+ * compressed until the agent has room to inflate them. Without the ISR in
+ * IRAM the ring fills nothing during a flash operation: not offered. */
+static uint32_t wire_window(const gota_agent_config_t *cfg, uint16_t max_payload)
+{
+    uint32_t frame = (uint32_t)max_payload + GOTA_OVERHEAD;
+    if (!cfg->isr_in_iram || (uint32_t)cfg->rx_buffer_size <= frame) {
+        return 0;
+    }
+    return (uint32_t)cfg->rx_buffer_size - frame;
+}
+
 esp_err_t gota_agent_start(const gota_agent_config_t *cfg)
 {
     gota_idf_t *g = SELF;
@@ -545,6 +558,7 @@ esp_err_t gota_agent_start(const gota_agent_config_t *cfg)
         .caps = cfg->caps,
         .max_payload = max_payload,
         .window = window(cfg, max_payload),
+        .wire_window = wire_window(cfg, max_payload),
         .baud_check_ms = cfg->rate_check_ms,
         .idle_revert_ms = cfg->rate_idle_ms,
     };

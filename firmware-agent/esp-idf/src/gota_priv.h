@@ -47,4 +47,5 @@ void gota_xfer_abort(gota_core_t *g);
 void gota_xfer_set_failed(gota_core_t *g, int32_t code, const char *msg);
 void gota_xfer_write_step(gota_core_t *g);
 void gota_xfer_drain(gota_core_t *g);
+uint32_t gota_xfer_hold(const gota_core_t *g);
 void gota_xfer_data(gota_core_t *g, const gota_frame_t *f);

@@ -84,6 +84,29 @@ const char *gota_ota_message(int32_t code, char call)
     }
 }
 
+/* gota_xfer_hold is the most image bytes the agent holds received but
+ * not written: the window, or with WIREWINDOW (whose window counts the
+ * frames still in the UART ring) what the image ring takes beside a frame
+ * being inflated. */
+uint32_t gota_xfer_hold(const gota_core_t *g)
+{
+    if (g->used & GOTA_CAP_WIREWINDOW) {
+        return GOTA_RING_SIZE - g->cfg.max_payload;
+    }
+    return g->cfg.window;
+}
+
+/* hold_free is what the image ring takes now: the hold less what is held
+ * unwritten or kept after a gap, and no more than the image's rest. */
+static int64_t hold_free(const gota_core_t *g)
+{
+    int64_t free = (int64_t)gota_xfer_hold(g) - (int64_t)(g->received - g->written) - g->keep_bytes;
+    if (g->size > 0 && (int64_t)(g->size - g->received) < free) {
+        free = (int64_t)(g->size - g->received);
+    }
+    return free < 0 ? 0 : free;
+}
+
 /* write_step writes up to one chunk of received bytes to flash. */
 void gota_xfer_write_step(gota_core_t *g)
 {
@@ -191,17 +214,15 @@ static bool take(gota_core_t *g, const uint8_t *b, uint16_t n, uint8_t flags)
         /* The inflater may write up to the end of the ring before it
          * finds a stream too long: nothing unwritten may be there. */
         gota_xfer_drain(g);
-        if (g->state != GOTA_RECEIVING) {
-            return false;
-        }
+    } else if ((g->used & GOTA_CAP_WIREWINDOW) && n > hold_free(g)) {
+        /* The host counts only frames not yet taken (SPEC.md 6.8): write
+         * first, then take it. */
+        gota_xfer_drain(g);
     }
-    int64_t free = (int64_t)g->cfg.window - (int64_t)(g->received - g->written) - g->keep_bytes;
-    if (g->size > 0 && (int64_t)(g->size - g->received) < free) {
-        free = (int64_t)(g->size - g->received);
+    if (g->state != GOTA_RECEIVING) {
+        return false;
     }
-    if (free < 0) {
-        free = 0;
-    }
+    int64_t free = hold_free(g);
     uint32_t pos = g->received & GOTA_RING_MASK;
     uint32_t got;
     if (flags & FLAG_DEFLATE) {
@@ -248,14 +269,15 @@ static void keep(gota_core_t *g, uint32_t off, const uint8_t *b, uint16_t n, uin
             return;
         }
     }
-    int64_t room = (int64_t)g->cfg.window - (int64_t)(g->received - g->written) - g->keep_bytes;
-    if (g->keep_n == GOTA_KEEP_FRAMES || (int64_t)n > room || off - g->received >= g->cfg.window ||
+    uint32_t hold = gota_xfer_hold(g);
+    int64_t room = (int64_t)hold - (int64_t)(g->received - g->written) - g->keep_bytes;
+    if (g->keep_n == GOTA_KEEP_FRAMES || (int64_t)n > room || off - g->received >= hold ||
         (g->size > 0 && (uint64_t)off + n > g->size)) {
         return;
     }
     if (!(flags & FLAG_DEFLATE)) {
         /* Its span from received must not reach unwritten bytes. */
-        if ((int64_t)(off + n - g->received) > (int64_t)g->cfg.window - (int64_t)(g->received - g->written)) {
+        if ((int64_t)(off + n - g->received) > (int64_t)hold - (int64_t)(g->received - g->written)) {
             return;
         }
         uint32_t pos = off & GOTA_RING_MASK;
