@@ -471,8 +471,13 @@ func (a *Agent) end(f protocol.Frame) {
 	x := a.xfer
 	a.mu.Unlock()
 	if x == nil {
-		// No transfer of ours; the device decides (e.g. "no upgrade in
-		// progress" or "empty firmware image").
+		// No transfer of ours (SPEC.md 5.6): no BEGIN, or BEGIN refused.
+		// The device would report NodeMCU's "ota error" for a commence
+		// that failed in esp_ota_begin; an ESP-IDF app has no handle.
+		if _, _, ok := a.dev.Target(); !ok {
+			a.fail(f, perr(device.ErrInvalidState, device.MsgNoUpgrade))
+			return
+		}
 		if err := a.dev.Complete(false); err != nil {
 			a.fail(f, err)
 			return

@@ -69,13 +69,11 @@ func TestErrorPaths(t *testing.T) {
 		{Type: protocol.TypeHello, Payload: []byte{1, 2, 3}},
 		{Type: protocol.TypeHello, Payload: protocol.Hello{Version: 9, MaxPayload: 256}.Encode()},
 		{Type: protocol.TypeInfo, Payload: []byte{1, 2}},
-		// END before any BEGIN. (After a BEGIN refused for its size the
-		// Go agent answers 0x105 "ota error: no OTA handle 0": the virtual
-		// device's commence keeps its target although esp_ota_begin was
-		// never called; the C agent says there is no upgrade.)
+		// END before any BEGIN, and after a BEGIN refused for its size.
 		{Type: protocol.TypeEnd, Payload: []byte{0}},
 		{Type: protocol.TypeBegin, Payload: make([]byte, 36)},
 		{Type: protocol.TypeBegin, Payload: protocol.Begin{Size: 16 << 20}.Encode()},
+		{Type: protocol.TypeEnd, Payload: []byte{0}},
 		{Type: protocol.TypeBaud, Payload: []byte{1}},
 		{Type: protocol.TypeBaud, Payload: protocol.EncodeU32(3000000)},
 		{Type: protocol.TypeBaud, Payload: protocol.EncodeU32(100)},
