@@ -134,142 +134,157 @@ type luaFile struct {
 // openIO installs the io library (open, and handles with read, write,
 // close) and dofile/loadfile on the file system.
 func (v *vm) openIO() {
-	L, fs := v.L, v.b.opt.FS
+	L := v.L
+	lib := ioLib{fs: v.b.opt.FS}
 	mt := L.NewTypeMetatable(fileHandleType)
-	check := func(L *lua.LState, fname string) *luaFile {
-		if ud, ok := L.Get(1).(*lua.LUserData); ok {
-			if f, ok := ud.Value.(*luaFile); ok {
-				if f.closed {
-					raise(L, "attempt to use a closed file")
-				}
-				return f
-			}
-		}
-		typeError(L, 1, fname, "FILE*")
-		return nil
-	}
-	methods := map[string]lua.LGFunction{
-		"read": func(L *lua.LState) int {
-			f := check(L, "read")
-			rest := f.data[f.pos:]
-			switch arg := L.Get(2).(type) {
-			case lua.LNumber:
-				if len(rest) == 0 && arg > 0 {
-					L.Push(lua.LNil)
-					return 1
-				}
-				n := min(int(arg), len(rest))
-				f.pos += n
-				L.Push(lua.LString(rest[:n]))
-			default:
-				format := "l"
-				if s, ok := arg.(lua.LString); ok {
-					format = strings.TrimPrefix(string(s), "*")
-				}
-				switch {
-				case strings.HasPrefix(format, "a"):
-					f.pos = len(f.data)
-					L.Push(lua.LString(rest))
-				case strings.HasPrefix(format, "l"):
-					if len(rest) == 0 {
-						L.Push(lua.LNil)
-						return 1
-					}
-					line, _, found := strings.Cut(string(rest), "\n")
-					f.pos += len(line)
-					if found {
-						f.pos++
-					}
-					L.Push(lua.LString(line))
-				default:
-					argError(L, 2, "read", "invalid format")
-				}
-			}
-			return 1
-		},
-		"write": func(L *lua.LState) int {
-			f := check(L, "write")
-			if !f.write {
-				L.Push(lua.LNil)
-				L.Push(lua.LString("Bad file descriptor"))
-				return 2
-			}
-			for i := 2; i <= L.GetTop(); i++ {
-				s := checkString(L, i, "write")
-				f.data = append(f.data, s...)
-				fs.appendTo(f.name, []byte(s))
-			}
-			L.Push(L.Get(1))
-			return 1
-		},
-		"close": func(L *lua.LState) int {
-			check(L, "close").closed = true
-			L.Push(lua.LTrue)
-			return 1
-		},
-	}
 	idx := L.NewTable()
-	for k, f := range methods {
+	for k, f := range map[string]lua.LGFunction{"read": lib.read, "write": lib.write, "close": lib.close} {
 		idx.RawSetString(k, L.NewFunction(f))
 	}
 	mt.RawSetString("__index", idx)
-
 	io := L.NewTable()
-	io.RawSetString("open", L.NewFunction(func(L *lua.LState) int {
-		name := checkString(L, 1, "open")
-		mode := "r"
-		if L.GetTop() >= 2 {
-			mode = checkString(L, 2, "open")
-		}
-		f := &luaFile{name: fsName(name)}
-		switch strings.TrimRight(mode, "b+") {
-		case "r":
-			b, ok := fs.ReadFile(name)
-			if !ok {
-				L.Push(lua.LNil)
-				L.Push(lua.LString(name + ": No such file or directory"))
-				L.Push(lua.LNumber(2))
-				return 3
-			}
-			f.data, f.write = b, strings.Contains(mode, "+")
-		case "w":
-			fs.WriteFile(name, nil)
-			f.write = true
-		case "a":
-			b, _ := fs.ReadFile(name)
-			fs.WriteFile(name, b)
-			f.data, f.pos, f.write = b, len(b), true
-		default:
-			argError(L, 2, "open", "invalid mode")
-		}
-		ud := L.NewUserData()
-		ud.Value = f
-		L.SetMetatable(ud, L.GetTypeMetatable(fileHandleType))
-		L.Push(ud)
-		return 1
-	}))
+	io.RawSetString("open", L.NewFunction(lib.open))
 	L.SetGlobal("io", io)
+	L.SetGlobal("dofile", L.NewFunction(lib.dofile))
+	L.SetGlobal("loadfile", L.NewFunction(lib.loadfile))
+}
 
-	load := func(L *lua.LState, name string) *lua.LFunction {
-		b, ok := fs.ReadFile(name)
-		if !ok {
-			raise(L, "cannot open %s", name)
+// ioLib is the io library and dofile/loadfile on one file system.
+type ioLib struct{ fs *FS }
+
+// file returns the open handle that is argument 1 of fname.
+func (ioLib) file(L *lua.LState, fname string) *luaFile {
+	if ud, ok := L.Get(1).(*lua.LUserData); ok {
+		if f, ok := ud.Value.(*luaFile); ok {
+			if f.closed {
+				raise(L, "attempt to use a closed file")
+			}
+			return f
 		}
-		fn, err := L.Load(strings.NewReader(string(b)), "@"+fsName(name))
-		if err != nil {
-			raise(L, "%s", err.Error())
-		}
-		return fn
 	}
-	L.SetGlobal("dofile", L.NewFunction(func(L *lua.LState) int {
-		fn := load(L, checkString(L, 1, "dofile"))
-		top := L.GetTop()
-		L.Push(fn)
-		L.Call(0, lua.MultRet)
-		return L.GetTop() - top
-	}))
-	L.SetGlobal("loadfile", L.NewFunction(func(L *lua.LState) int {
-		L.Push(load(L, checkString(L, 1, "loadfile")))
+	typeError(L, 1, fname, "FILE*")
+	return nil
+}
+
+// read is file:read(n | "a" | "l"), with Lua 5.1's "*" prefixes.
+func (lib ioLib) read(L *lua.LState) int {
+	f := lib.file(L, "read")
+	rest := f.data[f.pos:]
+	if n, ok := L.Get(2).(lua.LNumber); ok {
+		if len(rest) == 0 && n > 0 {
+			L.Push(lua.LNil)
+			return 1
+		}
+		k := min(int(n), len(rest))
+		f.pos += k
+		L.Push(lua.LString(rest[:k]))
 		return 1
-	}))
+	}
+	format := "l"
+	if s, ok := L.Get(2).(lua.LString); ok {
+		format = strings.TrimPrefix(string(s), "*")
+	}
+	switch {
+	case strings.HasPrefix(format, "a"):
+		f.pos = len(f.data)
+		L.Push(lua.LString(rest))
+	case strings.HasPrefix(format, "l"):
+		if len(rest) == 0 {
+			L.Push(lua.LNil)
+			return 1
+		}
+		line, _, found := strings.Cut(string(rest), "\n")
+		f.pos += len(line)
+		if found {
+			f.pos++
+		}
+		L.Push(lua.LString(line))
+	default:
+		argError(L, 2, "read", "invalid format")
+	}
+	return 1
+}
+
+// write is file:write(...): it goes through to the file system at once.
+func (lib ioLib) write(L *lua.LState) int {
+	f := lib.file(L, "write")
+	if !f.write {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("Bad file descriptor"))
+		return 2
+	}
+	for i := 2; i <= L.GetTop(); i++ {
+		s := checkString(L, i, "write")
+		f.data = append(f.data, s...)
+		lib.fs.appendTo(f.name, []byte(s))
+	}
+	L.Push(L.Get(1))
+	return 1
+}
+
+func (lib ioLib) close(L *lua.LState) int {
+	lib.file(L, "close").closed = true
+	L.Push(lua.LTrue)
+	return 1
+}
+
+// open is io.open(name [, mode]): modes r, w, a, each with b and +.
+func (lib ioLib) open(L *lua.LState) int {
+	name := checkString(L, 1, "open")
+	mode := "r"
+	if L.GetTop() >= 2 {
+		mode = checkString(L, 2, "open")
+	}
+	f := &luaFile{name: fsName(name)}
+	switch strings.TrimRight(mode, "b+") {
+	case "r":
+		b, ok := lib.fs.ReadFile(name)
+		if !ok {
+			L.Push(lua.LNil)
+			L.Push(lua.LString(name + ": No such file or directory"))
+			L.Push(lua.LNumber(2))
+			return 3
+		}
+		f.data, f.write = b, strings.Contains(mode, "+")
+	case "w":
+		lib.fs.WriteFile(name, nil)
+		f.write = true
+	case "a":
+		b, _ := lib.fs.ReadFile(name)
+		lib.fs.WriteFile(name, b)
+		f.data, f.pos, f.write = b, len(b), true
+	default:
+		argError(L, 2, "open", "invalid mode")
+	}
+	ud := L.NewUserData()
+	ud.Value = f
+	L.SetMetatable(ud, L.GetTypeMetatable(fileHandleType))
+	L.Push(ud)
+	return 1
+}
+
+// load compiles the file name, raising Lua errors as NodeMCU does.
+func (lib ioLib) load(L *lua.LState, name string) *lua.LFunction {
+	b, ok := lib.fs.ReadFile(name)
+	if !ok {
+		raise(L, "cannot open %s", name)
+	}
+	fn, err := L.Load(strings.NewReader(string(b)), "@"+fsName(name))
+	if err != nil {
+		raise(L, "%s", err.Error())
+	}
+	return fn
+}
+
+func (lib ioLib) dofile(L *lua.LState) int {
+	fn := lib.load(L, checkString(L, 1, "dofile"))
+	top := L.GetTop()
+	L.Push(fn)
+	L.Call(0, lua.MultRet)
+	return L.GetTop() - top
+}
+
+func (lib ioLib) loadfile(L *lua.LState) int {
+	L.Push(lib.load(L, checkString(L, 1, "loadfile")))
+	return 1
 }
