@@ -1,62 +1,24 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/gota-dev/gota/firmware-agent/agent"
-	"github.com/gota-dev/gota/firmware-agent/device"
-	"github.com/gota-dev/gota/firmware-agent/flash"
 	"github.com/gota-dev/gota/protocol"
 )
 
 // rawAgent starts an agent of kind k on a fresh device and returns a
 // function sending one request frame and returning the reply frame.
 func rawAgent(t *testing.T, k agentKind) func(f protocol.Frame) protocol.Frame {
-	content, err := device.Build(device.CreateOptions{App: image(t, "esp32-ledcontroller-v1.0.bin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	con := k.console()
-	dev, err := device.Open(device.Config{Flash: flash.FromBytes(content), Log: con})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := k.start(t, dev, con, agent.Options{}, 0, 0)
-	host, devEnd := net.Pipe()
-	t.Cleanup(func() { host.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go a.Serve(ctx, devEnd)
-	frames := make(chan protocol.Frame, 16)
-	dec := protocol.NewDecoder(protocol.LimitMaxPayload, func(f protocol.Frame) {
-		if f.Type != protocol.TypeReady && f.Type != protocol.TypeAck {
-			frames <- f
-		}
-	}, nil)
-	go func() {
-		b := make([]byte, 4096)
+	h := newRawHost(t, k, image(t, "esp32-ledcontroller-v1.0.bin"))
+	return func(f protocol.Frame) protocol.Frame {
+		h.send(f)
 		for {
-			n, err := host.Read(b)
-			dec.Write(b[:n])
-			if err != nil {
-				return
+			if r := h.next(); r.Type != protocol.TypeReady && r.Type != protocol.TypeAck {
+				return r
 			}
 		}
-	}()
-	return func(f protocol.Frame) protocol.Frame {
-		host.Write(f.Encode())
-		select {
-		case r := <-frames:
-			return r
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no reply to %v", f.Type)
-		}
-		return protocol.Frame{}
 	}
 }
 
