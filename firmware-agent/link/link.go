@@ -70,7 +70,10 @@
 // at another are garbled as on a real UART: each arrives as an arbitrary
 // byte (a real receiver also sees framing errors; the emulation keeps the
 // byte count, so a protocol must rely on checksums, not on lengths, to
-// notice). SetBaud first waits until the bytes that end already wrote have
+// notice). Over USB (the USB model) no byte garbles: USB-Serial-JTAG's
+// CDC-ACM takes the host's line coding and ignores it, only DTR and RTS
+// act (ESP32-C3 Technical Reference Manual, USB Serial/JTAG Controller,
+// its CDC-ACM requests); the rates still pace the emulated wire. SetBaud first waits until the bytes that end already wrote have
 // left the wire (uart_wait_tx_done, tcdrain), then switches.
 //
 // # Faults
@@ -168,7 +171,8 @@ type Line struct {
 	carried int64
 	stats   Stats
 
-	baud      int // initial rate
+	baud      int  // initial rate
+	usb       bool // USB model: no rate on the wire, so nothing garbles
 	host, dev *End
 	h2d, d2h  *wire
 	fifo      ring   // the device UART's RX FIFO (Bridge)
@@ -220,6 +224,7 @@ func New(cfg Config) *Line {
 	}
 	l := &Line{
 		rng:   rand.New(rand.NewSource(cfg.Seed)),
+		usb:   cfg.UART == USB,
 		drop:  cfg.DropRate,
 		flip:  cfg.FlipRate,
 		onCut: cfg.OnDisconnect,

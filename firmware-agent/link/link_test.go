@@ -307,6 +307,29 @@ func TestBaudMismatchGarbles(t *testing.T) {
 	}
 }
 
+// TestUSBHasNoRate: over USB-Serial-JTAG the host's rate is ignored, so
+// ends at different rates still carry every byte.
+func TestUSBHasNoRate(t *testing.T) {
+	l := New(Config{Baud: 115200, UART: USB})
+	defer l.Close()
+	if err := l.Device().SetBaud(921600); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("U"), 2000)
+	for _, dir := range []struct {
+		name     string
+		from, to *End
+	}{{"host to device", l.Host(), l.Device()}, {"device to host", l.Device(), l.Host()}} {
+		got, _, err := transfer(t, dir.from, dir.to, data)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s at 115200/921600: %d of %d bytes intact, %v", dir.name, bytes.Count(got, []byte("U")), len(data), err)
+		}
+	}
+	if st := l.Stats(); st.Garbled != 0 {
+		t.Errorf("garbled %d bytes over USB", st.Garbled)
+	}
+}
+
 // TestSetBaudDrains checks that an acknowledgement written just before a
 // rate change still goes out at the old rate, as uart_wait_tx_done
 // ensures on the device.

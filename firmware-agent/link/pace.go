@@ -90,7 +90,7 @@ func (w *wire) backpressure() bool { return !w.dropOnFull && !w.uartRx }
 // byte, and hands each byte to w's receiver at the time its stop bit
 // ends.
 func (l *Line) deliverLocked(w *wire, b []byte, baud int, start time.Time, bt time.Duration) {
-	garble := w.to.baud != baud
+	garble := w.to.baud != baud && !l.usb
 	for i, c := range b {
 		l.carried++
 		*w.carried++
