@@ -11,112 +11,125 @@ import (
 
 // otaModule is otaupgrade.c backed by the virtual device.
 func (v *vm) otaModule() module {
-	dev := v.b.dev
-	// otaErr raises NodeMCU's message for err.
-	otaErr := func(L *lua.LState, err error, fallback string) {
-		var de *device.Error
-		if errors.As(err, &de) && de.Message != "" {
-			raise(L, "%s", de.Message)
-		}
-		raise(L, "%s", fallback)
-	}
-	noDevice := func(L *lua.LState) {
-		if dev == nil {
-			raise(L, "no OTA partition available")
-		}
-	}
+	o := otaLib{v}
 	return module{funcs: map[string]lua.LGFunction{
-		"commence": func(L *lua.LState) int {
-			noDevice(L)
-			v.b.setBusy(true)
-			err := dev.Commence()
-			v.b.setBusy(false)
-			if err != nil {
-				otaErr(L, err, "ota error")
-			}
-			return 0
-		},
-		"write": func(L *lua.LState) int {
-			data := checkString(L, 1, "write")
-			noDevice(L)
-			v.b.setBusy(true)
-			err := dev.Write([]byte(data))
-			v.b.setBusy(false)
-			if err != nil {
-				otaErr(L, err, "ota error")
-			}
-			return 0
-		},
-		"complete": func(L *lua.LState) int {
-			noDevice(L)
-			// otaupgrade.c ends the OTA and sets the boot partition before
-			// it looks at its argument.
-			v.b.setBusy(true)
-			err := dev.Complete(false)
-			v.b.setBusy(false)
-			if err != nil {
-				otaErr(L, err, "ota error")
-			}
-			if optInteger(L, 1, "complete", 0) != 0 {
-				dev.Reboot()
-				v.die(L)
-			}
-			return 0
-		},
-		"accept": func(L *lua.LState) int {
-			noDevice(L)
-			if err := dev.Accept(); err != nil {
-				raise(L, "firmware accept failed")
-			}
-			return 0
-		},
-		"rollback": func(L *lua.LState) int {
-			noDevice(L)
-			if err := dev.Rollback(); err != nil {
-				otaErr(L, err, "ota error")
-			}
-			v.die(L) // on success the chip reboots
-			return 0
-		},
-		"info": func(L *lua.LState) int {
-			noDevice(L)
-			info, err := dev.Info()
-			if err != nil {
-				otaErr(L, err, "ota error")
-			}
-			pushLabel := func(s string) {
-				if s == "" {
-					L.Push(lua.LNil)
-				} else {
-					L.Push(lua.LString(s))
-				}
-			}
-			pushLabel(info.Running)
-			pushLabel(info.Next)
-			t := L.NewTable()
-			for _, p := range info.Partitions {
-				// ESP_PARTITION_SUBTYPE_APP_OTA_MIN..OTA_MAX (0x10..0x20)
-				if p.Subtype < 0x10 || p.Subtype > 0x20 {
-					continue
-				}
-				pt := L.NewTable()
-				if p.State != "" {
-					pt.RawSetString("state", lua.LString(p.State))
-					if p.App != nil {
-						pt.RawSetString("name", lua.LString(p.App.ProjectName))
-						pt.RawSetString("version", lua.LString(p.App.Version))
-						pt.RawSetString("secure_version", lua.LNumber(p.App.SecureVersion))
-						pt.RawSetString("date", lua.LString(p.App.Date))
-						pt.RawSetString("time", lua.LString(p.App.Time))
-						pt.RawSetString("idf_version", lua.LString(p.App.IDFVer))
-					}
-				}
-				t.RawSetString(p.Label, pt)
-			}
-			L.Push(t)
-			return 3
-		},
+		"commence": o.commence, "write": o.write, "complete": o.complete,
+		"accept": o.accept, "rollback": o.rollback, "info": o.info,
 	}}
+}
+
+// otaLib is the otaupgrade module of one board.
+type otaLib struct{ v *vm }
+
+// device returns the board's device, raising NodeMCU's error when the
+// board runs no app that has OTA partitions.
+func (o otaLib) device(L *lua.LState) *device.Device {
+	if o.v.b.dev == nil {
+		raise(L, "no OTA partition available")
+	}
+	return o.v.b.dev
+}
+
+// fail raises NodeMCU's message for err, or fallback.
+func (otaLib) fail(L *lua.LState, err error, fallback string) {
+	var de *device.Error
+	if errors.As(err, &de) && de.Message != "" {
+		raise(L, "%s", de.Message)
+	}
+	raise(L, "%s", fallback)
+}
+
+// busy runs f with the board marked busy (a flash operation: the console
+// does not run).
+func (o otaLib) busy(f func() error) error {
+	o.v.b.setBusy(true)
+	defer o.v.b.setBusy(false)
+	return f()
+}
+
+func (o otaLib) commence(L *lua.LState) int {
+	dev := o.device(L)
+	if err := o.busy(dev.Commence); err != nil {
+		o.fail(L, err, "ota error")
+	}
+	return 0
+}
+
+func (o otaLib) write(L *lua.LState) int {
+	data := checkString(L, 1, "write")
+	dev := o.device(L)
+	if err := o.busy(func() error { return dev.Write([]byte(data)) }); err != nil {
+		o.fail(L, err, "ota error")
+	}
+	return 0
+}
+
+// complete is otaupgrade.complete([reboot]): otaupgrade.c ends the OTA and
+// sets the boot partition before it looks at its argument.
+func (o otaLib) complete(L *lua.LState) int {
+	dev := o.device(L)
+	if err := o.busy(func() error { return dev.Complete(false) }); err != nil {
+		o.fail(L, err, "ota error")
+	}
+	if optInteger(L, 1, "complete", 0) != 0 {
+		dev.Reboot()
+		o.v.die(L)
+	}
+	return 0
+}
+
+func (o otaLib) accept(L *lua.LState) int {
+	if err := o.device(L).Accept(); err != nil {
+		raise(L, "firmware accept failed")
+	}
+	return 0
+}
+
+// rollback reboots the chip on success, so it does not return then.
+func (o otaLib) rollback(L *lua.LState) int {
+	if err := o.device(L).Rollback(); err != nil {
+		o.fail(L, err, "ota error")
+	}
+	o.v.die(L)
+	return 0
+}
+
+// info is otaupgrade.info(): running and next labels (nil when none), and
+// a table of the OTA slots with their state and app description.
+func (o otaLib) info(L *lua.LState) int {
+	info, err := o.device(L).Info()
+	if err != nil {
+		o.fail(L, err, "ota error")
+	}
+	for _, label := range []string{info.Running, info.Next} {
+		if label == "" {
+			L.Push(lua.LNil)
+		} else {
+			L.Push(lua.LString(label))
+		}
+	}
+	t := L.NewTable()
+	for _, p := range info.Partitions {
+		// ESP_PARTITION_SUBTYPE_APP_OTA_MIN..OTA_MAX (0x10..0x20)
+		if p.Subtype < 0x10 || p.Subtype > 0x20 {
+			continue
+		}
+		pt := L.NewTable()
+		if p.State != "" {
+			pt.RawSetString("state", lua.LString(p.State))
+			if p.App != nil {
+				pt.RawSetString("name", lua.LString(p.App.ProjectName))
+				pt.RawSetString("version", lua.LString(p.App.Version))
+				pt.RawSetString("secure_version", lua.LNumber(p.App.SecureVersion))
+				pt.RawSetString("date", lua.LString(p.App.Date))
+				pt.RawSetString("time", lua.LString(p.App.Time))
+				pt.RawSetString("idf_version", lua.LString(p.App.IDFVer))
+			}
+		}
+		t.RawSetString(p.Label, pt)
+	}
+	L.Push(t)
+	return 3
 }
 
 // bitModule is bit.c with NodeMCU's 32-bit lua_Integer. Arguments outside

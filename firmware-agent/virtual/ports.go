@@ -177,30 +177,38 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	status, reason := p.relay(ctx, c, baud)
+	p.release(c)
+	c.Close(status, reason)
+}
+
+// relay carries client c's messages to the line until c closes, another
+// connection takes the line over, or c sends bad modem lines (the status
+// and reason to close with). Host to device, Write blocks while the
+// device's receive buffer is full, which stops reading the socket and
+// pushes back on the client.
+func (p *ports) relay(ctx context.Context, c *websocket.Conn, baud int) (websocket.StatusCode, string) {
 	host := p.line.Host()
-	status, reason := websocket.StatusNormalClosure, ""
-	// Host to device: Write blocks while the device's receive buffer is
-	// full, which stops reading the socket and pushes back on the client.
 	for {
 		typ, data, err := c.Read(ctx)
 		if err != nil {
-			break
+			return websocket.StatusNormalClosure, ""
 		}
 		p.mu.Lock()
 		owner := p.conn == c
 		p.mu.Unlock()
 		if !owner {
-			break
+			return websocket.StatusNormalClosure, ""
 		}
 		if typ == websocket.MessageText {
 			// Modem lines (signals.go).
 			s, err := ParseSignals(data, p.line.Signals())
 			if err != nil {
-				status, reason = websocket.StatusUnsupportedData, err.Error()
+				reason := err.Error()
 				if len(reason) > 120 {
 					reason = reason[:120]
 				}
-				break
+				return websocket.StatusUnsupportedData, reason
 			}
 			p.line.SetSignals(s)
 			continue
@@ -209,9 +217,13 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			host.SetBaudNow(baud) // back from the pseudo-terminal's rate
 		}
 		if _, err := host.Write(data); err != nil && errors.Is(err, link.ErrClosed) {
-			break
+			return websocket.StatusNormalClosure, ""
 		}
 	}
+}
+
+// release closes the port c held, unless another connection took it.
+func (p *ports) release(c *websocket.Conn) {
 	p.mu.Lock()
 	owned := p.conn == c
 	if owned {
@@ -228,7 +240,6 @@ func (p *ports) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if owned && p.line.Signals() != (link.Signals{}) {
 		p.line.SetSignals(link.Signals{}) // a closed port drops DTR and RTS
 	}
-	c.Close(status, reason)
 }
 
 // sendWS queues b for the connected client, if any.
