@@ -208,27 +208,18 @@ func (t *sender) sentAfter(off int, at time.Time) bool {
 	return off >= 0 && ok && fr.sentAt.After(at)
 }
 
-// fits reports whether fr, the next new frame, is within the agent's
-// window: image bytes beyond written, or (wire) the bytes of the frames
-// beyond recv, of which one may always go.
-func (t *sender) fits(fr outFrame) bool {
+// limits reports whether fr, the next new frame, is within the agent's
+// window, and whether it would take what is in flight beyond recv past
+// cwnd. Both count image bytes (the window beyond written, cwnd beyond
+// recv), or with a wire window the bytes on the line of the frames beyond
+// recv, of which one may always go.
+func (t *sender) limits(fr outFrame) (fits, beyondCwnd bool) {
+	ahead := t.next > t.recv
 	if t.wire {
 		flight := t.inFlight()
-		return flight == 0 || flight+len(fr.b) <= t.window
+		return flight == 0 || flight+len(fr.b) <= t.window, ahead && flight+len(fr.b) > t.cwnd
 	}
-	return t.next+fr.n <= t.written+t.window
-}
-
-// beyondCwnd reports whether fr, the next new frame, would take the bytes
-// in flight beyond recv past cwnd (image bytes, or wire bytes).
-func (t *sender) beyondCwnd(fr outFrame) bool {
-	if t.next <= t.recv {
-		return false
-	}
-	if t.wire {
-		return t.inFlight()+len(fr.b) > t.cwnd
-	}
-	return t.next+fr.n > t.recv+t.cwnd
+	return t.next+fr.n <= t.written+t.window, ahead && t.next+fr.n > t.recv+t.cwnd
 }
 
 // inFlight is the wire size of the frames sent but not acknowledged.
@@ -296,8 +287,8 @@ func (t *sender) fill() error {
 			fr = t.dataFrame(t.next)
 			t.cache[t.next] = fr
 		}
-		beyond := t.beyondCwnd(fr)
-		if !t.fits(fr) || (beyond && t.probes == 0) {
+		fits, beyond := t.limits(fr)
+		if !fits || (beyond && t.probes == 0) {
 			break
 		}
 		if beyond {
